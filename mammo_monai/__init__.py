@@ -1,0 +1,12 @@
+"""mammo_monai: mammography classification on MONAI (Shen et al. 2019, re-implemented and extended).
+
+Subpackages: ``io`` (readers), ``transforms`` (MONAI transforms), ``synthetic`` (test data),
+``preprocess`` (batch command); the ``mammo-monai`` console script ties them together.
+"""
+
+import logging
+
+# MONAI announces at import that NVIDIA's GPU codec is absent; on CPU machines that is expected.
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+
+__version__ = "0.1.0"

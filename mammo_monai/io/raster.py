@@ -1,0 +1,91 @@
+"""Read and write PNG / PGM / TIFF mammograms with Pillow; 16-bit PNG output written atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mammo_monai.io.errors import MammogramError
+from mammo_monai.io.naming import parse_path
+
+RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
+
+
+def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read an 8/16-bit greyscale PNG, PGM (MIAS) or TIFF as float32 (1, H, W), rows first.
+
+    Colour files are converted to grey (luma). Laterality and view come from the file name only.
+
+    Raises:
+        MammogramError: naming the file, when it is missing or not a readable image.
+    """
+    if not os.path.isfile(path):
+        raise MammogramError(path, "file not found")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
+                im = im.convert("L")
+            arr = np.asarray(im)
+            fmt = im.format or Path(path).suffix.lstrip(".").upper()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise MammogramError(path, f"cannot read image ({type(err).__name__}: {err})") from None
+    if arr.ndim != 2:
+        raise MammogramError(path, f"expected a 2D greyscale image, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        bits = 8
+    elif arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) <= 65535 and arr.min(initial=0) >= 0):
+        bits = 16
+    elif arr.dtype == bool:
+        bits, arr = 1, arr.astype(np.uint8)
+    else:
+        bits = 0
+    lo, hi = (0.0, float(2**bits - 1)) if bits else (float(arr.min()), float(arr.max()))
+    side, view = parse_path(path)
+    meta = {
+        "source_path": str(path),
+        "format": fmt.lower(),
+        "laterality": side,
+        "view": view,
+        "pixel_spacing": [float("nan"), float("nan")],
+        "bits_stored": bits,
+        "photometric_interpretation": "MONOCHROME2",
+        "transfer_syntax": "",
+        "voi_applied": False,
+        "intensity_range": [lo, hi],
+        "original_shape": [int(arr.shape[0]), int(arr.shape[1])],
+    }
+    return arr.astype(np.float32)[None], meta
+
+
+def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Write a 2D uint8/uint16 array as PNG through a temporary file in the same folder, then rename.
+
+    A crash leaves either the previous file or no file, never a truncated PNG.
+    """
+    path = Path(path)
+    arr = np.asarray(array)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.dtype not in (np.uint8, np.uint16):
+        raise TypeError(f"{path}: PNG needs uint8 or uint16, got {arr.dtype}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            Image.fromarray(np.ascontiguousarray(arr)).save(fh, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def to_uint16(image: np.ndarray) -> np.ndarray:
+    """Map a [0, 1] float image to uint16 (values outside are clipped)."""
+    return np.round(np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0) * 65535.0).astype(np.uint16)

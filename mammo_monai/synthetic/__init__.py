@@ -1,0 +1,19 @@
+"""Synthetic CBIS-DDSM-like data for tests and the demo (no real patient data needed)."""
+
+from mammo_monai.synthetic.cbis_tree import SynthOptions, burn_label, make_cbis_tree, make_patient
+from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset, write_dicom
+from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
+
+__all__ = [
+    "Lesion",
+    "SynthOptions",
+    "breast_tissue",
+    "build_dataset",
+    "burn_label",
+    "draw_lesion",
+    "make_cbis_tree",
+    "make_patient",
+    "make_uid",
+    "save_dataset",
+    "write_dicom",
+]

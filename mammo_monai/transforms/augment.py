@@ -1,0 +1,102 @@
+"""Training augmentation: flips, RandAffine rotation / zoom / shear, intensity shift (all MONAI)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import (
+    Compose,
+    MapTransform,
+    RandAffined,
+    RandFlipd,
+    Randomizable,
+    RandShiftIntensityd,
+)
+
+
+class RandMammoAugmentd(Randomizable, MapTransform):
+    """Shen et al.'s augmentation as one seeded MONAI transform.
+
+    Horizontal and vertical flips, then an affine with rotation ±``rotate_deg``, zoom
+    ``zoom`` (a (min, max) scale), shear ±``shear_deg``, then an intensity shift of up to
+    ±``intensity_shift`` of the [0, 1] range. Masks (``mask_keys``) follow every spatial step by
+    nearest neighbour and skip the intensity shift. The output keeps the input's shape.
+
+    Args:
+        keys: image keys.
+        mask_keys: keys moved with the image but never interpolated.
+        prob_flip, prob_affine, prob_intensity: probabilities of each step.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        mask_keys: Sequence[str] = (),
+        prob_flip: float = 0.5,
+        rotate_deg: float = 25.0,
+        zoom: Sequence[float] = (0.8, 1.2),
+        shear_deg: float = 12.0,
+        prob_affine: float = 0.9,
+        intensity_shift: float = 0.2,
+        prob_intensity: float = 0.5,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        images = list(self.keys)
+        masks = [k for k in mask_keys if k not in images]
+        spatial = images + masks
+        modes = ["bilinear"] * len(images) + ["nearest"] * len(masks)
+        # MONAI's scale_range is added to 1: zoom (0.8, 1.2) -> scale_range (-0.2, 0.2)
+        scale = (float(zoom[0]) - 1.0, float(zoom[1]) - 1.0)
+        shear = math.tan(math.radians(shear_deg))
+        self.pipeline = Compose(
+            [
+                RandFlipd(spatial, prob=prob_flip, spatial_axis=1, allow_missing_keys=True),
+                RandFlipd(spatial, prob=prob_flip, spatial_axis=0, allow_missing_keys=True),
+                RandAffined(
+                    spatial,
+                    prob=prob_affine,
+                    rotate_range=math.radians(rotate_deg),
+                    scale_range=(scale, scale),
+                    shear_range=(shear, shear),
+                    mode=modes,
+                    padding_mode="zeros",
+                    allow_missing_keys=True,
+                ),
+                RandShiftIntensityd(images, offsets=intensity_shift, prob=prob_intensity, allow_missing_keys=True),
+            ]
+        )
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandMammoAugmentd:
+        super().set_random_state(seed, state)
+        self.pipeline.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:  # each step draws its own parameters
+        pass
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        return self.pipeline(dict(data))
+
+
+class RandMammoAugment(Randomizable):
+    """Array version of :class:`RandMammoAugmentd` for a single (C, H, W) image; same arguments."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.augment = RandMammoAugmentd("img", **kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandMammoAugment:
+        super().set_random_state(seed, state)
+        self.augment.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data: Any = None) -> None:
+        pass
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        return self.augment({"img": img})["img"]
