@@ -7,8 +7,6 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ import pandas as pd
 from mammo_monai.io.errors import describe_error
 from mammo_monai.io.raster import RASTER_SUFFIXES, atomic_write_png, to_uint16
 from mammo_monai.io.reader import DICOM_SUFFIXES, is_dicom
+from mammo_monai.parallel import run_parallel
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +74,8 @@ def preprocess_file(
     return row
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
+def _preprocess_job(path: Path, out: Path, name: str, size: Sequence[int], options: dict[str, Any]) -> dict[str, Any]:
+    return preprocess_file(path, out, name, size, **options)
 
 
 def _write_report(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -109,8 +106,6 @@ def preprocess(
     Returns:
         The report, one row per input file.
     """
-    from tqdm import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "preprocess.csv"
@@ -126,21 +121,9 @@ def preprocess(
             todo.append((f, name))
     if previous:
         logger.info("preprocess: %d finished outputs skipped, %d to do", len(rows), len(todo))
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    bar = tqdm(total=len(todo), desc="preprocess", disable=not progress, unit="img")
-    if workers == 1:
-        for f, name in todo:
-            rows.append(preprocess_file(f, out, name, size, **options))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-            futures = {pool.submit(preprocess_file, f, out, name, size, **options): f for f, name in todo}
-            for fut in as_completed(futures):
-                try:
-                    rows.append(fut.result())
-                except Exception as err:  # a worker died (out of memory, say): report, keep going
-                    rows.append({"file": str(futures[fut]), "status": f"error: {futures[fut]}: worker failed: {err}"})
-                bar.update()
-    bar.close()
+    rows += run_parallel(
+        _preprocess_job, [(f, out, name, size, options) for f, name in todo], workers, "preprocess", progress,
+        on_error=lambda job, err: {"file": str(job[0]), "status": f"error: {job[0]}: worker failed: {err}"},
+    )
     _write_report(report, rows)
     return pd.read_csv(report, keep_default_na=False)

@@ -7,8 +7,6 @@ import csv
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mammo_monai.parallel import run_parallel
 from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
 
@@ -202,11 +201,6 @@ def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Non
     os.replace(tmp, path)
 
 
-def _patient_job(args: tuple[str, int, int, SynthOptions]) -> list[dict[str, Any]]:
-    root, seed, index, opts = args
-    return make_patient(Path(root), seed, index, opts)
-
-
 def make_cbis_tree(
     out: str | os.PathLike, patients: int = 100, seed: int = 0, size: tuple[int, int] = (1152, 896),
     workers: int | None = None, progress: bool = False, **options: Any,
@@ -221,20 +215,12 @@ def make_cbis_tree(
     Returns:
         A summary: patients, images, lesions, malignant image fraction, seconds.
     """
-    from tqdm import tqdm
-
     t0 = time.time()
     opts = SynthOptions(size=(int(size[0]), int(size[1])), **options)
     out = Path(out)
     root = out / "CBIS-DDSM"
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(str(root), seed, i, opts) for i in range(patients)]
-    workers = workers or os.cpu_count() or 1
-    if workers > 1 and patients > 1:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:  # fork after torch can hang
-            results = list(tqdm(pool.map(_patient_job, jobs, chunksize=2), total=patients, disable=not progress, desc="synth"))
-    else:
-        results = [_patient_job(j) for j in tqdm(jobs, disable=not progress, desc="synth")]
+    results = run_parallel(make_patient, [(root, seed, i, opts) for i in range(patients)], workers, "synth", progress)
     rows = [r for res in results for r in res]
     for (kind, split), name in CSV_NAMES.items():
         header = [h.format(density=DENSITY_COLUMN[kind]) for h in HEADERS[kind]]
