@@ -5,8 +5,11 @@ Subpackages: ``io`` (readers), ``transforms`` (MONAI transforms), ``synthetic`` 
 """
 
 import logging
+import warnings
 
-# MONAI announces at import that NVIDIA's GPU codec is absent; on CPU machines that is expected.
+# MONAI announces, at import and for every LoadImage, that NVIDIA's GPU codec is absent; on CPU
+# machines that is expected and says nothing about our own reader.
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", message="NvImgCodecPydicomReader: nvImageCodec")
 
 __version__ = "0.1.0"

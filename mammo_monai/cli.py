@@ -35,11 +35,34 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     return 0 if len(report) and bad.empty else (1 if report.empty or len(bad) == len(report) else 0)
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from mammo_monai.data.prepare import prepare
+
+    adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
+    summary = prepare(args.dataset, args.root, args.out, size=tuple(args.size), split_seed=args.split_seed,
+                      official_split=args.official_split, workers=args.workers, progress=not args.quiet,
+                      adapter_options=adapter, transform_options={"keep_aspect": args.keep_aspect})
+    print(json.dumps(summary, indent=2))
+    if summary["problems"]:
+        print(f"prepare: {summary['problems']} problem(s) reported in {args.out}/errors.csv", file=sys.stderr)
+    return 0
+
+
+def _cmd_patches(args: argparse.Namespace) -> int:
+    from mammo_monai.data.patches import make_patches
+
+    summary = make_patches(args.manifest, args.out, scheme=args.scheme, size=args.patch_size, per_roi=args.per_roi,
+                           background=args.background, seed=args.seed, workers=args.workers, progress=not args.quiet)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mammo_monai.demo import run_demo
 
-    summary = run_demo(args.workdir, patients=args.patients, seed=args.seed, workers=args.workers)
-    return 0 if summary["preprocessed_failed"] == 0 else 1
+    summary = run_demo(args.workdir, patients=args.patients, seed=args.seed, workers=args.workers,
+                       size=tuple(args.size), patch_size=args.patch_size)
+    return 0 if summary["failed_images"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,12 +95,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
     p.set_defaults(func=_cmd_preprocess)
+    p = sub.add_parser("prepare", help="dataset on disk -> manifest (images.csv, lesions.csv) + preprocessed cache",
+                       description="Read a dataset in its own layout, split it by patient (stratified by label), cache every "
+                       "image as a masked, oriented, resized 16-bit PNG with its breast and lesion masks, and write images.csv, "
+                       "lesions.csv and errors.csv into --out.")
+    p.add_argument("--dataset", required=True, choices=["cbis-ddsm", "mias", "inbreast", "rsna", "folder"])
+    p.add_argument("--root", required=True, help="the dataset's folder")
+    p.add_argument("--out", required=True, help="manifest and cache folder")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
+    p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
+    p.add_argument("--birads-cut", type=int, default=4, help="inbreast: label 1 from this Bi-Rads up (default: 4)")
+    p.add_argument("--keep-aspect", action="store_true", help="pad instead of stretching to the output size")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _size(p, (1152, 896))
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("patches", help="cut the S or S10 patch set from a prepared manifest",
+                       description="Shen et al.'s patch sets, 5 classes (0 background, 1 calc malignant, 2 calc benign, "
+                       "3 mass malignant, 4 mass benign), as 16-bit PNGs plus patches.csv.")
+    p.add_argument("--manifest", required=True, help="folder written by `mammo-monai prepare`")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--scheme", choices=["s", "s10"], default="s10", help="S: one patch per ROI + 1 background per image; S10: N each (default)")
+    p.add_argument("--patch-size", type=int, default=224, help="patch side in pixels (default: 224)")
+    p.add_argument("--per-roi", type=int, default=10, help="S10: patches per ROI (default: 10)")
+    p.add_argument("--background", type=int, default=10, help="S10: background patches per image (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_patches)
+
     p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
                        description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.")
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
     p.add_argument("--patients", type=int, default=100, help="synthetic patients (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    _size(p, (1152, 896))
+    p.add_argument("--patch-size", type=int, default=224, help="patch side in pixels (default: 224)")
     p.set_defaults(func=_cmd_demo)
     return parser
 

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mammo_monai.preprocess import preprocess
+from mammo_monai.data.patches import make_patches
+from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic import make_cbis_tree
 
 
@@ -21,31 +22,34 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def run_demo(workdir: str | os.PathLike = "demo", patients: int = 100, seed: int = 0, workers: int | None = None) -> dict[str, Any]:
-    """Synthesise ``patients`` patients and preprocess their full-field images.
+def run_demo(workdir: str | os.PathLike = "demo", patients: int = 100, seed: int = 0, workers: int | None = None,
+             size: tuple[int, int] = (1152, 896), patch_size: int = 224) -> dict[str, Any]:
+    """Synthesise ``patients`` patients, prepare the manifest and cache, and cut the S10 patch set.
 
-    Later stages (manifest, patch sets, staged training, evaluation, export) are added to this
-    function as they land; ``summary.json`` in ``workdir`` records what ran and how long it took.
+    Staged training, evaluation and export join this function as they land; ``summary.json`` in
+    ``workdir`` records what ran and how long it took.
     """
     t0 = time.time()
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    print(f"[1/2] synthesising {patients} CBIS-DDSM-like patients into {work / 'cbis-ddsm'}", flush=True)
+    print(f"[1/3] synthesising {patients} CBIS-DDSM-like patients into {work / 'cbis-ddsm'}", flush=True)
     synth = make_cbis_tree(work / "cbis-ddsm", patients=patients, seed=seed, workers=workers, progress=True)
-    full = sorted((work / "cbis-ddsm" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))
-    print(f"[2/2] preprocessing {len(full)} full-field DICOMs into {work / 'preprocessed'}", flush=True)
-    t1 = time.time()
-    report = preprocess(full, work / "preprocessed", workers=workers)
-    ok = int((report["status"] == "ok").sum())
+    print(f"[2/3] preparing the manifest and the {size[0]}x{size[1]} cache in {work / 'manifest'}", flush=True)
+    prep = prepare("cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers)
+    print(f"[3/3] cutting S10 patches ({patch_size} px) into {work / 'patches'}", flush=True)
+    patches = make_patches(work / "manifest", work / "patches", scheme="s10", size=patch_size, seed=seed, workers=workers)
     summary = {
         "wall_seconds": round(time.time() - t0, 1),
         "patients": patients,
-        "images": synth["images"],
-        "lesions": synth["lesions"],
-        "preprocessed_ok": ok,
-        "preprocessed_failed": len(report) - ok,
-        "preprocess_images_per_second": round(len(report) / max(time.time() - t1, 1e-9), 2),
-        "preprocess_report": str(work / "preprocessed" / "preprocess.csv"),
+        "images": prep["images"],
+        "lesions": prep["lesions"],
+        "failed_images": prep["failed_images"],
+        "splits": prep["splits"],
+        "prepare_images_per_second": prep["images_per_second"],
+        "patches": patches["patches"],
+        "patches_per_class": patches["per_class"],
+        "synth_seconds": synth["seconds"],
+        "manifest": str(work / "manifest"),
     }
     write_json(work / "summary.json", summary)
     print(json.dumps(summary, indent=2))

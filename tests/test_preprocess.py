@@ -86,7 +86,8 @@ def test_cli_preprocess_exit_code_and_help(tmp_path, capsys):
     src = _bad_files(tmp_path / "in")
     assert main(["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 0
     assert "2 ok, 3 failed" in capsys.readouterr().out
-    for cmd, option in (("synth", "--patients"), ("preprocess", "--keep-aspect"), ("demo", "--workdir")):
+    for cmd, option in (("synth", "--patients"), ("preprocess", "--keep-aspect"), ("demo", "--workdir"),
+                        ("prepare", "--official-split"), ("patches", "--per-roi")):
         with pytest.raises(SystemExit) as exit_info:
             main([cmd, "--help"])
         assert exit_info.value.code == 0

@@ -1,0 +1,26 @@
+"""Datasets -> one manifest: adapters, patient-grouped splits, the preprocessing cache, patch sets."""
+
+from mammo_monai.data.adapters import ADAPTERS, AdapterResult
+from mammo_monai.data.manifest import (
+    IMAGE_COLUMNS,
+    LESION_COLUMNS,
+    ManifestError,
+    manifest_hash,
+    read_manifest,
+    validate,
+    write_manifest,
+)
+from mammo_monai.data.splits import assign_splits
+
+__all__ = [
+    "ADAPTERS",
+    "IMAGE_COLUMNS",
+    "LESION_COLUMNS",
+    "AdapterResult",
+    "ManifestError",
+    "assign_splits",
+    "manifest_hash",
+    "read_manifest",
+    "validate",
+    "write_manifest",
+]

@@ -1,0 +1,18 @@
+"""Dataset adapters: each turns one dataset's own layout into the manifest's two tables."""
+
+from mammo_monai.data.adapters.base import AdapterResult
+from mammo_monai.data.adapters.cbis_ddsm import load_cbis_ddsm
+from mammo_monai.data.adapters.folder import load_folder
+from mammo_monai.data.adapters.inbreast import load_inbreast
+from mammo_monai.data.adapters.mias import load_mias
+from mammo_monai.data.adapters.rsna import load_rsna
+
+ADAPTERS = {
+    "cbis-ddsm": load_cbis_ddsm,
+    "mias": load_mias,
+    "inbreast": load_inbreast,
+    "rsna": load_rsna,
+    "folder": load_folder,
+}
+
+__all__ = ["ADAPTERS", "AdapterResult", "load_cbis_ddsm", "load_folder", "load_inbreast", "load_mias", "load_rsna"]

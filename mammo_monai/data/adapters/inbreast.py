@@ -1,0 +1,78 @@
+"""INbreast: ``<id>_<hash>_MG_<L|R>_<CC|ML>_ANON.dcm``, ``INbreast.csv`` (Bi-Rads) and XML ROIs."""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from mammo_monai.data.adapters.base import AdapterResult
+
+_NAME = re.compile(r"^(\d+)_([0-9a-f]+)_MG_([LR])_([A-Z]+)_ANON$", re.I)
+_POINT = re.compile(r"\(\s*([-\d.]+)\s*,\s*([-\d.]+)")
+
+
+def birads_number(value: object) -> float:
+    """'4a' -> 4, '6' -> 6, '' -> nan."""
+    m = re.match(r"\s*(\d)", str(value))
+    return float(m.group(1)) if m else float("nan")
+
+
+def read_xml_rois(path: Path) -> list[dict]:
+    """ROIs of one INbreast XML (an Apple plist): type and (row, col) points, rows from the top."""
+    with open(path, "rb") as fh:
+        doc = plistlib.load(fh)
+    rois = []
+    for image in doc.get("Images", []):
+        for roi in image.get("ROIs", []):
+            pts = [(float(y), float(x)) for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", []) if _POINT.match(p))]
+            if pts:
+                rois.append({"name": str(roi.get("Name", "")), "points": np.array(pts)})
+    return rois
+
+
+def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult:
+    """Read INbreast. Label: 1 when Bi-Rads >= ``birads_cut`` (4: 4a/4b/4c, 5, 6).
+
+    Patient: the hash in the file name (INbreast's study key). Lesions from ``AllXML/<id>.xml``:
+    Mass -> mass, Calcification/Cluster -> calc, others skipped; pathology follows the image's
+    Bi-Rads (INbreast gives no per-lesion pathology); centre = mean of the outline points,
+    radius = the farthest point (at least 3 px for single-point calcifications).
+    """
+    root = Path(root)
+    table_path = next((p for p in (root / "INbreast.csv", *root.glob("*/INbreast.csv")) if p.is_file()), None)
+    if table_path is None:
+        raise FileNotFoundError(f"{root}: INbreast.csv not found here or one folder down")
+    table = pd.read_csv(table_path, sep=";", dtype=str, keep_default_na=False)
+    table.columns = [c.strip() for c in table.columns]
+    birads = {r["File Name"].strip(): birads_number(r["Bi-Rads"]) for r in table.to_dict("records")}
+    xmls = {p.stem: p for p in root.rglob("*.xml")}
+    images, lesions, errors = [], [], []
+    for dcm in sorted(root.rglob("*.dcm")):
+        m = _NAME.match(dcm.stem)
+        if not m:
+            errors.append({"file": str(dcm), "reason": "name does not follow <id>_<hash>_MG_<L|R>_<view>_ANON.dcm; skipped"})
+            continue
+        file_id, key, side, view = m.groups()
+        score = birads.get(file_id, float("nan"))
+        if np.isnan(score):
+            errors.append({"file": str(dcm), "reason": f"no Bi-Rads for file {file_id} in {table_path.name}; skipped"})
+            continue
+        label = int(score >= birads_cut)
+        images.append({"image_id": file_id, "image": str(dcm), "patient_id": key, "laterality": side.upper(),
+                       "view": view.upper(), "label": label, "dataset": "inbreast", "split": "", "birads": score})
+        if file_id in xmls:
+            for roi in read_xml_rois(xmls[file_id]):
+                kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
+                if kind is None:
+                    continue
+                center = roi["points"].mean(0)
+                radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
+                lesions.append({"image_id": file_id, "image": str(dcm), "lesion_type": kind,
+                                "pathology": "malignant" if label else "benign", "center_row": round(float(center[0]), 1),
+                                "center_col": round(float(center[1]), 1), "radius": round(radius, 1), "mask": ""})
+    return AdapterResult.from_rows(images, lesions, errors)

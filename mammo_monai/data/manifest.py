@@ -1,0 +1,109 @@
+"""The manifest: one table of images and one of lesions, the contract between data and training.
+
+images.csv: image, patient_id, laterality (L/R), view, label (0/1: any malignant abnormality),
+dataset, split (train/val/test), plus image_id (a unique file-name-safe name) and optional
+columns (exam, source, breast_mask, flipped, ...).
+lesions.csv: image_id, image, lesion_type (mass/calc), pathology (malignant/benign), and geometry in
+the ORIGINAL image's pixels, rows from the top: center_row, center_col, radius and/or mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+IMAGE_COLUMNS = ["image_id", "image", "patient_id", "laterality", "view", "label", "dataset", "split"]
+LESION_COLUMNS = ["image_id", "image", "lesion_type", "pathology", "center_row", "center_col", "radius", "mask"]
+LATERALITIES = {"L", "R"}
+SPLITS = {"train", "val", "test"}
+LESION_TYPES = {"mass", "calc"}
+PATHOLOGIES = {"malignant", "benign"}
+
+
+class ManifestError(ValueError):
+    """Everything wrong with a manifest, one problem per line."""
+
+    def __init__(self, where: str, problems: list[str]):
+        self.problems = problems
+        shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
+        super().__init__(f"{where}: {len(problems)} problem(s) in the manifest:\n  " + "\n  ".join(shown))
+
+
+def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: str = "manifest", check_files: bool = True) -> None:
+    """Check both tables against the contract; raise one :class:`ManifestError` listing every problem."""
+    problems: list[str] = []
+    missing = [c for c in IMAGE_COLUMNS if c not in images.columns]
+    if missing:
+        problems.append(f"images: missing column(s) {missing}")
+    if lesions is not None:
+        lmissing = [c for c in LESION_COLUMNS if c not in lesions.columns]
+        if lmissing:
+            problems.append(f"lesions: missing column(s) {lmissing}")
+    if problems:
+        raise ManifestError(where, problems)
+    if images.empty:
+        problems.append("images: no rows")
+    for col, allowed in (("laterality", LATERALITIES), ("split", SPLITS)):
+        bad = images.loc[~images[col].isin(allowed), ["image_id", col]]
+        problems += [f"images: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()]
+    bad_label = images[~images["label"].astype(str).isin(["0", "1"])]
+    problems += [f"images: {r.image_id}: label {r.label!r} is not 0 or 1" for r in bad_label.itertuples()]
+    dup = images["image_id"][images["image_id"].duplicated()]
+    problems += [f"images: image_id {v!r} appears more than once" for v in dup.unique()]
+    if check_files:
+        problems += [f"images: {i}: file not found: {p}" for i, p in zip(images["image_id"], images["image"]) if not os.path.isfile(p)]
+    if lesions is not None and not lesions.empty:
+        for col, allowed in (("lesion_type", LESION_TYPES), ("pathology", PATHOLOGIES)):
+            bad = lesions.loc[~lesions[col].isin(allowed)]
+            problems += [f"lesions: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()]
+        unknown = set(lesions["image_id"]) - set(images["image_id"])
+        problems += [f"lesions: image_id {v!r} has no row in images" for v in sorted(unknown)]
+        if check_files:
+            has_mask = lesions["mask"].fillna("").astype(str) != ""
+            problems += [f"lesions: {r.image_id}: mask not found: {r.mask}" for r in lesions[has_mask].itertuples() if not os.path.isfile(r.mask)]
+    if problems:
+        raise ManifestError(where, problems)
+
+
+def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def write_manifest(out_dir: str | os.PathLike, images: pd.DataFrame, lesions: pd.DataFrame) -> None:
+    """Write ``images.csv`` and ``lesions.csv`` (contract columns first) through temporary files."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images = images[IMAGE_COLUMNS + [c for c in images.columns if c not in IMAGE_COLUMNS]]
+    lesions = lesions.reindex(columns=LESION_COLUMNS + [c for c in lesions.columns if c not in LESION_COLUMNS])
+    _atomic_csv(images, out / "images.csv")
+    _atomic_csv(lesions, out / "lesions.csv")
+
+
+def read_manifest(manifest_dir: str | os.PathLike, check_files: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Load and validate a manifest folder (``images.csv`` + ``lesions.csv``)."""
+    folder = Path(manifest_dir)
+    if not (folder / "images.csv").is_file():
+        raise ManifestError(str(folder), ["images.csv not found"])
+    images = pd.read_csv(folder / "images.csv", dtype={"patient_id": str, "image_id": str, "view": str, "laterality": str}, keep_default_na=False, na_values=[""])
+    images["laterality"] = images["laterality"].fillna("")
+    lesions_path = folder / "lesions.csv"
+    lesions = pd.read_csv(lesions_path, dtype={"image_id": str, "mask": str}) if lesions_path.is_file() else pd.DataFrame(columns=LESION_COLUMNS)
+    validate(images, lesions, where=str(folder), check_files=check_files)
+    return images, lesions
+
+
+def manifest_hash(manifest_dir: str | os.PathLike) -> str:
+    """SHA-256 of ``images.csv`` and ``lesions.csv``: identifies the data a model was trained on."""
+    h = hashlib.sha256()
+    for name in ("images.csv", "lesions.csv"):
+        p = Path(manifest_dir) / name
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,46 @@
+"""Patient-grouped, label-stratified train / val / test splits (Shen et al.: 85/15, then 90/10)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _split_groups(patients: pd.Series, fraction: float, rng: np.random.Generator) -> set[str]:
+    """Pick about ``fraction`` of the patients of each label stratum (patients: id -> label)."""
+    chosen: set[str] = set()
+    for _, group in patients.groupby(patients):
+        ids = np.array(sorted(group.index))
+        rng.shuffle(ids)
+        chosen |= set(ids[: int(round(fraction * len(ids)))])
+    return chosen
+
+
+def assign_splits(
+    images: pd.DataFrame,
+    test_fraction: float = 0.15,
+    val_fraction: float = 0.10,
+    seed: int = 0,
+    keep_test: bool = False,
+) -> pd.DataFrame:
+    """Return ``images`` with a ``split`` column (train / val / test), grouped by ``patient_id``.
+
+    A patient's stratum is its highest image label, so every image of a patient lands in one split
+    and the malignant fraction is about equal across splits. ``val_fraction`` is taken from what is
+    left after the test split (Shen et al.: 85/15, then 90/10). Deterministic for a given ``seed``.
+
+    Args:
+        keep_test: keep the rows already marked ``test`` (an official split) and carve only
+            the validation set out of the rest.
+    """
+    out = images.copy()
+    rng = np.random.default_rng(seed)
+    per_patient = out.groupby("patient_id")["label"].max().astype(int)
+    if keep_test and "split" in out:
+        test = set(out.loc[out["split"] == "test", "patient_id"])
+    else:
+        test = _split_groups(per_patient, test_fraction, rng)
+    rest = per_patient[~per_patient.index.isin(test)]
+    val = _split_groups(rest, val_fraction, rng)
+    out["split"] = np.where(out["patient_id"].isin(test), "test", np.where(out["patient_id"].isin(val), "val", "train"))
+    return out
