@@ -57,6 +57,29 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mammo_monai.engine.workflow import parse_overrides, train_bundle
+
+    results = train_bundle(args.bundle, args.overlay, parse_overrides(args.overrides), stages=args.stages)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from mammo_monai.engine.tracking import compare_runs
+
+    table = compare_runs(args.experiment, args.tracking_uri)
+    print(table.to_string(index=False) if not table.empty else "no runs recorded")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mammo_monai.engine.export import export_bundle
+
+    print(export_bundle(args.bundle, args.out))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mammo_monai.demo import run_demo
 
@@ -125,6 +148,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_patches)
 
+    p = sub.add_parser("train", help="run every stage of a bundle in order (each one MONAI bundle workflow)",
+                       description="Run the stages of a bundle's configs/train.yaml in order, each starting from the previous "
+                       "stage's best checkpoint; every stage is one MLflow run, all tagged with one training_id.")
+    p.add_argument("--bundle", required=True, help="bundle folder (with configs/train.yaml)")
+    p.add_argument("--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)")
+    p.add_argument("--stages", type=int, nargs="+", default=None, help="run only these stages")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. dataset_dir=data/patches batch_size=64")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("compare", help="print a table of MLflow runs (stage, parameters, best metrics)",
+                       description="One row per MLflow run of the project's tracking store.")
+    p.add_argument("--experiment", default=None, help="one experiment (a bundle name); default: all")
+    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlruns/mlflow.db")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("export", help="export a trained bundle as <name>-<version>.zip with TorchScript",
+                       description="Write the bundle (configs, docs, LICENSE, models/model.pt, models/model.ts) as a Model Zoo zip.")
+    p.add_argument("--bundle", required=True, help="bundle folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_export)
+
     p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
                        description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.")
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
@@ -138,10 +182,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``mammo-monai`` console script."""
+    """Entry point of the ``mammo-monai`` console script. Errors print one line, not a traceback
+    (``-v`` shows it)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (OSError, ValueError, RuntimeError) as err:
+        if args.verbose:
+            raise
+        print(f"mammo-monai {args.command}: error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -12,7 +12,10 @@ def _split_groups(patients: pd.Series, fraction: float, rng: np.random.Generator
     for _, group in patients.groupby(patients):
         ids = np.array(sorted(group.index))
         rng.shuffle(ids)
-        chosen |= set(ids[: int(round(fraction * len(ids)))])
+        n = int(np.floor(fraction * len(ids) + 0.5))
+        if fraction > 0 and len(ids) >= 3:
+            n = max(n, 1)  # a small dataset still gets every split
+        chosen |= set(ids[:n])
     return chosen
 
 

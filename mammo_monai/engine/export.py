@@ -1,0 +1,85 @@
+"""Export a trained bundle as ``<name>-<version>.zip`` in the Model Zoo layout, with TorchScript."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+
+from mammo_monai.engine.inference import MODEL_META, trained_setting
+from mammo_monai.engine.staging import load_weights
+
+#: what goes into the zip; stage checkpoints, evaluation output and local runs stay behind
+KEEP = ("configs", "docs", "LICENSE")
+
+
+def build_inference_network(bundle_dir: str | os.PathLike) -> torch.nn.Module:
+    """The network of the bundle's ``inference.yaml`` with ``models/model.pt`` loaded strictly, in eval mode."""
+    bundle = Path(bundle_dir).resolve()
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.yaml"))
+    parser["bundle_root"] = str(bundle)
+    net = parser.get_parsed_content("network_def")
+    load_weights(net, bundle / "models" / "model.pt", "trained model")
+    return net.eval()
+
+
+def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write ``<out>/<name>-<version>.zip``: configs, docs, LICENSE, ``models/model.pt``,
+    ``models/model_meta.json`` and ``models/model.ts`` (TorchScript, traced and checked against the
+    eager network). Written to a temporary name, then renamed."""
+    bundle = Path(bundle_dir).resolve()
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    name, version = meta.get("name", bundle.name), meta["version"]
+    if not (bundle / "models" / "model.pt").is_file():
+        raise FileNotFoundError(f"{bundle}: models/model.pt not found; train the bundle first")
+    net = build_inference_network(bundle)
+    h, w = trained_setting(bundle, "image_size", meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+    example = torch.rand(1, 1, int(h), int(w))
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+        if not torch.allclose(traced(example), net(example), atol=1e-5):
+            raise RuntimeError(f"{bundle}: TorchScript output differs from the network's")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}-{version}.zip"
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / name
+        for item in KEEP:
+            src = bundle / item
+            if src.is_dir():
+                shutil.copytree(src, stage / item)
+            elif src.is_file():
+                shutil.copy2(src, stage / item)
+        (stage / "models").mkdir(parents=True)
+        shutil.copy2(bundle / "models" / "model.pt", stage / "models" / "model.pt")
+        if (bundle / "models" / MODEL_META).is_file():
+            shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
+        torch.jit.save(traced, str(stage / "models" / "model.ts"))
+        fd, part = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=out)
+        os.close(fd)
+        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(stage.rglob("*")):
+                if f.is_file():
+                    zf.write(f, f.relative_to(Path(tmp)))
+        os.replace(part, target)
+    return target
+
+
+def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
+    """A bundle folder from a folder or an exported zip (extracted under ``workdir``)."""
+    p = Path(path)
+    if p.is_dir():
+        return p
+    with zipfile.ZipFile(p) as zf:
+        zf.extractall(workdir)
+        top = {Path(n).parts[0] for n in zf.namelist()}
+    if len(top) != 1:
+        raise ValueError(f"{p}: expected one bundle folder in the zip, found {sorted(top)}")
+    return Path(workdir) / top.pop()

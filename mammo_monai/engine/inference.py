@@ -1,0 +1,80 @@
+"""Inference helpers used by the bundles' inference configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from ignite.engine import Engine, Events
+
+from mammo_monai.preprocess import find_images
+
+MODEL_META = "model_meta.json"
+
+
+def find_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Files to predict: a file, a folder (searched recursively for mammograms) or a list of both."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    files = [str(f) for f, _ in find_images(items)]
+    if not files:
+        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
+    return files
+
+
+def trained_setting(bundle_root: str | os.PathLike, key: str, default: Any) -> Any:
+    """A setting recorded with the trained weights (``models/model_meta.json``: arch, image size,
+    ...), so inference builds the network that was trained; ``default`` when absent."""
+    path = Path(bundle_root) / "models" / MODEL_META
+    if path.is_file():
+        return json.loads(path.read_text()).get(key, default)
+    return default
+
+
+def write_model_meta(path: str | os.PathLike, settings: dict[str, Any]) -> None:
+    """Record the settings inference needs next to ``model.pt`` (temporary file, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(settings, fh, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+class PredictionWriter:
+    """Collect per-image class probabilities and write them as CSV when the run completes.
+
+    Columns: ``file`` (from the batch's ``path_key``) and ``prob_<class>`` per class; with two
+    classes also ``probability`` (of the malignant class).
+    """
+
+    def __init__(self, output_file: str, class_names: Sequence[str], path_key: str = "path") -> None:
+        self.output_file = Path(output_file)
+        self.class_names = list(class_names)
+        self.path_key = path_key
+        self.rows: list[dict[str, Any]] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, lambda e: self.rows.clear())
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.COMPLETED, self._write)
+
+    def _collect(self, engine: Engine) -> None:
+        for batch_item, out in zip(engine.state.batch, engine.state.output):
+            probs = torch.softmax(torch.as_tensor(out["pred"]).float(), 0).tolist()
+            row = {"file": batch_item.get(self.path_key, "")}
+            row.update({f"prob_{name}": p for name, p in zip(self.class_names, probs)})
+            if len(probs) == 2:
+                row["probability"] = probs[1]
+            self.rows.append(row)
+
+    def _write(self, engine: Engine) -> None:
+        self.output_file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.output_file.name}.", dir=self.output_file.parent)
+        os.close(fd)
+        pd.DataFrame(self.rows).to_csv(tmp, index=False)
+        os.replace(tmp, self.output_file)

@@ -1,0 +1,88 @@
+"""Patch classifier backbones with torchvision's ResNet layout, built with MONAI's ResNet.
+
+MONAI's ``ResNet`` with a stride-2 7x7 stem, max-pool, projection ("B") shortcuts without bias
+has exactly torchvision's module tree and parameter names (``conv1``, ``bn1``, ``layer1.0.conv1``,
+``layer1.0.downsample.0``, ..., ``fc``; 25,557,032 parameters for ResNet50), so an ImageNet
+torchvision ``state_dict`` file loads unchanged. ``monai.networks.nets.resnet50()`` itself defaults
+to a stride-1 stem (about 4x the FLOPs) and must not be used here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import torch
+from monai.networks.nets import ResNet
+
+logger = logging.getLogger(__name__)
+
+#: name -> (block, layers, widths). "resnet18-narrow" halves the widths: the CPU demo and tests.
+ARCHITECTURES: dict[str, tuple[str, list[int], list[int]]] = {
+    "resnet50": ("bottleneck", [3, 4, 6, 3], [64, 128, 256, 512]),
+    "resnet34": ("basic", [3, 4, 6, 3], [64, 128, 256, 512]),
+    "resnet18": ("basic", [2, 2, 2, 2], [64, 128, 256, 512]),
+    "resnet18-narrow": ("basic", [2, 2, 2, 2], [32, 64, 128, 256]),
+    "resnet10-tiny": ("basic", [1, 1, 1, 1], [8, 16, 32, 64]),
+}
+
+
+def patch_resnet(
+    arch: str = "resnet50", num_classes: int = 5, in_channels: int = 1, pretrained_weights: str | os.PathLike | None = None,
+    widths: Sequence[int] | None = None,
+) -> ResNet:
+    """A ResNet patch classifier in torchvision's layout.
+
+    Args:
+        arch: a key of :data:`ARCHITECTURES`.
+        num_classes: outputs of the final ``fc`` (5 patch classes by default).
+        in_channels: 1 for grey mammograms (ImageNet stem weights are folded by summing over RGB),
+            3 to feed repeated grey channels.
+        pretrained_weights: path of a torchvision ``state_dict`` (``.pth``) to load; ``fc`` is
+            re-initialised when its shape differs. Every other key must match (strict).
+        widths: override the four stage widths.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHITECTURES)}")
+    block, layers, default_widths = ARCHITECTURES[arch]
+    net = ResNet(
+        block=block, layers=layers, block_inplanes=list(widths or default_widths), spatial_dims=2,
+        n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, no_max_pool=False,
+        shortcut_type="B", bias_downsample=False, num_classes=num_classes,
+    )
+    net.arch = arch  # recorded for checkpoints and the whole-image builder
+    if pretrained_weights:
+        load_torchvision_weights(net, pretrained_weights)
+    return net
+
+
+def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> int:
+    """Load a torchvision ResNet ``state_dict`` file into ``net``; returns the number of tensors loaded.
+
+    A 3-channel stem is folded into a 1-channel one by summing over its input channels (the same
+    response to a grey image repeated over RGB). ``fc`` is skipped when its shape differs (ImageNet
+    has 1000 classes). Any other missing, unexpected or mis-shaped key raises.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: pretrained weights file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = net.state_dict()
+    w = state.get("conv1.weight")
+    if w is not None and w.shape[1] == 3 and own["conv1.weight"].shape[1] == 1:
+        state["conv1.weight"] = w.sum(1, keepdim=True)
+    for key in ("fc.weight", "fc.bias"):
+        if key in state and state[key].shape != own[key].shape:
+            logger.info("pretrained %s has shape %s, the network %s: kept the new layer", key, tuple(state[key].shape), tuple(own[key].shape))
+            state.pop(key)
+    missing = [k for k in own if k not in state and not k.startswith("fc.")]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        raise ValueError(f"{path}: not a state_dict of this architecture: {len(missing)} missing (e.g. {missing[:3]}), "
+                         f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(shapes)} of another shape (e.g. {shapes[:3]})")
+    net.load_state_dict(state, strict=False)
+    logger.info("loaded %d tensors from %s", len(state), path)
+    return len(state)

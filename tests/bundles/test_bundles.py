@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from monai.bundle import ConfigWorkflow
+
+from mammo_monai.cli import main
+from mammo_monai.data.patches import make_patches
+from mammo_monai.data.prepare import prepare
+from mammo_monai.engine.export import open_bundle
+from mammo_monai.engine.workflow import TrainingError, train_bundle
+from mammo_monai.synthetic import make_cbis_tree
+
+BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+#: the fields MONAI's bundle metadata schema requires (checked offline: the schema itself is a download)
+REQUIRED_METADATA = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version", "required_packages_version",
+                     "task", "description", "authors", "copyright", "network_data_format"]
+REQUIRED_TENSOR = ["type", "format", "num_channels", "spatial_shape", "dtype", "value_range"]
+TINY = {"batch_size": 8, "num_workers": 0, "cache_rate": 0.0}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, monkeypatch_module):
+    base = tmp_path_factory.mktemp("bundles")
+    make_cbis_tree(base / "raw", patients=14, seed=5, size=(128, 100), workers=1)
+    prepare("cbis-ddsm", base / "raw", base / "manifest", size=(128, 100), workers=1, progress=False)
+    make_patches(base / "manifest", base / "patches", size=32, per_roi=3, background=3, workers=1, progress=False)
+    for name in ("patch_classifier", "whole_image_classifier"):
+        shutil.copytree(BUNDLES / name, base / name)
+    monkeypatch_module.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlruns/mlflow.db")
+    (base / "mlruns").mkdir()
+    return base
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def trained(workspace):
+    patch = train_bundle(workspace / "patch_classifier", ["demo.yaml"],
+                         {**TINY, "dataset_dir": str(workspace / "patches"), "stages#2#epochs": 1, "stages#3#epochs": 1})
+    whole = train_bundle(workspace / "whole_image_classifier", ["demo.yaml"],
+                         {**TINY, "batch_size": 4, "dataset_dir": str(workspace / "manifest"), "image_size": [128, 100],
+                          "patch_checkpoint": str(workspace / "patch_classifier" / "models" / "model.pt"), "stages#1#epochs": 1,
+                          "stages#2#epochs": 1})
+    return patch, whole
+
+
+@pytest.mark.parametrize("name", ["patch_classifier", "whole_image_classifier"])
+def test_metadata_has_the_fields_monai_requires(name):
+    meta = json.loads((BUNDLES / name / "configs" / "metadata.json").read_text())
+    assert [k for k in REQUIRED_METADATA if k not in meta] == []
+    assert meta["version"] in meta["changelog"]
+    for part in ("inputs", "outputs"):
+        for tensor in meta["network_data_format"][part].values():
+            assert [k for k in REQUIRED_TENSOR if k not in tensor] == []
+    for f in ("train.yaml", "evaluate.yaml", "inference.yaml", "multi_gpu_train.yaml", "logging.conf", "demo.yaml"):
+        assert (BUNDLES / name / "configs" / f).is_file()
+    assert (BUNDLES / name / "docs" / "README.md").is_file() and (BUNDLES / name / "LICENSE").is_file()
+
+
+@pytest.mark.parametrize("name,data", [("patch_classifier", "patches"), ("whole_image_classifier", "manifest")])
+def test_configs_pass_monai_property_checks(workspace, trained, name, data):
+    configs = workspace / name / "configs"
+    for files, kind in (([configs / "train.yaml", configs / "demo.yaml"], "train"), ([configs / "inference.yaml"], "infer")):
+        wf = ConfigWorkflow(config_file=[str(f) for f in files], workflow_type=kind,
+                            meta_file=str(workspace / name / "configs" / "metadata.json"),
+                            logging_file=str(workspace / name / "configs" / "logging.conf"),
+                            bundle_root=str(workspace / name), dataset_dir=str(workspace / data), input_dir=str(workspace / "raw"))
+        wf.initialize()
+        assert not wf.check_properties()  # no missing property (None or an empty list)
+
+
+def test_every_stage_runs_and_is_one_mlflow_run(workspace, trained):
+    patch, whole = trained
+    assert [r["stage"] for r in patch] == [1, 2, 3] and [r["stage"] for r in whole] == [1, 2]
+    for name, stages in (("patch_classifier", 3), ("whole_image_classifier", 2)):
+        assert (workspace / name / "models" / "model.pt").is_file()
+        assert all((workspace / name / "models" / f"stage{s}" / "model.pt").is_file() for s in range(1, stages + 1))
+    client = mlflow.MlflowClient()
+    for name, stages in (("patch_classifier", 3), ("whole_image_classifier", 2)):
+        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
+        assert sorted(r.data.tags["stage"] for r in runs) == [str(s) for s in range(1, stages + 1)]
+        assert len({r.data.tags["training_id"] for r in runs}) == 1
+        for run in runs:
+            assert run.info.status == "FINISHED"
+            assert {"learning_rate", "epochs", "data_sha256", "data_rows", "code_version"} <= set(run.data.params)
+            assert {"train_loss", "val_acc", "val_auc"} <= set(run.data.metrics)
+            artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"model.pt", "roc.png", "confusion.png", "config"} <= artifacts
+
+
+def test_compare_prints_one_row_per_stage(workspace, trained, capsys):
+    assert main(["compare", "--experiment", "patch_classifier"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("patch_classifier-stage") == 3 and "best_val_acc" in out
+
+
+def test_export_round_trip_gives_the_same_probabilities(workspace, trained, tmp_path):
+    bundle = workspace / "whole_image_classifier"
+    dicoms = sorted((workspace / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for i, d in enumerate(dicoms):
+        shutil.copy(d, inputs / f"case{i}.dcm")
+
+    def infer(root, out):
+        wf = ConfigWorkflow(config_file=str(root / "configs" / "inference.yaml"), workflow_type="infer", bundle_root=str(root),
+                            input_dir=str(inputs), output_dir=str(out), logging_file=str(root / "configs" / "logging.conf"))
+        wf.initialize()
+        wf.run()
+        return pd.read_csv(out / "predictions.csv")
+
+    before = infer(bundle, tmp_path / "before")
+    assert main(["export", "--bundle", str(bundle), "--out", str(tmp_path / "dist")]) == 0
+    zip_path = tmp_path / "dist" / "whole_image_classifier-0.1.0.zip"
+    fresh = open_bundle(zip_path, tmp_path / "fresh")
+    assert (fresh / "models" / "model.ts").is_file() and not (fresh / "models" / "stage1").exists()
+    after = infer(fresh, tmp_path / "after")
+    assert len(before) == 2 and before["probability"].between(0, 1).all()
+    pd.testing.assert_series_equal(before["probability"], after["probability"])
+
+
+def test_missing_previous_checkpoint_fails_before_training(workspace, tmp_path):
+    fresh = tmp_path / "patch_classifier"
+    shutil.copytree(BUNDLES / "patch_classifier", fresh)
+    with pytest.raises(TrainingError, match="stage 2.*stage 1 checkpoint not found"):
+        train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches")}, stages=[2])
+    assert not (fresh / "models" / "stage2").exists()
+
+
+def test_label_outside_the_class_list_fails_before_training(workspace, tmp_path):
+    fresh = tmp_path / "patch_classifier"
+    shutil.copytree(BUNDLES / "patch_classifier", fresh)
+    with pytest.raises(TrainingError, match="label outside 0..1"):
+        train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches"), "num_classes": 2}, stages=[1])
