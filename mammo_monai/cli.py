@@ -80,12 +80,37 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mammo_monai.engine.evaluation import evaluate
+
+    metrics = evaluate(args.bundle, args.manifest, split=args.split, tta=args.tta, ensemble=args.ensemble, out_dir=args.out,
+                       track=not args.no_tracking)
+    img, ex = metrics["image"], metrics["exam_mean"]
+    print(f"{args.split}: image AUC {img['auc']:.3f} (95% CI {img['auc_ci95'][0]:.3f}-{img['auc_ci95'][1]:.3f}), "
+          f"exam AUC {ex['auc']:.3f}; pF1 {img['pf1']:.3f} (best {img['pf1_best']:.3f} at {img['pf1_best_threshold']:.2f})")
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from mammo_monai.engine.predict import predict
+
+    table = predict(args.bundle, args.input, args.out, tta=args.tta, heatmaps=args.heatmaps, patch_bundle=args.patch_bundle,
+                    batch_size=args.batch_size, stride=args.stride, progress=not args.quiet)
+    images = table[table["level"] == "image"]
+    bad = images[images["status"] != "ok"]
+    print(f"predict: {len(images) - len(bad)} images predicted, {len(bad)} errors; {args.out}")
+    for status in bad["status"]:
+        print(f"  {status}", file=sys.stderr)
+    return 0 if len(bad) < len(images) else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from mammo_monai.demo import run_demo
 
     summary = run_demo(args.workdir, patients=args.patients, seed=args.seed, workers=args.workers,
-                       size=tuple(args.size), patch_size=args.patch_size)
-    return 0 if summary["failed_images"] == 0 else 1
+                       size=tuple(args.size), patch_size=args.patch_size, patch_pretraining=not args.no_patch_pretraining)
+    return 0 if summary["test_auc"] == summary["test_auc"] else 1  # NaN: the test split had one class only
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "stage's best checkpoint; every stage is one MLflow run, all tagged with one training_id.")
     p.add_argument("--bundle", required=True, help="bundle folder (with configs/train.yaml)")
     p.add_argument("--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)")
-    p.add_argument("--stages", type=int, nargs="+", default=None, help="run only these stages")
+    p.add_argument("--stages", type=lambda v: [int(x) for x in v.split(",")], default=None, metavar="N[,N...]",
+                   help="run only these stages, e.g. 2,3")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. dataset_dir=data/patches batch_size=64")
     p.set_defaults(func=_cmd_train)
 
@@ -169,14 +195,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=_cmd_export)
 
+    p = sub.add_parser("evaluate", help="AUC (bootstrap CI), operating points, pF1, per image and per exam",
+                       description="Evaluate a whole-image bundle (folder or exported zip) on a split of a prepared manifest; "
+                       "writes metrics.json, predictions.csv and roc.png and one MLflow run.")
+    p.add_argument("--bundle", required=True, help="bundle folder or exported zip")
+    p.add_argument("--manifest", required=True, help="folder written by `mammo-monai prepare`")
+    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    p.add_argument("--tta", action="store_true", help="average over the 4 flips")
+    p.add_argument("--ensemble", nargs="*", default=[], help="more checkpoints or bundles to average with")
+    p.add_argument("--out", default=None, help="output folder (default: <manifest>/evaluation/<split>)")
+    p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("predict", help="probability of malignancy for a folder of mammograms (+ heatmaps)",
+                       description="Predict every DICOM / PNG / PGM / TIFF under --input with a whole-image bundle; one CSV row "
+                       "per image (file, laterality, view, probability, status) plus exam rows (folder + laterality). "
+                       "Unreadable files get an error row.")
+    p.add_argument("--bundle", required=True, help="whole-image bundle folder or exported zip")
+    p.add_argument("--input", required=True, nargs="+", help="folders and/or files")
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--tta", action="store_true", help="average over the 4 flips")
+    p.add_argument("--heatmaps", default=None, help="folder for patch-classifier heatmaps (NIfTI + overlay PNG)")
+    p.add_argument("--patch-bundle", default=None, help="patch classifier bundle (folder or zip) for --heatmaps")
+    p.add_argument("--stride", type=int, default=None, help="heatmap window stride in pixels (default: patch size / 4)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_predict)
+
     p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
                        description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.")
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
     p.add_argument("--patients", type=int, default=100, help="synthetic patients (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    _size(p, (1152, 896))
-    p.add_argument("--patch-size", type=int, default=224, help="patch side in pixels (default: 224)")
+    _size(p, (576, 448))
+    p.add_argument("--patch-size", type=int, default=112, help="patch side in pixels (default: 112, half of Shen's 224 as the size is halved)")
+    p.add_argument("--no-patch-pretraining", action="store_true", help="ablation: train the whole-image network from scratch")
     p.set_defaults(func=_cmd_demo)
     return parser
 

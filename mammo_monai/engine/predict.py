@@ -1,0 +1,100 @@
+"""``mammo-monai predict``: a folder of mammograms -> probabilities (and optional heatmaps)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mammo_monai.engine.evaluation import FLIPS, load_networks
+from mammo_monai.engine.export import build_inference_network, open_bundle
+from mammo_monai.engine.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.engine.inference import find_inputs, trained_setting
+from mammo_monai.io.errors import describe_error
+from mammo_monai.transforms.pipelines import preprocess_transforms
+
+
+def _load(path: str, size: Sequence[int]) -> dict[str, Any]:
+    return preprocess_transforms(size=size)({"image": path})
+
+
+@torch.inference_mode()
+def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str], out_csv: str | os.PathLike, tta: bool = False,
+            heatmaps: str | os.PathLike | None = None, patch_bundle: str | os.PathLike | None = None, batch_size: int = 4,
+            stride: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
+    error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
+    window (``stride`` px, default a quarter patch) and save the maps (see :func:`save_heatmaps`).
+
+    Rows: file, level (image / exam), exam, laterality, view, probability, status. Exams are the
+    images of one folder and laterality; their probability is the mean of their images'.
+    """
+    if heatmaps and not patch_bundle:
+        raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
+    files = find_inputs(inputs)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = open_bundle(bundle, Path(tmp) / "whole")
+        nets = load_networks(root, (), tmp)
+        size = trained_setting(root, "image_size", [1152, 896])
+        patch_net, patch_size, class_names = None, None, None
+        if heatmaps:
+            proot = open_bundle(patch_bundle, Path(tmp) / "patch")
+            patch_net = load_networks(proot, (), tmp)[0]
+            patch_size = int(trained_setting(proot, "image_size", [224, 224])[0])
+            class_names = trained_setting(proot, "class_names", [str(i) for i in range(5)])
+        rows: list[dict[str, Any]] = []
+        pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            x = torch.stack([d["image"].as_tensor() for d, _ in pending]).float().contiguous(memory_format=torch.channels_last)
+            flips = FLIPS if tta else ((),)
+            probs = sum(torch.softmax(net(torch.flip(x, f) if f else x), 1)[:, 1] for net in nets for f in flips) / (len(nets) * len(flips))
+            for (_, row), p in zip(pending, probs.tolist()):
+                row.update(probability=p, status="ok")
+                rows.append(row)
+            pending.clear()
+
+        for f in tqdm(files, desc="predict", disable=not progress, unit="img"):
+            row: dict[str, Any] = {"file": f, "level": "image"}
+            try:
+                d = _load(f, size)
+            except Exception as err:
+                rows.append({**row, "status": f"error: {describe_error(err, f)}"})
+                continue
+            meta = d["image"].meta
+            row.update(laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"), view=meta.get("view", ""))
+            row["exam"] = f"{Path(f).parent.name}_{row['laterality']}"
+            pending.append((d, row))
+            if heatmaps:
+                maps = sliding_window_probabilities(patch_net, d["image"].as_tensor().float(), d["mask"], patch_size,
+                                                    stride or max(1, patch_size // 4))
+                save_heatmaps(heatmaps, Path(f).stem if Path(f).stem not in {Path(r["file"]).stem for r in rows} else
+                              f"{Path(f).parent.name}_{Path(f).stem}", d["image"][0].numpy(), maps.numpy(), class_names,
+                              [p * 1.0 for p in meta.get("pixel_spacing", [1.0, 1.0])])
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+    table = pd.DataFrame(rows)
+    ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
+    if not ok.empty:
+        exams = ok.groupby("exam").agg(probability=("probability", "mean"), images=("file", "count"),
+                                       laterality=("laterality", "first")).reset_index()
+        exams = exams[exams["images"] > 1]
+        table = pd.concat([table, exams.assign(file="", level="exam", view="", status="ok").drop(columns="images")], ignore_index=True)
+    columns = ["file", "level", "exam", "laterality", "view", "probability", "status"]
+    table = table.reindex(columns=columns)
+    out_csv = Path(out_csv)
+    out_csv.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_csv = tempfile.mkstemp(prefix=f".{out_csv.name}.", dir=out_csv.parent)
+    os.close(fd)
+    table.to_csv(tmp_csv, index=False)
+    os.replace(tmp_csv, out_csv)
+    return table
