@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 endif
 STAMP := $(BIN)/../.mammo-monai-installed
 WORKDIR ?= demo
-PATIENTS ?= 100
+PATIENTS ?= 150
 
 .PHONY: setup demo test bench clean
 

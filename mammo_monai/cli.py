@@ -225,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
                        description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.")
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
-    p.add_argument("--patients", type=int, default=100, help="synthetic patients (default: 100)")
+    p.add_argument("--patients", type=int, default=150, help="synthetic patients (default: 150)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     _size(p, (576, 448))

@@ -42,7 +42,7 @@ def _step(n: int, total: int, text: str) -> None:
     print(f"\n[{n}/{total}] {text}", flush=True)
 
 
-def run_demo(workdir: str | os.PathLike = "demo", patients: int = 100, seed: int = 0, workers: int | None = None,
+def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int = 0, workers: int | None = None,
              size: tuple[int, int] = (576, 448), patch_size: int = 112, patch_pretraining: bool = True,
              overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Synthesise, prepare, cut S10 patches, train every stage of both bundles (demo overlays), evaluate

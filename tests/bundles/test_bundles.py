@@ -186,3 +186,16 @@ def test_predict_real_dicoms_with_a_corrupt_file_and_heatmaps(workspace, trained
     probs = heat.get_fdata()
     assert abs(probs.sum(-1) - 1).max() < 1e-3
     assert len(list((tmp_path / "maps").glob("*_heatmap.png"))) == 8
+
+
+def test_finetune_overlay_runs_only_the_all_layers_stage_from_a_trained_model(workspace, trained, tmp_path):
+    bundle = tmp_path / "whole_image_classifier"
+    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    start = workspace / "whole_image_classifier" / "models" / "model.pt"
+    shutil.copytree(workspace / "whole_image_classifier" / "models", bundle / "models", ignore=shutil.ignore_patterns("stage*"))
+    results = train_bundle(bundle, ["finetune.yaml"], {**TINY, "batch_size": 4, "dataset_dir": str(workspace / "manifest"),
+                                                       "start_from": str(start), "stages#2#epochs": 1})
+    assert [r["stage"] for r in results] == [2]
+    client = mlflow.MlflowClient()
+    run = client.search_runs([client.get_experiment_by_name("whole_image_classifier-finetune").experiment_id])[0]
+    assert float(run.data.params["learning_rate"]) == 1e-6 and run.data.params["trainable"] == "all"
