@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
 from mammo_monai.engine.evaluation import evaluate
 from mammo_monai.engine.export import export_bundle
+from mammo_monai.io.atomic import write_json
 from mammo_monai.engine.tracking import compare_runs, default_tracking_uri
 from mammo_monai.engine.workflow import train_bundle
 from mammo_monai.synthetic import make_cbis_tree
@@ -28,14 +28,6 @@ def bundles_source() -> Path:
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: bundles folder not found; run the demo from a checkout of the repository")
     return src
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -116,7 +108,7 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
         "plots": {"test_roc": str(work / "evaluation" / "test" / "roc.png"),
                   "validation": str(whole_bundle / "eval"), "patch_validation": str(patch_bundle / "eval")},
     }
-    write_json(work / "summary.json", summary)
+    write_json(summary, work / "summary.json")
     print(f"\nplots: {summary['plots']}\nsummary: {work / 'summary.json'}")
     print(json.dumps({k: summary[k] for k in ("wall_seconds", "test_auc", "test_auc_tta", "patch_val_accuracy")}, indent=2))
     return summary

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.io.raster import RASTER_SUFFIXES, atomic_write_png, to_uint16
 from mammo_monai.io.reader import DICOM_SUFFIXES, is_dicom
@@ -79,10 +79,7 @@ def _preprocess_job(path: Path, out: Path, name: str, size: Sequence[int], optio
 
 
 def _write_report(path: Path, rows: list[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    pd.DataFrame(rows, columns=REPORT_COLUMNS).sort_values("file").to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_csv(pd.DataFrame(rows, columns=REPORT_COLUMNS).sort_values("file"), path)
 
 
 def preprocess(

@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 
 from mammo_monai.demo import run_demo
 

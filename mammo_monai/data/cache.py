@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 from skimage.draw import disk
 
+from mammo_monai.io.atomic import write_json
 from mammo_monai.io.errors import MammogramError, describe_error
 from mammo_monai.io.raster import atomic_write_png, to_uint16
 from mammo_monai.io.reader import LoadMammogramd, read_mammogram
@@ -52,13 +52,6 @@ def lesion_mask(lesion: dict[str, Any], shape: tuple[int, int], notes: list[str]
     m = np.zeros(shape, bool)
     m[disk((r, c), max(rad if not np.isnan(rad) else 3.0, 1.0), shape=shape)] = True
     return m
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
 
 
 def cache_image(
@@ -112,5 +105,5 @@ def cache_image(
         lesion["cached_mask"] = str(path)
     atomic_write_png(f"{stem}_mask.png", (data["mask"][0].numpy() > 0.5).astype(np.uint8) * 255)
     atomic_write_png(stem.with_suffix(".png"), to_uint16(data["image"][0].numpy()))
-    _atomic_json(record, {"image": out_img, "lesions": kept})
+    write_json({"image": out_img, "lesions": kept}, record)
     return out_img, kept, problems

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+from mammo_monai.io.atomic import write_csv
 
 IMAGE_COLUMNS = ["image_id", "image", "patient_id", "laterality", "view", "label", "dataset", "split"]
 LESION_COLUMNS = ["image_id", "image", "lesion_type", "pathology", "center_row", "center_col", "radius", "mask"]
@@ -69,21 +70,14 @@ def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: s
         raise ManifestError(where, problems)
 
 
-def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def write_manifest(out_dir: str | os.PathLike, images: pd.DataFrame, lesions: pd.DataFrame) -> None:
     """Write ``images.csv`` and ``lesions.csv`` (contract columns first) through temporary files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = images[IMAGE_COLUMNS + [c for c in images.columns if c not in IMAGE_COLUMNS]]
     lesions = lesions.reindex(columns=LESION_COLUMNS + [c for c in lesions.columns if c not in LESION_COLUMNS])
-    _atomic_csv(images, out / "images.csv")
-    _atomic_csv(lesions, out / "lesions.csv")
+    write_csv(images, out / "images.csv")
+    write_csv(lesions, out / "lesions.csv")
 
 
 def read_manifest(manifest_dir: str | os.PathLike, check_files: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:

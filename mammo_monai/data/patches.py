@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mammo_monai.data.manifest import _atomic_csv, read_manifest
+from mammo_monai.io.atomic import write_csv
+from mammo_monai.data.manifest import read_manifest
 from mammo_monai.io.raster import atomic_write_png
 from mammo_monai.parallel import run_parallel
 
@@ -157,7 +158,7 @@ def make_patches(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, sc
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([r for res in results for r in res[0]])
-    _atomic_csv(table, out / "patches.csv")
-    _atomic_csv(pd.DataFrame([p for res in results for p in res[1]], columns=["file", "reason"]), out / "patch_errors.csv")
+    write_csv(table, out / "patches.csv")
+    write_csv(pd.DataFrame([p for res in results for p in res[1]], columns=["file", "reason"]), out / "patch_errors.csv")
     return {"scheme": scheme, "patches": len(table), "per_class": table["label"].value_counts().sort_index().to_dict() if len(table) else {},
             "patches_per_second": round(len(table) / max(seconds, 1e-9), 1), "seconds": round(seconds, 1)}

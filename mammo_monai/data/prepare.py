@@ -12,7 +12,8 @@ import pandas as pd
 
 from mammo_monai.data.adapters import ADAPTERS
 from mammo_monai.data.cache import cache_image
-from mammo_monai.data.manifest import _atomic_csv, validate, write_manifest
+from mammo_monai.io.atomic import write_csv
+from mammo_monai.data.manifest import validate, write_manifest
 from mammo_monai.data.splits import assign_splits
 from mammo_monai.parallel import run_parallel
 
@@ -66,7 +67,7 @@ def prepare(
     img_df = pd.DataFrame(rows)
     les_df = pd.DataFrame(lesions)
     write_manifest(out, img_df, les_df)
-    _atomic_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
+    write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
     validate(img_df, les_df if not les_df.empty else None, where=str(out))
     summary = {
         "dataset": dataset, "images": len(rows), "lesions": len(lesions), "problems": len(errors),

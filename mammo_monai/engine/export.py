@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from monai.bundle import ConfigParser
 
+from mammo_monai.io.atomic import atomic_path
 from mammo_monai.engine.inference import MODEL_META, trained_setting
 from mammo_monai.engine.staging import load_weights
 
@@ -62,13 +63,10 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         if (bundle / "models" / MODEL_META).is_file():
             shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
         torch.jit.save(traced, str(stage / "models" / "model.ts"))
-        fd, part = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=out)
-        os.close(fd)
-        with zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+        with atomic_path(target) as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
                 if f.is_file():
                     zf.write(f, f.relative_to(Path(tmp)))
-        os.replace(part, target)
     return target
 
 

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from ignite.engine import Engine, Events
 from monai.handlers import MLFlowHandler
 
+from mammo_monai.io.atomic import atomic_path
 from mammo_monai.engine.inference import MODEL_META, write_model_meta
 from mammo_monai.engine.metrics import pred_label
 from mammo_monai.engine.tracking import artifact_location, code_version, data_fingerprint
@@ -136,8 +136,6 @@ class PublishBest:
         if not self.source.is_file():
             logger.warning("no best checkpoint at %s (no validation ran?): %s not updated", self.source, self.target)
             return
-        fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".part", dir=self.target.parent)
-        os.close(fd)
-        shutil.copyfile(self.source, tmp)
-        os.replace(tmp, self.target)
+        with atomic_path(self.target) as tmp:
+            shutil.copyfile(self.source, tmp)
         write_model_meta(self.target.parent / MODEL_META, self.settings)

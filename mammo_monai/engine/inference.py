@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pandas as pd
 import torch
 from ignite.engine import Engine, Events
 
+from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.preprocess import find_images
 
 MODEL_META = "model_meta.json"
@@ -38,11 +38,7 @@ def trained_setting(bundle_root: str | os.PathLike, key: str, default: Any) -> A
 
 def write_model_meta(path: str | os.PathLike, settings: dict[str, Any]) -> None:
     """Record the settings inference needs next to ``model.pt`` (temporary file, then rename)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(settings, fh, indent=2, default=str)
-    os.replace(tmp, path)
+    write_json(settings, path)
 
 
 class PredictionWriter:
@@ -73,8 +69,4 @@ class PredictionWriter:
             self.rows.append(row)
 
     def _write(self, engine: Engine) -> None:
-        self.output_file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.output_file.name}.", dir=self.output_file.parent)
-        os.close(fd)
-        pd.DataFrame(self.rows).to_csv(tmp, index=False)
-        os.replace(tmp, self.output_file)
+        write_csv(pd.DataFrame(self.rows), self.output_file)

@@ -13,9 +13,10 @@ import torch
 from tqdm import tqdm
 
 from mammo_monai.engine.evaluation import FLIPS, load_networks
-from mammo_monai.engine.export import build_inference_network, open_bundle
+from mammo_monai.engine.export import open_bundle
 from mammo_monai.engine.heatmaps import save_heatmaps, sliding_window_probabilities
 from mammo_monai.engine.inference import find_inputs, trained_setting
+from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
@@ -91,10 +92,5 @@ def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str]
         table = pd.concat([table, exams.assign(file="", level="exam", view="", status="ok").drop(columns="images")], ignore_index=True)
     columns = ["file", "level", "exam", "laterality", "view", "probability", "status"]
     table = table.reindex(columns=columns)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_csv = tempfile.mkstemp(prefix=f".{out_csv.name}.", dir=out_csv.parent)
-    os.close(fd)
-    table.to_csv(tmp_csv, index=False)
-    os.replace(tmp_csv, out_csv)
+    write_csv(table, out_csv)
     return table

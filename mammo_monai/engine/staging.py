@@ -10,6 +10,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mammo_monai.networks.resnet import state_dict_mismatch
+
 logger = logging.getLogger(__name__)
 
 
@@ -65,12 +67,9 @@ def load_weights(network: nn.Module, path: str | os.PathLike, what: str = "check
         state = state["model"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
     own = network.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f"{path}: {what} does not match {type(network).__name__}: {len(missing)} missing (e.g. {missing[:3]}), "
-                         f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(shapes)} of another shape (e.g. {shapes[:3]})")
+    problem = state_dict_mismatch(own, state)
+    if problem:
+        raise ValueError(f"{path}: {what} does not match {type(network).__name__}: {problem}")
     network.load_state_dict(state, strict=True)
     return len(state)
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mammo_monai.io.atomic import atomic_path
 from mammo_monai.io.errors import MammogramError
 from mammo_monai.io.naming import parse_path
 
@@ -74,16 +74,8 @@ def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
         arr = arr[0]
     if arr.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"{path}: PNG needs uint8 or uint16, got {arr.dtype}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(np.ascontiguousarray(arr)).save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:

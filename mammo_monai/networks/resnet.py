@@ -57,6 +57,18 @@ def patch_resnet(
     return net
 
 
+def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], optional: tuple[str, ...] = ()) -> str:
+    """Empty when ``state`` fits ``own`` key for key and shape (keys starting with ``optional`` may
+    be absent); else a one-line account of what is missing, unexpected or of another shape."""
+    missing = [k for k in own if k not in state and not k.startswith(optional or ("\0",))]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
+    if not (missing or unexpected or shapes):
+        return ""
+    return (f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(shapes)} of another shape (e.g. {shapes[:3]})")
+
+
 def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> int:
     """Load a torchvision ResNet ``state_dict`` file into ``net``; returns the number of tensors loaded.
 
@@ -77,12 +89,9 @@ def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> i
         if key in state and state[key].shape != own[key].shape:
             logger.info("pretrained %s has shape %s, the network %s: kept the new layer", key, tuple(state[key].shape), tuple(own[key].shape))
             state.pop(key)
-    missing = [k for k in own if k not in state and not k.startswith("fc.")]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        raise ValueError(f"{path}: not a state_dict of this architecture: {len(missing)} missing (e.g. {missing[:3]}), "
-                         f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(shapes)} of another shape (e.g. {shapes[:3]})")
+    problem = state_dict_mismatch(own, state, optional=("fc.",))
+    if problem:
+        raise ValueError(f"{path}: not a state_dict of this architecture: {problem}")
     net.load_state_dict(state, strict=False)
     logger.info("loaded %d tensors from %s", len(state), path)
     return len(state)

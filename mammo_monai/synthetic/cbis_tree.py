@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from mammo_monai.io.atomic import atomic_path
 from mammo_monai.parallel import run_parallel
 from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
@@ -193,12 +193,10 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs) -
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=header, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def make_cbis_tree(
