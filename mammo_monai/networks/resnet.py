@@ -60,7 +60,7 @@ def patch_resnet(
 def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], optional: tuple[str, ...] = ()) -> str:
     """Empty when ``state`` fits ``own`` key for key and shape (keys starting with ``optional`` may
     be absent); else a one-line account of what is missing, unexpected or of another shape."""
-    missing = [k for k in own if k not in state and not k.startswith(optional or ("\0",))]
+    missing = [k for k in own if k not in state and not k.startswith(optional)]
     unexpected = [k for k in state if k not in own]
     shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
     if not (missing or unexpected or shapes):
