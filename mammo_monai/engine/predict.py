@@ -15,9 +15,10 @@ from tqdm import tqdm
 from mammo_monai.engine.evaluation import FLIPS, load_networks
 from mammo_monai.engine.export import open_bundle
 from mammo_monai.engine.heatmaps import save_heatmaps, sliding_window_probabilities
-from mammo_monai.engine.inference import find_inputs, trained_setting
+from mammo_monai.engine.inference import trained_setting
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
+from mammo_monai.preprocess import find_images
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
 
@@ -38,7 +39,9 @@ def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str]
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
-    files = find_inputs(inputs)
+    files = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs))  # (file, unique name)
+    if not files:
+        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
     with tempfile.TemporaryDirectory() as tmp:
         root = open_bundle(bundle, Path(tmp) / "whole")
         nets = load_networks(root, (), tmp)
@@ -63,7 +66,8 @@ def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str]
                 rows.append(row)
             pending.clear()
 
-        for f in tqdm(files, desc="predict", disable=not progress, unit="img"):
+        for path, name in tqdm(files, desc="predict", disable=not progress, unit="img"):
+            f = str(path)
             row: dict[str, Any] = {"file": f, "level": "image"}
             try:
                 d = _load(f, size)
@@ -77,9 +81,8 @@ def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str]
             if heatmaps:
                 maps = sliding_window_probabilities(patch_net, d["image"].as_tensor().float(), d["mask"], patch_size,
                                                     stride or max(1, patch_size // 4))
-                save_heatmaps(heatmaps, Path(f).stem if Path(f).stem not in {Path(r["file"]).stem for r in rows} else
-                              f"{Path(f).parent.name}_{Path(f).stem}", d["image"][0].numpy(), maps.numpy(), class_names,
-                              [p * 1.0 for p in meta.get("pixel_spacing", [1.0, 1.0])])
+                spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
+                save_heatmaps(heatmaps, name, d["image"][0].numpy(), maps.numpy(), class_names, spacing)  # mm of the resized pixels
             if len(pending) >= batch_size:
                 flush()
         flush()
