@@ -57,7 +57,8 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
     _step(1, total, f"synthesising {patients} CBIS-DDSM-like patients (1152 x 896 DICOMs) into {work / 'cbis-ddsm'}")
     make_cbis_tree(work / "cbis-ddsm", patients=patients, seed=seed, workers=workers, progress=True)
     _step(2, total, f"preparing the manifest and the {size[0]} x {size[1]} cache in {work / 'manifest'}")
-    prep = prepare("cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers)
+    prep = prepare("cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers,
+                   rebuild=True)  # the demo owns its work folder: a cache from another run is remade
     for name in BUNDLE_NAMES:
         target = work / "bundles" / name
         if target.exists():

@@ -1,18 +1,83 @@
-"""Run a function over many items in worker processes with a progress bar, never stopping on one failure."""
+"""Run a function over many items in worker processes with a progress bar, never stopping on one failure.
+
+A worker that dies (the OOM killer, a segmentation fault in a native library) fails only the item it
+was holding: each worker takes one item at a time over its own pipe, so the parent always knows which
+item a dead worker had. That item is retried once in a fresh worker, then reported through
+``on_error``; every other item goes on. (``concurrent.futures.ProcessPoolExecutor`` cannot do this:
+one dead worker breaks the pool and fails every pending item.)
+"""
 
 from __future__ import annotations
 
 import os
+import signal
+import traceback
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
 from typing import Any
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended (killed, crashed) while it held an item."""
 
 
 def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)  # one core per worker; the pool provides the parallelism
+
+
+def _worker_loop(conn: Connection, fn: Callable[..., Any]) -> None:
+    """Receive ``(index, job)``, send back ``(index, ok, result_or_error)``, until ``None`` arrives."""
+    _init_worker()
+    while True:
+        task = conn.recv()
+        if task is None:
+            return
+        index, job = task
+        try:
+            conn.send((index, True, fn(*job)))
+        except Exception as err:  # reported to the parent, which decides what the item's result is
+            try:
+                conn.send((index, False, err))
+            except Exception:  # an exception that cannot be pickled travels as its text
+                conn.send((index, False, RuntimeError(f"{type(err).__name__}: {err}\n{traceback.format_exc(limit=3)}")))
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """"killed by signal SIGSEGV" / "exit code 3" for a process's exit code."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class _Worker:
+    def __init__(self, ctx: Any, fn: Callable[..., Any]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_worker_loop, args=(child, fn), daemon=True)
+        self.process.start()
+        child.close()
+        self.item: int | None = None
+
+    def give(self, index: int, job: tuple) -> None:
+        self.item = index
+        self.conn.send((index, job))
+
+    def stop(self) -> None:
+        try:
+            self.conn.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        self.process.join(timeout=5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.conn.close()
 
 
 def run_parallel(
@@ -22,13 +87,15 @@ def run_parallel(
     desc: str = "",
     progress: bool = True,
     on_error: Callable[[tuple, BaseException], Any] | None = None,
+    retries: int = 1,
 ) -> list[Any]:
     """``[fn(*job) for job in jobs]`` over ``workers`` processes (default: all cores), in job order.
 
     Processes are spawned, not forked: forking a parent that already runs PyTorch's thread pools can
-    hang the children. ``fn`` must be importable (a module-level function). When a call raises (a
-    worker killed by the OOM killer, say) ``on_error(job, error)`` gives its result instead; without
-    ``on_error`` the error propagates.
+    hang the children. ``fn`` must be importable (a module-level function). When a call raises,
+    ``on_error(job, error)`` gives its result instead; without ``on_error`` the error propagates.
+    When a worker dies while holding an item, the item is retried ``retries`` times in a fresh
+    worker, then fails with :class:`WorkerDied`; the other items are not affected.
     """
     from tqdm import tqdm
 
@@ -41,21 +108,112 @@ def run_parallel(
             raise err
         results[i] = on_error(jobs[i], err)
 
-    if workers == 1:
+    if workers == 1:  # in-process: no start-up cost, but no protection from a native crash either
         for i, job in enumerate(jobs):
             try:
                 results[i] = fn(*job)
             except Exception as err:
                 _fail(i, err)
             bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker) as pool:
-            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
-            for fut in as_completed(futures):
+        bar.close()
+        return results
+
+    ctx = get_context("spawn")
+    queue: deque[int] = deque(range(len(jobs)))
+    attempts = [0] * len(jobs)
+    pool: list[_Worker] = []
+
+    def _died(w: _Worker) -> None:
+        w.process.join()
+        pool.remove(w)
+        w.conn.close()
+        index, w.item = w.item, None
+        if index is None:
+            return
+        if attempts[index] <= retries:
+            queue.appendleft(index)  # retried first, in a fresh worker
+        else:
+            _fail(index, WorkerDied(f"worker {describe_exit(w.process.exitcode)} on this item ({attempts[index]} attempts)"))
+            bar.update()
+
+    try:
+        while queue or any(w.item is not None for w in pool):
+            for w in [w for w in pool if w.item is None and not w.process.is_alive()]:
+                _died(w)  # died between items: nothing lost, replaced below
+            outstanding = len(queue) + sum(w.item is not None for w in pool)
+            while len(pool) < min(workers, outstanding):
+                pool.append(_Worker(ctx, fn))
+            for w in pool:
+                if w.item is None and queue:
+                    i = queue.popleft()
+                    attempts[i] += 1
+                    w.give(i, jobs[i])
+            busy = [w for w in pool if w.item is not None]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for w in busy:
+                if w.conn not in ready and w.process.sentinel not in ready:
+                    continue
                 try:
-                    results[futures[fut]] = fut.result()
-                except Exception as err:
-                    _fail(futures[fut], err)
+                    index, ok, value = w.conn.recv()
+                except (EOFError, OSError):  # the worker is gone: its pipe closed
+                    _died(w)
+                    continue
+                w.item = None
+                if ok:
+                    results[index] = value
+                else:
+                    _fail(index, value)
                 bar.update()
-    bar.close()
+    finally:
+        for w in pool:
+            w.stop()
+        bar.close()
+    return results
+
+    ctx = get_context("spawn")
+    queue: deque[int] = deque(range(len(jobs)))
+    attempts = [0] * len(jobs)
+    pool: list[_Worker] = []
+    try:
+        while queue or any(w.item is not None for w in pool):
+            while queue and len([w for w in pool if w.item is None]) == 0 and len(pool) < workers:
+                pool.append(_Worker(ctx, fn))
+            for w in pool:
+                if w.item is None and queue:
+                    i = queue.popleft()
+                    attempts[i] += 1
+                    w.give(i, jobs[i])
+            busy = [w for w in pool if w.item is not None]
+            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+            for w in busy:
+                if w.conn in ready or w.conn.poll():
+                    try:
+                        index, ok, value = w.conn.recv()
+                    except (EOFError, OSError):
+                        ok, value, index = None, None, w.item
+                    if ok is not None:
+                        w.item = None
+                        if ok:
+                            results[index] = value
+                        else:
+                            _fail(index, value)
+                        bar.update()
+                        continue
+                if w.process.sentinel in ready or not w.process.is_alive():
+                    index, w.item = w.item, None
+                    w.process.join()
+                    why = describe_exit(w.process.exitcode)
+                    pool.remove(w)
+                    w.conn.close()
+                    if index is None:
+                        continue
+                    if attempts[index] <= retries:
+                        queue.appendleft(index)  # retried first, in a fresh worker
+                    else:
+                        _fail(index, WorkerDied(f"worker {why} on this item ({attempts[index]} attempts)"))
+                        bar.update()
+    finally:
+        for w in pool:
+            w.stop()
+        bar.close()
     return results

@@ -15,27 +15,31 @@ from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.io.raster import RASTER_SUFFIXES, atomic_write_png, to_uint16
 from mammo_monai.io.reader import DICOM_SUFFIXES, is_dicom
+from mammo_monai.io.walk import walk_files
 from mammo_monai.parallel import run_parallel
 
 logger = logging.getLogger(__name__)
 
-REPORT_COLUMNS = ["file", "status", "output", "mask", "laterality", "view", "flipped", "mask_fraction", "rows", "columns"]
+REPORT_COLUMNS = ["file", "status", "output", "mask", "laterality", "view", "flipped", "pixel_side", "laterality_mismatch",
+                  "mask_fraction", "rows", "columns"]
+RECORD = "preprocess.json"
 
 
-def find_images(inputs: Iterable[str | os.PathLike]) -> list[tuple[Path, str]]:
+def find_images(inputs: Iterable[str | os.PathLike], problems: list[dict[str, str]] | None = None) -> list[tuple[Path, str]]:
     """Expand files and folders into (file, output name) pairs.
 
     Files named on the command line are always taken (an unknown type becomes an error row later);
     inside folders, files with a DICOM/PNG/PGM/TIFF suffix and suffix-less DICOMs (as TCIA ships
     them) are taken and everything else (CSV, XML, text) is left alone. Output names are the path
     below the given folder with ``__`` for ``/``, so the many ``1-1.dcm`` of a TCIA download do not
-    collide; a remaining clash gets a short hash of the full path.
+    collide; a remaining clash gets a short hash of the full path. Symbolic-link loops and folders
+    that cannot be read are appended to ``problems`` (``{"file", "reason"}`` rows) when given.
     """
     found: list[tuple[Path, str]] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(x for x in p.rglob("*") if x.is_file() and not x.name.startswith(".")):
+            for f in walk_files(p, problems if problems is not None else []):
                 suffix = f.suffix.lower()
                 if suffix in DICOM_SUFFIXES + RASTER_SUFFIXES or (suffix == "" and is_dicom(f)):
                     found.append((f, "__".join(f.relative_to(p).with_suffix("").parts)))
@@ -54,18 +58,24 @@ def preprocess_file(
     path: str | os.PathLike, out_dir: str | os.PathLike, name: str, size: Sequence[int] = (1152, 896), **options: Any
 ) -> dict[str, Any]:
     """Process one file; never raises for bad input, returns its report row instead."""
+    from monai.transforms import Compose
+
+    from mammo_monai.io.reader import LoadMammogramd
     from mammo_monai.transforms.pipelines import preprocess_transforms
 
     out_dir = Path(out_dir)
     row: dict[str, Any] = {"file": str(path), "output": str(out_dir / f"{name}.png"), "mask": str(out_dir / f"{name}_mask.png")}
     try:
-        d = preprocess_transforms(size=size, **options)({"image": str(path)})
+        modalities = options.pop("modalities", ["MG"])
+        d = Compose([LoadMammogramd("image", modalities=modalities),
+                     preprocess_transforms(size=size, load=False, **options)])({"image": str(path)})
         image, mask = d["image"], d["mask"]
         atomic_write_png(row["mask"], (mask[0].numpy() > 0.5).astype("uint8") * 255)
         atomic_write_png(row["output"], to_uint16(image[0].numpy()))  # written last: its presence means done
         meta = image.meta
         row.update(
             status="ok", laterality=meta.get("laterality", ""), view=meta.get("view", ""), flipped=bool(d.get("flipped")),
+            pixel_side=d.get("pixel_side", ""), laterality_mismatch=bool(d.get("laterality_mismatch", False)),
             mask_fraction=round(float(meta.get("mask_fraction", float("nan"))), 4),
             rows=meta["original_shape"][0], columns=meta["original_shape"][1],
         )
@@ -94,33 +104,46 @@ def preprocess(
     """Preprocess every image under ``inputs`` into ``out_dir`` and write ``preprocess.csv``.
 
     Runs ``workers`` processes (default: all cores). A file whose PNG already exists and whose row
-    in a previous ``preprocess.csv`` says ``ok`` is skipped. Bad files become error rows.
+    in a previous ``preprocess.csv`` says ``ok`` is skipped, provided ``preprocess.json`` shows the
+    outputs were made with the same settings and code; otherwise the run is refused (``overwrite``
+    redoes everything). Bad files, unreadable folders and link loops become error rows.
 
     Args:
-        options: passed to :func:`mammo_monai.transforms.preprocess_transforms` (keep_aspect, crop,
-            intensity, threshold).
+        options: keep_aspect, crop, intensity, threshold (see
+            :func:`mammo_monai.transforms.preprocess_transforms`) and modalities (accepted DICOM
+            Modality values; None for any).
+
+    Raises:
+        CacheMismatchError: earlier outputs in ``out_dir`` were made differently and not ``overwrite``.
 
     Returns:
         The report, one row per input file.
     """
+    from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = out / "preprocess.csv"
+    settings = preprocessing_settings(size, options)
+    claim_cache(out, settings, overwrite, cached_dirs=(), record=RECORD, has_outputs=report.exists(), flag="--overwrite")
+    options = {**options, "modalities": settings["modalities"]}
     previous: dict[str, dict[str, Any]] = {}
     if report.exists() and not overwrite:
         old = pd.read_csv(report, dtype=str, keep_default_na=False)
         previous = {r["file"]: r for r in old.to_dict("records") if r["status"] == "ok" and Path(r["output"]).exists()}
-    rows, todo = [], []
-    for f, name in find_images(inputs):
+    problems: list[dict[str, str]] = []
+    found = find_images(inputs, problems)
+    rows: list[dict[str, Any]] = [{"file": p["file"], "status": f"error: {p['file']}: {p['reason']}"} for p in problems]
+    todo = []
+    for f, name in found:
         if str(f) in previous and previous[str(f)]["output"] == str(out / f"{name}.png"):
             rows.append(previous[str(f)])
         else:
             todo.append((f, name))
     if previous:
-        logger.info("preprocess: %d finished outputs skipped, %d to do", len(rows), len(todo))
+        logger.info("preprocess: %d finished outputs skipped, %d to do", len(found) - len(todo), len(todo))
     rows += run_parallel(
         _preprocess_job, [(f, out, name, size, options) for f, name in todo], workers, "preprocess", progress,
-        on_error=lambda job, err: {"file": str(job[0]), "status": f"error: {job[0]}: worker failed: {err}"},
+        on_error=lambda job, err: {"file": str(job[0]), "status": f"error: {job[0]}: {type(err).__name__}: {err}"},
     )
     _write_report(report, rows)
     return pd.read_csv(report, keep_default_na=False)

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from mammo_monai.cli import main
+from mammo_monai.data.cache_record import CacheMismatchError
 from mammo_monai.preprocess import find_images, preprocess
 from mammo_monai.synthetic import write_dicom
 from tests.conftest import make_breast
@@ -59,7 +60,7 @@ def test_bad_files_become_error_rows_and_good_ones_come_out(tmp_path):
         assert status[name].startswith("error:") and name in status[name]
         assert pd.Series([status[name]]).str.contains(problem).all(), status[name]
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert outputs == ["good.png", "good_mask.png", "preprocess.csv", "scan_R_CC.png", "scan_R_CC_mask.png"]
+    assert outputs == ["good.png", "good_mask.png", "preprocess.csv", "preprocess.json", "scan_R_CC.png", "scan_R_CC_mask.png"]
     mask = np.asarray(Image.open(tmp_path / "out" / "good_mask.png"))
     assert set(np.unique(mask)) == {0, 255}
 
@@ -84,11 +85,44 @@ def test_tcia_layout_names_do_not_collide(tmp_path):
 
 def test_cli_preprocess_exit_code_and_help(tmp_path, capsys):
     src = _bad_files(tmp_path / "in")
-    assert main(["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 0
-    assert "2 ok, 3 failed" in capsys.readouterr().out
+    assert main(["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 1
+    assert "2 ok, 3 failed" in capsys.readouterr().out  # exit 1: some items failed, the good ones are written
+    good = tmp_path / "good"
+    good.mkdir()
+    (good / "good.dcm").write_bytes((src / "good.dcm").read_bytes())
+    assert main(["preprocess", str(good), "--out", str(tmp_path / "out2"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 0
     for cmd, option in (("synth", "--patients"), ("preprocess", "--keep-aspect"), ("demo", "--workdir"),
                         ("prepare", "--official-split"), ("patches", "--per-roi")):
         with pytest.raises(SystemExit) as exit_info:
             main([cmd, "--help"])
         assert exit_info.value.code == 0
         assert option in capsys.readouterr().out
+
+
+def test_a_rerun_with_other_settings_is_refused_not_silently_served(tmp_path):
+    src = _bad_files(tmp_path / "in")
+    preprocess([src], tmp_path / "out", size=(64, 48), workers=1, progress=False)
+    with pytest.raises(CacheMismatchError, match=r"size \[64, 48\] -> \[32, 24\].*--overwrite"):
+        preprocess([src], tmp_path / "out", size=(32, 24), workers=1, progress=False)
+    with pytest.raises(CacheMismatchError, match="keep_aspect False -> True"):
+        preprocess([src], tmp_path / "out", size=(64, 48), workers=1, progress=False, keep_aspect=True)
+    report = preprocess([src], tmp_path / "out", size=(32, 24), workers=1, progress=False, overwrite=True)
+    assert np.asarray(Image.open(report.loc[report["status"] == "ok", "output"].iloc[0])).shape == (32, 24)
+
+
+def test_symlink_loops_and_non_mammogram_modalities_are_error_rows(tmp_path):
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    write_dicom(src / "sub" / "mg.dcm", make_breast()[0], laterality="L", view="CC")
+    ct = write_dicom(src / "sub" / "ct.dcm", make_breast()[0], laterality="L", view="CC")
+    ds = pydicom.dcmread(ct)
+    ds.Modality = "CT"
+    ds.save_as(ct)
+    (src / "sub" / "loop").symlink_to(src, target_is_directory=True)
+    report = preprocess([src], tmp_path / "out", size=(64, 48), workers=1, progress=False)
+    status = dict(zip(report["file"], report["status"]))
+    assert status[str(src / "sub" / "mg.dcm")] == "ok"
+    assert "Modality CT is not a mammogram" in status[str(src / "sub" / "ct.dcm")]
+    assert "symlink loop" in status[str(src / "sub" / "loop")]
+    again = preprocess([src], tmp_path / "out2", size=(64, 48), workers=1, progress=False, modalities=["MG", "CT"])
+    assert (again["status"] == "ok").sum() == 2

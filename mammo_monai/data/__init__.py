@@ -1,6 +1,7 @@
 """Datasets -> one manifest: adapters, patient-grouped splits, the preprocessing cache, patch sets."""
 
 from mammo_monai.data.adapters import ADAPTERS, AdapterResult
+from mammo_monai.data.cache_record import CacheMismatchError, preprocessing_settings, read_record
 from mammo_monai.data.manifest import (
     IMAGE_COLUMNS,
     LESION_COLUMNS,
@@ -17,9 +18,12 @@ __all__ = [
     "IMAGE_COLUMNS",
     "LESION_COLUMNS",
     "AdapterResult",
+    "CacheMismatchError",
     "ManifestError",
     "assign_splits",
     "manifest_hash",
+    "preprocessing_settings",
+    "read_record",
     "read_manifest",
     "validate",
     "write_manifest",

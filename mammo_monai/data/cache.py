@@ -1,11 +1,18 @@
 """The preprocessing cache: each image once as a masked, oriented, resized 16-bit PNG, with its breast
-mask and its lesion masks carried through the same transforms."""
+mask and its lesion masks carried through the same transforms.
+
+A cached image records only what preprocessing made (paths, flip, original size, lesion geometry);
+labels and splits are re-derived from the dataset on every ``prepare``, so a changed truth file or
+split seed can never be hidden by the cache. Each record also keeps a hash of its inputs (source
+file, laterality, lesion rows): when they change, the image is made again.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,38 +20,64 @@ import numpy as np
 import torch
 from skimage.draw import disk
 
+from mammo_monai.data.cache_record import transform_options
 from mammo_monai.io.atomic import write_json
 from mammo_monai.io.errors import MammogramError, describe_error
 from mammo_monai.io.raster import atomic_write_png, to_uint16
 from mammo_monai.io.reader import LoadMammogramd, read_mammogram
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
+# An ROI mask this far off the image's size (per axis: pixels, or fraction of the side) is padded or
+# cropped to fit (CBIS-DDSM has masks a few pixels off); farther off it is another image's mask.
+MASK_TOLERANCE_PX, MASK_TOLERANCE_FRACTION = 16, 0.01
+# the cached columns that preprocessing decides; everything else comes fresh from the adapter
+CACHED_IMAGE_KEYS = ("image", "source", "breast_mask", "flipped", "pixel_side", "laterality_mismatch",
+                     "original_rows", "original_columns")
+
+
+def fit_mask(mask: np.ndarray, shape: tuple[int, int], path: str, notes: list[str]) -> np.ndarray:
+    """``mask`` padded with zeros or cropped at the bottom/right to ``shape``, when only a few pixels off.
+
+    Raises:
+        MammogramError: the sizes differ by more than the tolerance (a mask of another image, or of
+            a cropped lesion): such a mask is never stretched over the image.
+    """
+    if mask.shape == shape:
+        return mask
+    off = [abs(a - b) for a, b in zip(mask.shape, shape)]
+    limit = [max(MASK_TOLERANCE_PX, MASK_TOLERANCE_FRACTION * s) for s in shape]
+    if any(o > lim for o, lim in zip(off, limit)):
+        raise MammogramError(path, f"ROI mask {mask.shape[0]}x{mask.shape[1]} does not match the image's "
+                                   f"{shape[0]}x{shape[1]} (off by {off[0]} rows, {off[1]} columns); mask rejected")
+    out = np.zeros(shape, bool)
+    rows, cols = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
+    out[:rows, :cols] = mask[:rows, :cols]
+    notes.append(f"{path}: ROI mask {mask.shape[0]}x{mask.shape[1]} differs from the image's {shape[0]}x{shape[1]}; "
+                 "padded/cropped at the bottom and right to fit")
+    return out
+
 
 def lesion_mask(lesion: dict[str, Any], shape: tuple[int, int], notes: list[str]) -> np.ndarray | None:
     """Boolean mask of one lesion in the ORIGINAL image's pixels, from its mask file or its circle.
 
     Fills the lesion's ``center_row``, ``center_col`` and ``radius`` (equivalent-area radius) from
-    a mask. Returns None for a lesion without geometry. A mask whose size differs from the image's
-    (CBIS-DDSM has some a few pixels off) is resized, and that is noted.
+    a mask. Returns None for a lesion without geometry (no mask, no centre: e.g. a truth row that
+    carries a note instead of coordinates).
 
     Raises:
-        MammogramError: an empty mask, or a centre outside the image.
+        MammogramError: an empty or badly sized mask, or a centre outside the image.
     """
     path = str(lesion.get("mask") or "")
     if path and path != "nan":
-        arr, _ = read_mammogram(path)
-        m = arr[0] > 0
-        if m.shape != shape:
-            notes.append(f"{path}: ROI mask {m.shape[0]}x{m.shape[1]} differs from the image's {shape[0]}x{shape[1]}; resized to fit")
-            t = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None].float(), size=shape, mode="nearest")
-            m = t[0, 0].numpy() > 0.5
+        arr, _ = read_mammogram(path, modalities=None)
+        m = fit_mask(arr[0] > 0, shape, path, notes)
         if not m.any():
             raise MammogramError(path, "empty ROI mask")
         rows, cols = np.nonzero(m)
         lesion.update(center_row=round(float(rows.mean()), 1), center_col=round(float(cols.mean()), 1),
                       radius=round(float(np.sqrt(m.sum() / np.pi)), 1))
         return m
-    r, c, rad = (float(lesion.get(k, "nan") or "nan") for k in ("center_row", "center_col", "radius"))
+    r, c, rad = (_number(lesion.get(k)) for k in ("center_row", "center_col", "radius"))
     if np.isnan(r) or np.isnan(c):
         return None
     if not (0 <= r < shape[0] and 0 <= c < shape[1]):
@@ -54,56 +87,98 @@ def lesion_mask(lesion: dict[str, Any], shape: tuple[int, int], notes: list[str]
     return m
 
 
-def cache_image(
-    image: dict[str, Any], lesions: list[dict[str, Any]], out_dir: str | os.PathLike, size: Sequence[int] = (1152, 896),
-    options: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, str]]]:
-    """Cache one image and its lesions; returns (image row, lesion rows, problems).
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
 
-    The image row points at the cached PNG (``image``), keeps the original as ``source`` and adds
-    ``breast_mask``, ``flipped``, ``original_rows``/``original_columns``. Lesion rows gain
-    ``cached_mask`` (in the cached image's pixels) and keep their geometry in the original's.
-    A finished image (PNG and its ``.json`` record present) is not redone.
+
+def inputs_hash(image: Mapping[str, Any], lesions: list[dict[str, Any]]) -> str:
+    """Hash of what a cached image was made from: source file (path, size, mtime), laterality, lesions."""
+    src = str(image["image"])
+    try:
+        st = os.stat(src)
+        stamp = [st.st_size, int(st.st_mtime)]
+    except OSError:
+        stamp = []
+    geometry = [{k: str(les.get(k, "")) for k in ("mask", "center_row", "center_col", "radius")} for les in lesions]
+    blob = json.dumps([src, stamp, str(image.get("laterality") or ""), geometry], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _outside_breast(lesion_mask_cached: np.ndarray, breast: np.ndarray) -> bool:
+    """True when the lesion's centre (in cached pixels) is not on the breast mask."""
+    rows, cols = np.nonzero(lesion_mask_cached)
+    if rows.size == 0:
+        return True
+    return not bool(breast[int(round(rows.mean())), int(round(cols.mean()))])
+
+
+def cache_image(
+    image: dict[str, Any], lesions: list[dict[str, Any]], out_dir: str | os.PathLike, settings: Mapping[str, Any],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, str]]]:
+    """Cache one image and its lesions; returns (cached image columns, lesion rows, problems).
+
+    The image columns are :data:`CACHED_IMAGE_KEYS`: ``image`` (the cached PNG), ``source`` (the
+    original), ``breast_mask``, ``flipped``, the orientation check and the original size. Lesion rows
+    gain ``cached_mask`` (in the cached image's pixels) and ``outside_breast``, and keep their geometry
+    in the original's. A lesion whose centre lies outside the breast mask is kept, flagged and reported;
+    a lesion with unusable geometry keeps its image, without geometry, and is reported. A finished image
+    (PNG and its ``.json`` record present, made from the same inputs) is not redone.
     """
     out = Path(out_dir)
     stem = out / "images" / image["image_id"]
     record = stem.with_suffix(".json")
+    key = inputs_hash(image, lesions)
     if record.is_file() and stem.with_suffix(".png").is_file():
         done = json.loads(record.read_text())
-        return done["image"], done["lesions"], []
+        if done.get("inputs") == key:
+            return done["image"], done["lesions"], done.get("problems", [])
     problems: list[dict[str, str]] = []
     src = image["image"]
     try:
-        data = LoadMammogramd("image", laterality_key="_file_laterality")({"image": src, "laterality": image.get("laterality") or ""})
+        modalities = settings.get("modalities", ["MG"])
+        data = LoadMammogramd("image", laterality_key="_file_laterality", modalities=modalities)(
+            {"image": src, "laterality": image.get("laterality") or ""})
         shape = tuple(data["image"].shape[-2:])
         keys, kept = [], []
         for k, lesion in enumerate(lesions):
-            lesion = dict(lesion)
+            lesion = {**lesion, "cached_mask": "", "outside_breast": False}
             notes: list[str] = []
             try:
                 m = lesion_mask(lesion, shape, notes)
             except MammogramError as err:
-                problems.append({"file": err.path, "reason": f"{err.problem}; lesion skipped"})
-                continue
+                problems.append({"file": err.path, "reason": f"{err.problem}; lesion kept without geometry"})
+                lesion.update(mask="", center_row=float("nan"), center_col=float("nan"), radius=float("nan"))
+                m = None
             problems += [{"file": n.split(": ", 1)[0], "reason": n.split(": ", 1)[1]} for n in notes]
             if m is not None:
                 data[f"lesion{k}"] = torch.from_numpy(m[None]).float()
                 keys.append((f"lesion{k}", lesion))
             kept.append(lesion)
-        data = preprocess_transforms(size=size, extra_mask_keys=[k for k, _ in keys], load=False, **(options or {}))(data)
+        data = preprocess_transforms(size=settings["size"], extra_mask_keys=[k for k, _ in keys], load=False,
+                                     **transform_options(settings))(data)
     except Exception as err:
         return None, [], [{"file": src, "reason": describe_error(err, src)}]
-    out_img = dict(image)
     flipped = bool(data["flipped"])
-    out_img.update(image=str(stem.with_suffix(".png")), source=src, breast_mask=f"{stem}_mask.png", flipped=flipped,
-                   laterality=image.get("laterality") or ("R" if flipped else "L"),
-                   original_rows=shape[0], original_columns=shape[1])
+    cached = {"image": str(stem.with_suffix(".png")), "source": src, "breast_mask": f"{stem}_mask.png", "flipped": flipped,
+              "pixel_side": data.get("pixel_side", ""), "laterality_mismatch": bool(data.get("laterality_mismatch", False)),
+              "original_rows": shape[0], "original_columns": shape[1]}
+    if not image.get("laterality"):
+        cached["laterality"] = "R" if flipped else "L"
+    breast = data["mask"][0].numpy() > 0
     (out / "lesions").mkdir(parents=True, exist_ok=True)
-    for key, lesion in keys:
-        path = out / "lesions" / f"{image['image_id']}_{key}.png"
-        atomic_write_png(path, (data[key][0].numpy() > 0.5).astype(np.uint8) * 255)
+    for key_name, lesion in keys:
+        m = data[key_name][0].numpy() > 0.5
+        path = out / "lesions" / f"{image['image_id']}_{key_name}.png"
+        atomic_write_png(path, m.astype(np.uint8) * 255)
         lesion["cached_mask"] = str(path)
-    atomic_write_png(f"{stem}_mask.png", (data["mask"][0].numpy() > 0.5).astype(np.uint8) * 255)
+        if _outside_breast(m, breast):
+            lesion["outside_breast"] = True
+            problems.append({"file": src, "reason": f"lesion at ({lesion['center_row']}, {lesion['center_col']}) lies outside "
+                                                    "the breast mask (an error in the truth data?); no lesion patch will be cut"})
+    atomic_write_png(f"{stem}_mask.png", breast.astype(np.uint8) * 255)
     atomic_write_png(stem.with_suffix(".png"), to_uint16(data["image"][0].numpy()))
-    write_json({"image": out_img, "lesions": kept}, record)
-    return out_img, kept, problems
+    write_json({"inputs": key, "image": cached, "lesions": kept, "problems": problems}, record)  # last: means done
+    return cached, kept, problems

@@ -34,6 +34,22 @@ class ManifestError(ValueError):
         super().__init__(f"{where}: {len(problems)} problem(s) in the manifest:\n  " + "\n  ".join(shown))
 
 
+def patients_in_several_splits(table: pd.DataFrame) -> list[str]:
+    """One line per patient whose images (or patches) lie in more than one split: a leak from training
+    into validation or test that would inflate every figure."""
+    if not {"patient_id", "split"} <= set(table.columns) or table.empty:
+        return []
+    splits = table.groupby(table["patient_id"].astype(str))["split"].agg(lambda s: sorted(set(s)))
+    return [f"patient {pid!r} is in several splits {v}" for pid, v in splits.items() if len(v) > 1]
+
+
+def check_one_split_per_patient(table: pd.DataFrame, where: str) -> None:
+    """Raise :class:`ManifestError` when any patient lies in more than one split."""
+    problems = patients_in_several_splits(table)
+    if problems:
+        raise ManifestError(where, problems + ["re-run `mammo-monai prepare` to assign the splits again"])
+
+
 def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: str = "manifest", check_files: bool = True) -> None:
     """Check both tables against the contract; raise one :class:`ManifestError` listing every problem."""
     problems: list[str] = []
@@ -55,6 +71,7 @@ def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: s
     problems += [f"images: {r.image_id}: label {r.label!r} is not 0 or 1" for r in bad_label.itertuples()]
     dup = images["image_id"][images["image_id"].duplicated()]
     problems += [f"images: image_id {v!r} appears more than once" for v in dup.unique()]
+    problems += patients_in_several_splits(images)
     if check_files:
         problems += [f"images: {i}: file not found: {p}" for i, p in zip(images["image_id"], images["image"]) if not os.path.isfile(p)]
     if lesions is not None and not lesions.empty:

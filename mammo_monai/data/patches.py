@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from mammo_monai.io.atomic import write_csv
+from mammo_monai.data.cache_record import CACHE_RECORD, read_record
+from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.data.manifest import read_manifest
 from mammo_monai.io.raster import atomic_write_png
 from mammo_monai.parallel import run_parallel
@@ -75,15 +76,22 @@ def sample_roi_centres(roi: np.ndarray, n: int, size: int, rng: np.random.Genera
 
 
 def sample_background_centres(breast: np.ndarray, rois: Overlap | None, n: int, size: int, rng: np.random.Generator,
-                              max_draws: int = 10000) -> list[tuple[int, int]]:
-    """Centres inside the breast whose patch overlaps no ROI; fewer than ``n`` if none can be found."""
+                              max_draws: int = 10000, min_breast: float = 0.75) -> list[tuple[int, int]]:
+    """Centres of background patches: mostly inside the breast and clear of every ROI.
+
+    A patch is accepted when at least ``min_breast`` of its area lies on the breast mask (a centre on
+    the skin line would give a patch that is half air) and it overlaps no ROI; fewer than ``n`` when
+    ``max_draws`` draws cannot find them (a small breast: the caller reports it).
+    """
     candidates = np.argwhere(breast)
+    inside = Overlap(breast)
+    need = min_breast * min(size * size, inside.total)  # a breast smaller than one patch: all of it
     centres: list[tuple[int, int]] = []
     for _ in range(max_draws):
         if len(centres) == n or len(candidates) == 0:
             break
         r, q = (int(v) for v in candidates[rng.integers(len(candidates))])
-        if rois is None or rois.count(r, q, size) == 0:
+        if inside.count(r, q, size) >= need and (rois is None or rois.count(r, q, size) == 0):
             centres.append((r, q))
     return centres
 
@@ -115,7 +123,10 @@ def patches_for_image(image: dict[str, Any], lesions: list[dict[str, Any]], inde
         if roi.shape != pixels.shape or not roi.any():
             problems.append({"file": path, "reason": "empty ROI mask after preprocessing" if roi.shape == pixels.shape else "ROI mask size differs from the cached image"})
             continue
-        union |= roi
+        union |= roi  # background patches stay clear of it in any case
+        if str(lesion.get("outside_breast", "")).lower() in ("true", "1"):
+            problems.append({"file": path, "reason": f"lesion {k} lies outside the breast mask; no lesion patch cut"})
+            continue
         label = CLASS_INDEX[(lesion["lesion_type"], lesion["pathology"])]
         if scheme == "s":
             rr, cc = np.nonzero(roi)
@@ -153,12 +164,16 @@ def make_patches(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, sc
             for i, row in enumerate(images.to_dict("records"))]
     t0 = time.time()
     results = run_parallel(patches_for_image, jobs, workers, f"patches {scheme.upper()}", progress,
-                           on_error=lambda job, err: ([], [{"file": job[0]["image"], "reason": f"worker failed: {err}"}]))
+                           on_error=lambda job, err: ([], [{"file": job[0]["image"], "reason": f"failed: {type(err).__name__}: {err}"}]))
     seconds = time.time() - t0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([r for res in results for r in res[0]])
     write_csv(table, out / "patches.csv")
+    record = read_record(manifest_dir) or {}
+    write_json({**record, "patch_size": size, "scheme": scheme, "per_roi": per_roi, "background": background, "seed": seed},
+               out / CACHE_RECORD)  # the preprocessing the patches went through, for the model trained on them
     write_csv(pd.DataFrame([p for res in results for p in res[1]], columns=["file", "reason"]), out / "patch_errors.csv")
-    return {"scheme": scheme, "patches": len(table), "per_class": table["label"].value_counts().sort_index().to_dict() if len(table) else {},
+    failed = sum(1 for res in results for p in res[1] if p["reason"].startswith(("failed:", "cannot read")))
+    return {"scheme": scheme, "patches": len(table), "failed_images": failed, "per_class": table["label"].value_counts().sort_index().to_dict() if len(table) else {},
             "patches_per_second": round(len(table) / max(seconds, 1e-9), 1), "seconds": round(seconds, 1)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import os
 import time
 from pathlib import Path
@@ -12,12 +13,32 @@ import pandas as pd
 
 from mammo_monai.data.adapters import ADAPTERS
 from mammo_monai.data.cache import cache_image
-from mammo_monai.io.atomic import write_csv
+from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
 from mammo_monai.data.manifest import validate, write_manifest
 from mammo_monai.data.splits import assign_splits
+from mammo_monai.io.atomic import write_csv
 from mammo_monai.parallel import run_parallel
 
 logger = logging.getLogger(__name__)
+# adapter problems that cost an image (or a folder of them), as opposed to notes on a kept image
+_LOST = re.compile(r"(image excluded|not found|; skipped|; row skipped)$")
+
+
+def drop_duplicate_ids(images: pd.DataFrame, errors: list[dict[str, str]]) -> pd.DataFrame:
+    """Rows whose ``image_id`` is shared are all excluded and reported: which of them is right cannot be
+    told, and one would overwrite the other's cached files."""
+    dup = images["image_id"].duplicated(keep=False)
+    for r in images[dup].itertuples():
+        errors.append({"file": str(r.image), "reason": f"image_id {r.image_id!r} is given to more than one image; "
+                                                       "all of them excluded"})
+    return images[~dup]
+
+
+def split_images(images: pd.DataFrame, dataset: str, split_seed: int, official_split: bool) -> pd.DataFrame:
+    """The one place where splits are assigned: over the whole image set of this run, by patient."""
+    if dataset == "folder":
+        return images  # the folder layout names the split
+    return assign_splits(images, seed=split_seed, keep_test=official_split and dataset == "cbis-ddsm")
 
 
 def prepare(
@@ -31,49 +52,74 @@ def prepare(
     progress: bool = True,
     adapter_options: dict[str, Any] | None = None,
     transform_options: dict[str, Any] | None = None,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
     """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest.
 
     Writes ``images.csv`` and ``lesions.csv`` (pointing at the cached PNGs; lesion geometry stays in
-    the original images' pixels), ``errors.csv`` (file, reason) and the cache under ``out_dir``.
-    Returns a summary with counts and images/s.
+    the original images' pixels), ``errors.csv`` (file, reason), ``cache.json`` (the preprocessing
+    settings and code version) and the cache under ``out_dir``. Re-running into the same folder reuses
+    cached images only when they were made the same way; otherwise it refuses, or with ``rebuild``
+    deletes and remakes them. Labels and splits are derived afresh on every run.
+
+    Args:
+        transform_options: preprocessing options (keep_aspect, crop, intensity, threshold, modalities).
+
+    Returns:
+        A summary: counts of images, lesions, truth rows, labels, splits, failures; images/s.
+
+    Raises:
+        CacheMismatchError: the folder holds a cache made differently and ``rebuild`` is False.
     """
     if dataset not in ADAPTERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ADAPTERS)}")
     t0 = time.time()
+    settings = preprocessing_settings(size, transform_options)
     kwargs = dict(adapter_options or {})
     if dataset == "cbis-ddsm":
         kwargs["official_split"] = official_split
     found = ADAPTERS[dataset](root, **kwargs)
-    images = found.images
+    errors = list(found.errors)
+    images = drop_duplicate_ids(found.images, errors)
     if images.empty:
-        raise ValueError(f"{root}: the {dataset} adapter found no images ({len(found.errors)} problems, e.g. {found.errors[:3]})")
-    if dataset == "folder":
-        pass  # the folder layout names the split
-    elif official_split and dataset == "cbis-ddsm":
-        images = assign_splits(images, seed=split_seed, keep_test=True)
-    else:
-        images = assign_splits(images, seed=split_seed)
+        raise ValueError(f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})")
+    images = split_images(images, dataset, split_seed, official_split)
+    out = Path(out_dir)
+    reused = claim_cache(out, {**settings, "dataset": dataset, "root": str(Path(root).resolve()),
+                               "split_seed": split_seed, "official_split": official_split}, rebuild)
     by_image = {k: g.to_dict("records") for k, g in found.lesions.groupby("image_id")} if not found.lesions.empty else {}
-    jobs = [(row, by_image.get(row["image_id"], []), str(out_dir), size, transform_options) for row in images.to_dict("records")]
+    jobs = [(row, by_image.get(row["image_id"], []), str(out), settings) for row in images.to_dict("records")]
     t1 = time.time()
     results = run_parallel(cache_image, jobs, workers, "prepare", progress,
-                           on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"worker failed: {err}"}]))
+                           on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"{type(err).__name__}: {err}"}]))
     seconds = time.time() - t1
-    rows = [r[0] for r in results if r[0] is not None]
-    lesions = [les for r in results for les in r[1]]
-    errors = found.errors + [e for r in results for e in r[2]]
-    out = Path(out_dir)
+    rows, lesions = [], []
+    for (image, *_), (cached, kept, problems) in zip(jobs, results):
+        errors += problems
+        if cached is not None:
+            rows.append({**image, **cached})
+            lesions += [{**les, "image_id": image["image_id"]} for les in kept]
     img_df = pd.DataFrame(rows)
     les_df = pd.DataFrame(lesions)
+    if img_df.empty:
+        write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
+        raise ValueError(f"{root}: no image could be cached; see {out / 'errors.csv'}")
+    validate(img_df, les_df if not les_df.empty else None, where=str(out))
     write_manifest(out, img_df, les_df)
     write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
-    validate(img_df, les_df if not les_df.empty else None, where=str(out))
+    failed = len(found.images) - len(rows)
+    excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
     summary = {
-        "dataset": dataset, "images": len(rows), "lesions": len(lesions), "problems": len(errors),
-        "failed_images": len(jobs) - len(rows),
-        "splits": img_df["split"].value_counts().to_dict(), "malignant_fraction": round(float(img_df["label"].mean()), 3),
-        "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2), "seconds": round(time.time() - t0, 1),
+        "dataset": dataset, "images": len(rows), "lesions": len(lesions),
+        "lesions_without_geometry": int(les_df["cached_mask"].fillna("").eq("").sum()) if not les_df.empty else 0,
+        "lesions_outside_breast": int(les_df["outside_breast"].fillna(False).astype(bool).sum()) if not les_df.empty else 0,
+        "truth_rows": getattr(found, "truth_rows", None), "problems": len(errors), "failed_images": failed,
+        "excluded_by_adapter": excluded,
+        "labels": {str(k): int(v) for k, v in img_df["label"].value_counts().sort_index().items()},
+        "splits": img_df["split"].value_counts().to_dict(),
+        "malignant_fraction": round(float(img_df["label"].mean()), 3),
+        "laterality_mismatches": int(img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
+        "reused_cache": reused, "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2), "seconds": round(time.time() - t0, 1),
     }
     logger.info("prepare: %s", summary)
     return summary

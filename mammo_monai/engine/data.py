@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import WeightedRandomSampler
 
+from mammo_monai.data.manifest import check_one_split_per_patient
+
 
 def records(table: str | os.PathLike, split: str, num_classes: int, image_key: str = "image",
             label_key: str = "label", limit: int | None = None) -> list[dict[str, Any]]:
     """Rows of ``split`` from a CSV as MONAI data dicts ``{"image": path, "label": int, ...}``.
 
-    Raises (before training): a missing table, no rows for the split, a label outside
-    ``0 .. num_classes - 1``, or a missing image file.
+    Raises (before training): a missing table, a patient in more than one split, no rows for the
+    split, a label outside ``0 .. num_classes - 1``, or a missing image file.
     """
     if not os.path.isfile(table):
         raise FileNotFoundError(f"{table}: data table not found (run `mammo-monai prepare` / `patches` first)")
@@ -23,6 +25,7 @@ def records(table: str | os.PathLike, split: str, num_classes: int, image_key: s
     for col in (image_key, label_key, "split"):
         if col not in df.columns:
             raise ValueError(f"{table}: column {col!r} missing")
+    check_one_split_per_patient(df, str(table))
     df = df[df["split"] == split]
     if df.empty:
         raise ValueError(f"{table}: no rows in split {split!r}: the dataset is empty")

@@ -19,40 +19,59 @@ from mammo_monai.engine.inference import trained_setting
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.preprocess import find_images
+from mammo_monai.data.cache_record import transform_options
+from mammo_monai.io.reader import LoadMammogramd
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
 
-def _load(path: str, size: Sequence[int]) -> dict[str, Any]:
-    return preprocess_transforms(size=size)({"image": path})
+def model_preprocessing(bundle_root: str | os.PathLike, modalities: Sequence[str] | None | str = "model") -> dict[str, Any]:
+    """The preprocessing a model was trained with (recorded from its cache at training time), as
+    keyword arguments for :func:`_load`; models trained before it was recorded get the defaults at
+    their recorded image size. ``modalities`` other than "model" replace the recorded ones."""
+    recorded = trained_setting(bundle_root, "preprocessing", None) or {}
+    settings = {"size": recorded.get("size") or trained_setting(bundle_root, "image_size", [1152, 896]),
+                **transform_options(recorded), "modalities": recorded.get("modalities", ["MG"])}
+    if modalities != "model":
+        settings["modalities"] = modalities
+    return settings
+
+
+def _load(path: str, size: Sequence[int], modalities: Sequence[str] | None = ("MG",), **options: Any) -> dict[str, Any]:
+    load = LoadMammogramd("image", modalities=modalities)
+    return preprocess_transforms(size=size, load=False, **options)(load({"image": path}))
 
 
 @torch.inference_mode()
 def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str], out_csv: str | os.PathLike, tta: bool = False,
             heatmaps: str | os.PathLike | None = None, patch_bundle: str | os.PathLike | None = None, batch_size: int = 4,
-            stride: int | None = None, progress: bool = True) -> pd.DataFrame:
+            stride: int | None = None, progress: bool = True, modalities: Sequence[str] | None | str = "model") -> pd.DataFrame:
     """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
     error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
     window (``stride`` px, default a quarter patch) and save the maps (see :func:`save_heatmaps`).
+    Images are preprocessed exactly as the model's training data were (size, aspect, crop,
+    intensity scaling, accepted modalities: :func:`model_preprocessing`).
 
     Rows: file, level (image / exam), exam, laterality, view, probability, status. Exams are the
     images of one folder and laterality; their probability is the mean of their images'.
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
-    files = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs))  # (file, unique name)
+    problems: list[dict[str, str]] = []
+    files = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems)  # (file, unique name)
     if not files:
         raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
     with tempfile.TemporaryDirectory() as tmp:
         root = open_bundle(bundle, Path(tmp) / "whole")
         nets = load_networks(root, (), tmp)
-        size = trained_setting(root, "image_size", [1152, 896])
+        prep = model_preprocessing(root, modalities)
         patch_net, patch_size, class_names = None, None, None
         if heatmaps:
             proot = open_bundle(patch_bundle, Path(tmp) / "patch")
             patch_net = load_networks(proot, (), tmp)[0]
             patch_size = int(trained_setting(proot, "image_size", [224, 224])[0])
             class_names = trained_setting(proot, "class_names", [str(i) for i in range(5)])
-        rows: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = [{"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"}
+                                      for p in problems]
         pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
         def flush() -> None:
@@ -70,7 +89,7 @@ def predict(bundle: str | os.PathLike, inputs: str | os.PathLike | Sequence[str]
             f = str(path)
             row: dict[str, Any] = {"file": f, "level": "image"}
             try:
-                d = _load(f, size)
+                d = _load(f, **prep)
             except Exception as err:
                 rows.append({**row, "status": f"error: {describe_error(err, f)}"})
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,23 @@ from mammo_monai.io.errors import MammogramError
 from mammo_monai.io.naming import VIEW_MEANINGS, VIEWS, parse_path
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+MAMMOGRAPHY_MODALITIES = ("MG",)
+
+
+def check_modality(ds: pydicom.Dataset, path: str | os.PathLike, modalities: Sequence[str] | None) -> None:
+    """Raise unless the DICOM's Modality is one of ``modalities`` (None: accept any).
+
+    A missing Modality (a malformed file, or a bare secondary capture) gives no evidence either way
+    and is accepted.
+
+    Raises:
+        MammogramError: naming the file and its modality.
+    """
+    modality = str(ds.get("Modality", "") or "").upper()
+    if modalities is None or not modality or modality in {m.upper() for m in modalities}:
+        return
+    raise MammogramError(path, f"Modality {modality} is not a mammogram (expected {'/'.join(modalities)}); "
+                               f"accept it on purpose with --accept-modality {modality}")
 
 
 def _stored_range(ds: pydicom.Dataset) -> tuple[float, float]:
@@ -77,13 +95,16 @@ def dicom_metadata(ds: pydicom.Dataset, path: str | os.PathLike) -> dict[str, An
         "view": _view(ds) or name_view,
         "pixel_spacing": [float(spacing[0]), float(spacing[1])],
         "bits_stored": int(ds.get("BitsStored", 0) or 0),
+        "modality": str(ds.get("Modality", "") or ""),
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
         "transfer_syntax": ts.name if ts is not None else "",
         "voi_applied": bool(ds.get("VOILUTSequence") or "WindowCenter" in ds),
     }
 
 
-def read_dicom(path: str | os.PathLike, apply_voi: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+def read_dicom(
+    path: str | os.PathLike, apply_voi: bool = True, modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read one DICOM mammogram.
 
     Applies, in the order of the DICOM grayscale pipeline, the Modality LUT (rescale slope and
@@ -94,6 +115,8 @@ def read_dicom(path: str | os.PathLike, apply_voi: bool = True) -> tuple[np.ndar
     Args:
         path: the DICOM file.
         apply_voi: apply the VOI LUT / window when the file has one.
+        modalities: accepted values of the Modality tag (default MG); None accepts any (a CT
+            slice or a radiograph on purpose).
 
     Returns:
         ``(image, meta)``: float32 array shaped (1, Rows, Columns) and the metadata of
@@ -102,7 +125,7 @@ def read_dicom(path: str | os.PathLike, apply_voi: bool = True) -> tuple[np.ndar
 
     Raises:
         MammogramError: naming the file, for a missing, unparsable, non-image, colour, multi-frame
-            or undecodable file.
+            or undecodable file, or one of another modality.
     """
     if not os.path.isfile(path):
         raise MammogramError(path, "file not found")
@@ -115,6 +138,7 @@ def read_dicom(path: str | os.PathLike, apply_voi: bool = True) -> tuple[np.ndar
     if not any(tag in ds for tag in _PIXEL_TAGS):
         sop = getattr(ds.get("SOPClassUID", None), "name", "unknown SOP class")
         raise MammogramError(path, f"DICOM has no PixelData: not an image ({sop})")
+    check_modality(ds, path, modalities)
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise MammogramError(path, f"photometric interpretation {photometric or 'missing'!r} is not greyscale")
@@ -142,5 +166,6 @@ def read_dicom(path: str | os.PathLike, apply_voi: bool = True) -> tuple[np.ndar
         out = (lo + hi) - out
     meta = dicom_metadata(ds, path)
     meta["intensity_range"] = [float(lo), float(hi)]
+    meta["container_range"] = [float(lo), float(hi)]
     meta["original_shape"] = [int(arr.shape[0]), int(arr.shape[1])]
     return out[None], meta

@@ -14,12 +14,29 @@ from mammo_monai.io.errors import MammogramError
 from mammo_monai.io.naming import parse_path
 
 RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
+COMMON_BIT_DEPTHS = (8, 10, 12, 14, 16)
+
+
+def inferred_bit_depth(maximum: float, container_bits: int) -> int:
+    """The bit depth the data use: the smallest common depth (8, 10, 12, 14, 16) holding ``maximum``.
+
+    Full-field exports often store 10-, 12- or 14-bit detector values in a 16-bit PNG or TIFF; scaled
+    by the container's 65535 a 12-bit image would never exceed 0.0625. Never more than the container.
+    """
+    needed = int(np.ceil(np.log2(max(float(maximum), 1.0) + 1.0)))
+    for bits in COMMON_BIT_DEPTHS:
+        if bits >= needed:
+            return min(bits, container_bits)
+    return container_bits
 
 
 def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     """Read an 8/16-bit greyscale PNG, PGM (MIAS) or TIFF as float32 (1, H, W), rows first.
 
     Colour files are converted to grey (luma). Laterality and view come from the file name only.
+    ``meta["intensity_range"]`` is the range of the bit depth the data use (:func:`inferred_bit_depth`:
+    a 16-bit PNG whose maximum is 4095 holds 12-bit data, range 0..4095); ``meta["container_range"]``
+    is the file type's full range (0..65535), the right one for images this package wrote itself.
 
     Raises:
         MammogramError: naming the file, when it is missing or not a readable image.
@@ -38,13 +55,14 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     if arr.ndim != 2:
         raise MammogramError(path, f"expected a 2D greyscale image, got shape {arr.shape}")
     if arr.dtype == np.uint8:
-        bits = 8
+        container = 8
     elif arr.dtype == np.uint16 or (arr.dtype.kind in "iu" and arr.max(initial=0) <= 65535 and arr.min(initial=0) >= 0):
-        bits = 16
+        container = 16
     elif arr.dtype == bool:
-        bits, arr = 1, arr.astype(np.uint8)
+        container, arr = 1, arr.astype(np.uint8)
     else:
-        bits = 0
+        container = 0
+    bits = inferred_bit_depth(arr.max(initial=0), container) if container > 8 else container
     lo, hi = (0.0, float(2**bits - 1)) if bits else (float(arr.min()), float(arr.max()))
     side, view = parse_path(path)
     meta = {
@@ -54,10 +72,12 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
         "view": view,
         "pixel_spacing": [float("nan"), float("nan")],
         "bits_stored": bits,
+        "container_bits": container,
         "photometric_interpretation": "MONOCHROME2",
         "transfer_syntax": "",
         "voi_applied": False,
         "intensity_range": [lo, hi],
+        "container_range": [0.0, float(2**container - 1)] if container else [lo, hi],
         "original_shape": [int(arr.shape[0]), int(arr.shape[1])],
     }
     return arr.astype(np.float32)[None], meta

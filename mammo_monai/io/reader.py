@@ -14,7 +14,7 @@ from monai.data import ImageReader, MetaTensor
 from monai.transforms import LoadImage, MapTransform, Transform
 from monai.utils import ensure_tuple
 
-from mammo_monai.io.dicom import read_dicom
+from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES, read_dicom
 from mammo_monai.io.errors import MammogramError
 from mammo_monai.io.raster import RASTER_SUFFIXES, read_raster
 
@@ -32,10 +32,13 @@ def is_dicom(path: str | os.PathLike) -> bool:
         return False
 
 
-def read_mammogram(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
+def read_mammogram(
+    path: str | os.PathLike, modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES
+) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a DICOM, PNG, PGM or TIFF mammogram as float32 (1, H, W) plus metadata.
 
     DICOM is recognised by suffix or by its marker (TCIA files without suffix included).
+    ``modalities``: accepted DICOM Modality values (default MG; None accepts any).
 
     Raises:
         MammogramError: naming the file, for a missing file, an unknown type or unreadable content.
@@ -44,7 +47,7 @@ def read_mammogram(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]
     if not os.path.isfile(path):
         raise MammogramError(path, "file not found")
     if suffix in DICOM_SUFFIXES or is_dicom(path):
-        return read_dicom(path)
+        return read_dicom(path, modalities=modalities)
     if suffix in RASTER_SUFFIXES:
         return read_raster(path)
     raise MammogramError(
@@ -58,7 +61,14 @@ class MammogramReader(ImageReader):
     Unlike MONAI's ``PydicomReader`` it does not swap axes, applies the VOI LUT and inverts
     MONOCHROME1. It accepts any file name and raises :class:`MammogramError` for what it cannot
     read, so that the error names the problem rather than "no suitable reader".
+
+    Args:
+        modalities: accepted DICOM Modality values (default MG); None accepts any.
     """
+
+    def __init__(self, modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES) -> None:
+        super().__init__()
+        self.modalities = tuple(modalities) if modalities is not None else None
 
     def verify_suffix(self, filename: Sequence[os.PathLike | str] | os.PathLike | str) -> bool:
         return True
@@ -67,7 +77,7 @@ class MammogramReader(ImageReader):
         names = ensure_tuple(data)
         if len(names) != 1:
             raise ValueError(f"MammogramReader reads one file at a time, got {len(names)}: {names}")
-        return read_mammogram(names[0])
+        return read_mammogram(names[0], self.modalities)
 
     def get_data(self, img: tuple[np.ndarray, dict[str, Any]]) -> tuple[np.ndarray, dict]:
         arr, meta = img
@@ -81,10 +91,14 @@ class MammogramReader(ImageReader):
 
 class LoadMammogram(Transform):
     """Load a mammogram file as a float32 ``MetaTensor`` (1, H, W) whose ``.meta`` holds laterality,
-    view, pixel spacing, bits stored, intensity range and the source path."""
+    view, pixel spacing, bits stored, intensity range and the source path.
 
-    def __init__(self) -> None:
-        self.reader = MammogramReader()
+    Args:
+        modalities: accepted DICOM Modality values (default MG); None accepts any.
+    """
+
+    def __init__(self, modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES) -> None:
+        self.reader = MammogramReader(modalities)
         self.loader = LoadImage(reader=self.reader, image_only=True, dtype=np.float32)
 
     def __call__(self, filename: str | os.PathLike) -> MetaTensor:
@@ -100,13 +114,18 @@ class LoadMammogramd(MapTransform):
         keys: keys holding file paths.
         laterality_key: when set and missing from the dictionary, the image's laterality is copied
             there (the manifest's value, when present, wins over the file's).
+        modalities: accepted DICOM Modality values (default MG); None accepts any.
     """
 
     def __init__(
-        self, keys: KeysCollection, laterality_key: str | None = "laterality", allow_missing_keys: bool = False
+        self,
+        keys: KeysCollection,
+        laterality_key: str | None = "laterality",
+        allow_missing_keys: bool = False,
+        modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.loader = LoadMammogram()
+        self.loader = LoadMammogram(modalities)
         self.laterality_key = laterality_key
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:

@@ -2,11 +2,27 @@
 
 from mammo_monai.synthetic.cbis_tree import SynthOptions, burn_label, make_cbis_tree, make_patient
 from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset, write_dicom
+from mammo_monai.synthetic.film import (
+    FILM_ARTEFACTS,
+    add_edge_strip,
+    add_film_artefacts,
+    add_frame,
+    add_garbage_rows,
+    add_label,
+    add_ruler,
+)
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
 
 __all__ = [
+    "FILM_ARTEFACTS",
     "Lesion",
     "SynthOptions",
+    "add_edge_strip",
+    "add_film_artefacts",
+    "add_frame",
+    "add_garbage_rows",
+    "add_label",
+    "add_ruler",
     "breast_tissue",
     "build_dataset",
     "burn_label",

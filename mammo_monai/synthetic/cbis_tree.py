@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.parallel import run_parallel
 from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset
+from mammo_monai.synthetic.film import add_film_artefacts
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
 
 COMMON = ["patient_id", "{density}", "left or right breast", "image view", "abnormality id", "abnormality type"]
@@ -43,7 +45,11 @@ DESCRIPTORS = {  # (malignant look?) -> BI-RADS descriptors drawn for the CSV
 class SynthOptions:
     """Knobs of the generator. ``concordance`` is the chance that a lesion looks like its pathology
     (malignant: spiculated mass / fine pleomorphic calcifications); the rest look like the other
-    class, which caps the attainable image AUC near 0.93 and keeps the task honest."""
+    class, which caps the attainable image AUC near 0.93 and keeps the task honest.
+    ``p_both_tables`` is the chance that a breast also carries a lesion of the other type and its
+    films are listed in both tables, under a ``Mass-`` and a ``Calc-`` folder (as 71 real CBIS-DDSM
+    films are); ``p_split_differs`` the chance that such a patient's second table puts them in the
+    other official part (as for 31 real patients)."""
 
     size: tuple[int, int] = (1152, 896)
     concordance: float = 0.93
@@ -52,6 +58,9 @@ class SynthOptions:
     p_window: float = 0.3
     p_rle: float = 0.25
     p_mask_off: float = 0.1
+    p_film_artefacts: float = 0.3  # digitised-film border, garbage rows, labels, rulers, edge strips (film.py)
+    p_both_tables: float = 0.05
+    p_split_differs: float = 0.3
 
 
 def burn_label(pixels: np.ndarray, region: np.ndarray, text: str, chest_wall_left: bool, rng: np.random.Generator) -> None:
@@ -105,35 +114,55 @@ def _render(rng: np.random.Generator, opts: SynthOptions, view: str, density: in
     return np.clip(img, 0, 1), region, drawn
 
 
+def _draw_spec(rng: np.random.Generator, opts: SynthOptions, kind: str) -> dict[str, Any]:
+    """One abnormality: its type, pathology, look (concordant with the pathology or not) and subtlety."""
+    u = rng.random()
+    pathology = "MALIGNANT" if u < opts.p_malignant else ("BENIGN" if u < opts.p_malignant + 0.35 else "BENIGN_WITHOUT_CALLBACK")
+    concordant = rng.random() < opts.concordance
+    look = (pathology == "MALIGNANT") == concordant
+    return {"kind": kind, "pathology": pathology, "malignant_look": look, "subtlety": int(rng.integers(1, 6))}
+
+
 def make_patient(root: Path, seed: int, index: int, opts: SynthOptions) -> list[dict[str, Any]]:
-    """Write every file of one patient; return their CSV rows (with the target CSV under ``_csv``)."""
+    """Write every file of one patient; return their CSV rows (with the target CSV under ``_csv``).
+
+    With ``opts.p_both_tables`` a breast also gets an abnormality of the other type and its films
+    are written under both tables' folders; those draws use their own random stream, so the other
+    patients' files do not change with that knob.
+    """
     rng = np.random.default_rng([seed, index])
+    both = np.random.default_rng([seed, index, 1])
     pid = f"P_{index + 1:05d}"
     kind = "mass" if rng.random() < 0.55 else "calcification"
     split = "Training" if rng.random() < 0.8 else "Test"
     density = int(rng.integers(1, 5))
     sides = ["LEFT", "RIGHT"] if rng.random() < 0.2 else [["LEFT", "RIGHT"][int(rng.integers(2))]]
+    other = "calcification" if kind == "mass" else "mass"
+    other_split = ({"Training": "Test", "Test": "Training"}[split] if both.random() < opts.p_split_differs else split)
     rows = []
     for side in sides:
-        specs = []
-        for _ in range(1 if rng.random() < 0.85 else 2):
-            u = rng.random()
-            pathology = "MALIGNANT" if u < opts.p_malignant else ("BENIGN" if u < opts.p_malignant + 0.35 else "BENIGN_WITHOUT_CALLBACK")
-            concordant = rng.random() < opts.concordance
-            look = (pathology == "MALIGNANT") == concordant
-            specs.append({"kind": kind, "pathology": pathology, "malignant_look": look, "subtlety": int(rng.integers(1, 6))})
+        specs = [_draw_spec(rng, opts, kind) for _ in range(1 if rng.random() < 0.85 else 2)]
+        splits = {kind: split}
+        if both.random() < opts.p_both_tables:  # the same films listed in the mass and the calc table
+            specs.append(_draw_spec(both, opts, other))
+            splits[other] = other_split
         views = ["CC", "MLO"] if rng.random() < 0.95 else [["CC", "MLO"][int(rng.integers(2))]]
         for view in views:
-            rows += _write_view(root, rng, opts, kind, split, pid, side, view, density, specs)
+            rows += _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits)
     return rows
 
 
-def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs) -> list[dict[str, Any]]:
+def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits=None) -> list[dict[str, Any]]:
+    # splits: {kind: split} of every table that lists this film (default {kind: split}); specs carry their kind
     img, region, lesions = _render(rng, opts, view, density, specs)
     if side == "RIGHT":  # stored with the chest wall on the right, as in CBIS-DDSM
         img, region = img[:, ::-1].copy(), region[:, ::-1].copy()
         for les in lesions:
             les.mask = les.mask[:, ::-1]
+    film = np.random.default_rng(int(rng.integers(2**31)))  # own stream: the knob changes nothing else
+    if film.random() < opts.p_film_artefacts:  # never over a lesion; only an edge strip covers breast
+        add_film_artefacts(img, region, film, chest_wall_left=side == "LEFT",
+                           protect=np.any([les.mask for les in lesions], axis=0) if lesions else None)
     burn_label(img, region, f"{side[0]} {view}", side == "LEFT", rng)
     gain = rng.uniform(0.85, 1.0)
     display = np.round(img * gain * 65535).astype(np.uint16)
@@ -142,15 +171,20 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs) -
     window = None
     if rng.random() < opts.p_window:
         window = (32768 * rng.uniform(0.95, 1.05), 65536 * rng.uniform(1.0, 1.1), "LINEAR" if rng.random() < 0.8 else "LINEAR_EXACT")
-    folder = _case_folder(kind, split, pid, side, view)
+    splits = splits or {kind: split}
+    folders = {k: _case_folder(k, s, pid, side, view) for k, s in splits.items()}
     study, series = make_uid(pid, side, view, "study"), make_uid(pid, side, view, "series")
     d_study, d_series = _tcia_dirs(rng, "full mammogram images")
-    ds = build_dataset(stored, laterality=side[0], view=view, photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
-                       window=window, patient_id=folder, study_uid=study, series_uid=series,
-                       sop_uid=make_uid(pid, side, view, "sop"))
-    save_dataset(ds, root / folder / d_study / d_series / "1-1.dcm", "rle" if rng.random() < opts.p_rle else "explicit")
+    codec = "rle" if rng.random() < opts.p_rle else "explicit"
+    for folder in folders.values():  # the same film under each table's case folder
+        ds = build_dataset(stored, laterality=side[0], view=view, photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
+                           window=window, patient_id=folder, study_uid=study, series_uid=series,
+                           sop_uid=make_uid(pid, side, view, "sop"))
+        save_dataset(ds, root / folder / d_study / d_series / "1-1.dcm", codec)
     rows = []
     for k, (spec, les) in enumerate(zip(specs, lesions), start=1):
+        kind = spec["kind"]
+        folder, split = folders[kind], splits[kind]
         roi_folder = f"{folder}_{k}"
         r_study, r_series = make_uid(pid, side, view, k, "roi-study"), make_uid(pid, side, view, k, "roi-series")
         mask = les.mask.astype(np.uint8) * 255
@@ -211,7 +245,9 @@ def make_cbis_tree(
     ``workers`` is.
 
     Returns:
-        A summary: patients, images, lesions, malignant image fraction, seconds.
+        A summary: patients, images (physical films: patient, side, view), image_files (full-image
+        DICOMs: a film in both tables has two), images_in_both_tables, lesions, malignant image
+        fraction, seconds.
     """
     t0 = time.time()
     opts = SynthOptions(size=(int(size[0]), int(size[1])), **options)
@@ -223,9 +259,13 @@ def make_cbis_tree(
     for (kind, split), name in CSV_NAMES.items():
         header = [h.format(density=DENSITY_COLUMN[kind]) for h in HEADERS[kind]]
         _write_csv(out / name, header, [r for r in rows if r["_csv"] == name])
-    images = {r["image file path"]: r for r in rows}
-    malignant = {p for p, r in images.items() if any(x["pathology"] == "MALIGNANT" for x in rows if x["image file path"] == p)}
+    columns = ["_csv", "patient_id", "left or right breast", "image view", "pathology", "image file path"]
+    films = pd.DataFrame(rows).reindex(columns=columns).astype(str)
+    films["film"] = films["patient_id"] + "_" + films["left or right breast"] + "_" + films["image view"]
+    malignant = films.groupby("film")["pathology"].agg(lambda s: (s == "MALIGNANT").any())
     return {
-        "root": str(out), "patients": patients, "images": len(images), "lesions": len(rows),
-        "malignant_image_fraction": round(len(malignant) / max(1, len(images)), 3), "seconds": round(time.time() - t0, 2),
+        "root": str(out), "patients": patients, "images": len(malignant), "image_files": films["image file path"].nunique(),
+        "images_in_both_tables": int((films.groupby("film")["_csv"].agg(lambda s: s.str[:4].nunique()) > 1).sum()),
+        "lesions": len(rows), "malignant_image_fraction": round(float(malignant.mean()) if len(malignant) else 0.0, 3),
+        "seconds": round(time.time() - t0, 2),
     }

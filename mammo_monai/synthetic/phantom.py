@@ -83,6 +83,26 @@ def breast_tissue(
     return np.clip(img, 0, 1).astype(np.float32), region, interior
 
 
+def filling_breast(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A large breast that fills the film (chest wall left): float image in [0, 1] and its region.
+
+    The film cuts it along the whole chest wall and across its top and bottom, and its convex
+    nipple side reaches the far edge too. Retromammary fat lies along the chest wall and the dense
+    fibroglandular cone towards the nipple, so the right half of the image holds more intensity: the
+    case that fools a "which half is brighter" orientation guess.
+    """
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    ar, ac = h * rng.uniform(0.6, 0.66), w * rng.uniform(1.1, 1.2)
+    rho = np.sqrt(((rows - h / 2) / ar) ** 2 + (cols / ac) ** 2)
+    region = rho < 1.0
+    gland = np.exp(-(((rows - h / 2) / (0.3 * h)) ** 2 + ((cols - 0.72 * w) / (0.22 * w)) ** 2))
+    img = 0.22 + 0.5 * gland * (1 + 0.15 * smooth_noise(rng, shape, 20)) + 0.02 * smooth_noise(rng, shape, 60)
+    img = np.where(region, img * np.sqrt(np.clip(1 - rho**2, 0, 1)) ** 0.3, 0.0)
+    img = img + 0.012 * np.abs(rng.standard_normal(shape))
+    return np.clip(img, 0, 1).astype(np.float32), region
+
+
 def _window(center: tuple[float, float], half: int, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray, np.ndarray]:
     r, c = int(round(center[0])), int(round(center[1]))
     r0, r1 = max(0, r - half), min(shape[0], r + half + 1)

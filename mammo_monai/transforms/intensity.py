@@ -1,4 +1,5 @@
-"""Scale mammogram intensities to [0, 1], by bit depth or by robust percentiles."""
+"""Scale mammogram intensities to [0, 1]: by the bit depth the data use, by the file's container
+range, or by robust percentiles."""
 
 from __future__ import annotations
 
@@ -11,14 +12,21 @@ from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
 
+MODES = ("bit_depth", "container", "percentile")
+
+
 class ScaleMammogram(Transform):
     """Map intensities to [0, 1].
 
     Args:
-        mode: "bit_depth" divides by the range the file can hold (``meta["intensity_range"]``
-            from the reader, else ``2**bits - 1``); "percentile" maps the ``lower``..``upper``
-            percentiles of the breast pixels (non-zero after masking) to 0..1, which evens out
-            scanners and film digitisers with different exposure.
+        mode: "bit_depth" (default) maps the range the data actually use to 0..1: the reader's
+            ``meta["intensity_range"]`` (DICOM: Bits Stored, Modality LUT and VOI window; PNG/TIFF:
+            the bit depth inferred from the maximum, so 12-bit data in a 16-bit PNG fill 0..1), else
+            ``0 .. 2**bits - 1``. "container" maps the file type's full range
+            (``meta["container_range"]``, e.g. 0..65535 for any 16-bit PNG): the right choice for the
+            PNG cache this package writes, whose values are already scaled. "percentile" maps the
+            ``lower``..``upper`` percentiles of the breast pixels (non-zero after masking) to 0..1,
+            which evens out scanners and film digitisers with different exposure.
         bits: bit depth used when the image carries no intensity range.
         lower, upper: percentiles for "percentile" mode.
     """
@@ -26,8 +34,8 @@ class ScaleMammogram(Transform):
     backend = [torch.Tensor]
 
     def __init__(self, mode: str = "bit_depth", bits: int = 16, lower: float = 0.5, upper: float = 99.5) -> None:
-        if mode not in ("bit_depth", "percentile"):
-            raise ValueError(f"mode must be 'bit_depth' or 'percentile', got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode, self.bits, self.lower, self.upper = mode, bits, lower, upper
 
     def _range(self, img: torch.Tensor) -> tuple[float, float]:
@@ -38,7 +46,9 @@ class ScaleMammogram(Transform):
                 x = x[:: x.numel() // 1_000_000 + 1]
             q = torch.quantile(x, torch.tensor([self.lower / 100.0, self.upper / 100.0]))
             return float(q[0]), float(q[1])
-        rng = img.meta.get("intensity_range") if isinstance(img, MetaTensor) else None
+        meta = img.meta if isinstance(img, MetaTensor) else {}
+        rng = meta.get("container_range") if self.mode == "container" else None
+        rng = rng if rng is not None else meta.get("intensity_range")
         if rng is not None and len(rng) == 2:
             return float(rng[0]), float(rng[1])
         return 0.0, float(2**self.bits - 1)
@@ -47,7 +57,9 @@ class ScaleMammogram(Transform):
         lo, hi = self._range(img)
         out = ((img.float() - lo) / max(hi - lo, 1e-8)).clamp_(0.0, 1.0)
         if isinstance(out, MetaTensor):
+            out.meta["scaled_from"] = [lo, hi]
             out.meta["intensity_range"] = [0.0, 1.0]
+            out.meta["container_range"] = [0.0, 1.0]
         return out
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from monai.transforms import Compose, EnsureTyped
+from monai.transforms import Compose, EnsureTyped, MaskIntensityd, SpatialPadd
 
 from mammo_monai.io.reader import LoadMammogramd
 from mammo_monai.transforms.augment import RandMammoAugmentd
 from mammo_monai.transforms.intensity import ScaleMammogramd
-from mammo_monai.transforms.mask import SegmentBreastd
+from mammo_monai.transforms.mask import BreastMaskd
 from mammo_monai.transforms.orientation import FlipToChestWallLeftd
 from mammo_monai.transforms.resize import DEFAULT_SIZE, ResizeMammogramd
 
@@ -28,26 +28,35 @@ def preprocess_transforms(
 ) -> Compose:
     """File -> masked, chest-wall-left, resized, [0, 1] image (1, H, W) plus its breast mask.
 
+    The dictionary also gets ``flipped``, ``pixel_side`` and ``laterality_mismatch`` (see
+    :class:`FlipToChestWallLeftd`).
+
     Args:
         size: output (H, W).
         image_key, mask_key: dictionary keys of the image and of the breast mask it produces.
         extra_mask_keys: already-loaded masks (lesion ROIs) to crop, flip and resize with the image.
-        keep_aspect: pad instead of stretching.
+        keep_aspect: pad (bottom and right, away from the chest wall) instead of stretching.
         crop: crop to the breast's bounding box before resizing.
-        intensity: "bit_depth" or "percentile" (see :class:`ScaleMammogram`).
+        intensity: "bit_depth", "container" or "percentile" (see :class:`ScaleMammogram`).
         load: start with :class:`LoadMammogramd`; False when the dictionary already holds tensors.
     """
     masks = [mask_key, *extra_mask_keys]
-    segment = SegmentBreastd(image_key, mask_key=mask_key, threshold=threshold, crop=crop, crop_keys=extra_mask_keys)
     steps: list[Any] = [LoadMammogramd(image_key)] if load else []
-    if crop:  # the crop changes the aspect, so it must come before the resize
-        steps += [segment, ResizeMammogramd(image_key, size=size, keep_aspect=keep_aspect, mask_keys=masks)]
-    else:
-        # Without a crop, masking after the (anti-aliased) resize finds the same outline at a
-        # fraction of the cost: every later step then works on 1152 x 896 instead of ~4600 x 2700.
-        steps += [ResizeMammogramd(image_key, size=size, keep_aspect=keep_aspect, mask_keys=extra_mask_keys), segment]
+    # The breast mask is found on a ~1024-px copy of the FULL image (masking after the anisotropic,
+    # anti-aliased resize keeps about twice as many film artefacts), then resized with the image and
+    # applied at the output size: nothing but the resize runs at ~4600 x 2800. The crop changes the
+    # aspect, so it comes before the resize; the pad (keep_aspect) comes after the flip, so it lies
+    # on the right, away from the chest wall, for both breasts.
     steps += [
-        FlipToChestWallLeftd([image_key, *masks], allow_missing_keys=True),
+        BreastMaskd(image_key, mask_key=mask_key, threshold=threshold, crop=crop, crop_keys=extra_mask_keys),
+        ResizeMammogramd(image_key, size=size, keep_aspect=keep_aspect, mask_keys=extra_mask_keys, region_keys=[mask_key],
+                         pad=False),
+        MaskIntensityd(image_key, mask_key=mask_key),
+        FlipToChestWallLeftd([image_key, *masks], mask_key=mask_key, allow_missing_keys=True),
+    ]
+    if keep_aspect:
+        steps.append(SpatialPadd([image_key, *masks], spatial_size=size, method="end"))
+    steps += [
         ScaleMammogramd(image_key, mode=intensity),
     ]
     return Compose(steps)
@@ -62,7 +71,7 @@ def eval_transforms(size: Sequence[int] = DEFAULT_SIZE, image_key: str = "image"
         kwargs: passed to :func:`preprocess_transforms`.
     """
     if from_cache:
-        steps: list[Any] = [LoadMammogramd(image_key), ScaleMammogramd(image_key, mode="bit_depth")]
+        steps: list[Any] = [LoadMammogramd(image_key), ScaleMammogramd(image_key, mode="container")]
     else:
         steps = list(preprocess_transforms(size=size, image_key=image_key, **kwargs).transforms)
     return Compose([*steps, EnsureTyped(image_key, track_meta=False)])

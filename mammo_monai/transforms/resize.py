@@ -20,19 +20,23 @@ class ResizeMammogram(Transform):
         size: (H, W) of the output.
         keep_aspect: scale by the smaller of the two ratios and pad the end of each axis (bottom,
             right: away from a chest wall on the left) with zeros, so original coordinates map to
-            output coordinates by one factor.
+            output coordinates by one factor. Orient the image first (or pad after orienting, with
+            ``pad=False``) so that a right breast's pad does not land next to its chest wall.
         mode: interpolation; None picks "area" when shrinking (anti-aliased, as fast as bilinear)
-            and "bilinear" when enlarging. Use "nearest" for masks.
+            and "bilinear" when enlarging. Masks: see :func:`resize_mask`.
+        pad: with ``keep_aspect``, pad to ``size`` here; False leaves the scaled image unpadded.
 
     ``meta["scale"]`` records (row factor, column factor) from input to output pixels.
     """
 
     backend = [torch.Tensor]
 
-    def __init__(self, size: Sequence[int] = DEFAULT_SIZE, keep_aspect: bool = False, mode: str | None = None) -> None:
+    def __init__(self, size: Sequence[int] = DEFAULT_SIZE, keep_aspect: bool = False, mode: str | None = None,
+                 pad: bool = True) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.keep_aspect = keep_aspect
         self.mode = mode
+        self.pad = pad
 
     def target(self, shape: Sequence[int]) -> tuple[int, int]:
         """(H, W) before padding for an input of spatial ``shape``."""
@@ -42,21 +46,53 @@ class ResizeMammogram(Transform):
         s = min(self.size[0] / h, self.size[1] / w)
         return min(self.size[0], max(1, round(h * s))), min(self.size[1], max(1, round(w * s)))
 
-    def __call__(self, img: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+    def __call__(self, img: torch.Tensor, mode: str | None = None, target: Sequence[int] | None = None) -> torch.Tensor:
+        """Resize ``img``; ``target`` (H, W before padding) overrides :meth:`target` (a mask found at
+        another resolution takes its image's output shape)."""
         h, w = img.shape[-2:]
-        th, tw = self.target(img.shape)
+        th, tw = tuple(target) if target is not None else self.target(img.shape)
         mode = mode or self.mode or ("area" if th * tw < h * w else "bilinear")
         kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
         out = img if (th, tw) == (h, w) else Resize((th, tw), mode=mode, **kwargs)(img)
-        if self.keep_aspect and (th, tw) != self.size:
+        if self.keep_aspect and self.pad and (th, tw) != self.size:
             out = SpatialPad(self.size, method="end")(out)
         if isinstance(out, MetaTensor):
             out.meta["scale"] = [th / h, tw / w]
         return out
 
 
+def resize_mask(resizer: ResizeMammogram, mask: torch.Tensor, keep_any: bool, target: Sequence[int] | None = None) -> torch.Tensor:
+    """Resize a binary (C, H, W) ``mask`` the way ``resizer`` resizes its image, as float 0/1.
+
+    The mask is area-averaged ("area": each output pixel sees every input pixel it covers), then
+    thresholded: ``keep_any`` keeps an output pixel that covers any foreground, so a lesion mask's
+    3-pixel calcification cluster survives a 4x reduction (nearest neighbour samples one input pixel
+    in 16 and loses it); otherwise a majority (>= 0.5) keeps an outline that neither grows nor shrinks.
+
+    Args:
+        target: output (H, W) before padding; None: what ``resizer`` picks for the mask's own shape.
+    """
+    x = (torch.as_tensor(mask) > 0).float()
+    th, tw = tuple(target) if target is not None else resizer.target(x.shape)
+    # enlarging both axes, every output pixel lies in one input pixel: nearest is exact (and 4x faster)
+    mode = "nearest" if th >= x.shape[-2] and tw >= x.shape[-1] else "area"
+    out = resizer(x, mode=mode, target=(th, tw))
+    return (out > 1e-6).float() if keep_any else (out >= 0.5).float()
+
+
 class ResizeMammogramd(MapTransform):
-    """Dictionary version of :class:`ResizeMammogram`; ``mask_keys`` are resized by nearest neighbour."""
+    """Dictionary version of :class:`ResizeMammogram`.
+
+    Every mask gets the output shape of the first image key, whatever its own resolution (a breast
+    mask found at a working resolution, a lesion mask a few pixels off).
+
+    Args:
+        keys: images, resized by ``mode``.
+        mask_keys: lesion / ROI masks: an output pixel is foreground when it covers any foreground
+            (see :func:`resize_mask`), so small calcification clusters survive the reduction.
+        region_keys: region masks (the breast mask): majority vote, the outline keeps its place.
+        pad: see :class:`ResizeMammogram`.
+    """
 
     def __init__(
         self,
@@ -64,18 +100,24 @@ class ResizeMammogramd(MapTransform):
         size: Sequence[int] = DEFAULT_SIZE,
         keep_aspect: bool = False,
         mode: str | None = None,
-        mask_keys: Sequence[str] = ("mask",),
+        mask_keys: Sequence[str] = (),
+        region_keys: Sequence[str] = ("mask",),
+        pad: bool = True,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
-        self.resizer = ResizeMammogram(size, keep_aspect, mode)
+        self.resizer = ResizeMammogram(size, keep_aspect, mode, pad)
         self.mask_keys = tuple(mask_keys)
+        self.region_keys = tuple(region_keys)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
+        target = None
         for key in self.key_iterator(d):
+            target = target or self.resizer.target(d[key].shape)
             d[key] = self.resizer(d[key])
-        for key in self.mask_keys:
-            if key in d:
-                d[key] = self.resizer(d[key], mode="nearest")
+        for keys, keep_any in ((self.mask_keys, True), (self.region_keys, False)):
+            for key in keys:
+                if key in d:
+                    d[key] = resize_mask(self.resizer, d[key], keep_any, target)
         return d

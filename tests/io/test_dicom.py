@@ -122,3 +122,15 @@ def test_unknown_file_type(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MammogramError, match="nothere.dcm: file not found"):
         read_mammogram(tmp_path / "nothere.dcm")
+
+
+def test_a_ct_slice_is_not_a_mammogram_unless_accepted(dicom_file):
+    path, *_ = dicom_file("ct.dcm")
+    ds = pydicom.dcmread(path)
+    ds.Modality = "CT"
+    ds.save_as(path)
+    with pytest.raises(MammogramError, match=r"ct.dcm: Modality CT is not a mammogram.*--accept-modality CT"):
+        read_mammogram(path)
+    image, meta = read_mammogram(path, modalities=("MG", "CT"))
+    assert image.shape == (1, 240, 180) and meta["modality"] == "CT"
+    assert read_mammogram(path, modalities=None)[1]["modality"] == "CT"

@@ -57,3 +57,29 @@ def test_load_transforms_return_metatensor_with_metadata(dicom_file):
     assert d["laterality"] == "R" and d["image"].meta["view"] == "CC"
     d = LoadMammogramd("image")({"image": str(path), "laterality": "L"})  # the manifest's value wins
     assert d["laterality"] == "L"
+
+
+def test_12_bit_data_in_a_16_bit_png_fills_zero_to_one(tmp_path):
+    """A full-field export holding 12-bit values (max 4095) in a 16-bit PNG must not come out black."""
+    from mammo_monai.transforms import preprocess_transforms
+    from tests.conftest import make_breast
+
+    pixels, region, _ = make_breast((240, 180))
+    twelve = np.round(pixels.astype(np.float64) / pixels.max() * 4095).astype(np.uint16)
+    path = tmp_path / "export_L_CC.png"
+    Image.fromarray(twelve).save(path)
+    _, meta = read_mammogram(path)
+    assert meta["bits_stored"] == 12 and meta["container_bits"] == 16
+    assert meta["intensity_range"] == [0.0, 4095.0] and meta["container_range"] == [0.0, 65535.0]
+    out = preprocess_transforms(size=(240, 180))({"image": str(path)})["image"][0].numpy()
+    breast = out[region]
+    assert breast.max() > 0.5 and np.percentile(breast, 50) > 0.1  # spread over [0, 1]; the container scale gave <= 0.0625
+
+
+@pytest.mark.parametrize("maximum,bits", [(255, 8), (1000, 10), (3000, 12), (4095, 12), (4096, 14), (16383, 14), (40000, 16)])
+def test_bit_depth_is_inferred_from_the_maximum(tmp_path, maximum, bits):
+    arr = np.zeros((8, 8), np.uint16)
+    arr[3, 3] = maximum
+    Image.fromarray(arr).save(tmp_path / "x.png")
+    _, meta = read_mammogram(tmp_path / "x.png")
+    assert meta["bits_stored"] == bits and meta["intensity_range"][1] == 2**bits - 1

@@ -55,7 +55,7 @@ def test_csv_quirks_and_current_layout(tree):
     assert calc["cropped image file path"].str.endswith("000001.dcm\n").all()
     assert set(mass["pathology"]) | set(calc["pathology"]) <= {"MALIGNANT", "BENIGN", "BENIGN_WITHOUT_CALLBACK"}
     full = sorted((out / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))
-    assert len(full) == summary["images"] > 12
+    assert len(full) == summary["image_files"] >= summary["images"] > 12
     rois = list((out / "CBIS-DDSM").glob("*_[0-9]/*/1.000000-ROI mask images-*/1-[12].dcm"))
     assert len(rois) == 2 * summary["lesions"]
 
@@ -74,3 +74,26 @@ def test_images_have_both_sides_monochrome1_and_masks_off_by_a_few_pixels(tree):
     assert {m["laterality"] for m in metas} == {"L", "R"}
     assert {m["photometric_interpretation"] for m in metas} == {"MONOCHROME1", "MONOCHROME2"}
     assert off > 0
+
+
+def test_some_films_are_listed_in_both_tables_under_both_folders(tmp_path):
+    summary = make_cbis_tree(tmp_path, patients=8, seed=5, size=(96, 72), workers=1, p_both_tables=0.5, p_split_differs=1.0)
+    assert 0 < summary["images_in_both_tables"] < summary["images"]
+    assert summary["image_files"] == summary["images"] + summary["images_in_both_tables"]
+    rows = pd.concat([pd.read_csv(tmp_path / n, dtype=str).assign(csv=n) for n in CSVS])
+    rows["film"] = rows["patient_id"] + "_" + rows["left or right breast"] + "_" + rows["image view"]
+    rows["folder"] = rows["image file path"].str.split("/").str[0]
+    twins = rows.groupby("film").filter(lambda g: g["csv"].str[:4].nunique() == 2)
+    assert twins["film"].nunique() == summary["images_in_both_tables"]
+    for _, g in twins.groupby("film"):
+        folders = sorted(g["folder"].unique())
+        assert [f.split("-")[0] for f in folders] == ["Calc", "Mass"]
+        assert {f.split("_")[0].split("-")[1] for f in folders} == {"Training", "Test"}  # p_split_differs=1
+        files = [next((tmp_path / "CBIS-DDSM" / f).glob("*/*/1-1.dcm")) for f in folders]
+        assert np.array_equal(read_mammogram(files[0])[0], read_mammogram(files[1])[0])  # the same film twice
+        for table in ("mass", "calc"):
+            les = g[g["csv"].str.startswith(table)]
+            assert set(les["abnormality type"]) == {"mass" if table == "mass" else "calcification"}
+            assert les["folder"].str.startswith(table.capitalize()).all()
+            assert all(list((tmp_path / "CBIS-DDSM").glob(f"{f}_{k}/*/*/1-1.dcm"))
+                       for f, k in zip(les["folder"], les["abnormality id"]))

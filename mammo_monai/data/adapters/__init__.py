@@ -1,6 +1,6 @@
 """Dataset adapters: each turns one dataset's own layout into the manifest's two tables."""
 
-from mammo_monai.data.adapters.base import AdapterResult
+from mammo_monai.data.adapters.base import AdapterResult, DatasetTableError, walk_files
 from mammo_monai.data.adapters.cbis_ddsm import load_cbis_ddsm
 from mammo_monai.data.adapters.folder import load_folder
 from mammo_monai.data.adapters.inbreast import load_inbreast
@@ -15,4 +15,5 @@ ADAPTERS = {
     "folder": load_folder,
 }
 
-__all__ = ["ADAPTERS", "AdapterResult", "load_cbis_ddsm", "load_folder", "load_inbreast", "load_mias", "load_rsna"]
+__all__ = ["ADAPTERS", "AdapterResult", "DatasetTableError", "load_cbis_ddsm", "load_folder", "load_inbreast", "load_mias", "load_rsna",
+           "walk_files"]

@@ -1,4 +1,8 @@
-"""CBIS-DDSM: the four description CSVs matched to DICOMs in the old (UID) or the current TCIA layout."""
+"""CBIS-DDSM: the four description CSVs matched to DICOMs in the old (UID) or the current TCIA layout.
+
+The tables are read and merged to one row per physical film in :mod:`.cbis_tables`; this module
+finds the files on disk.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +13,23 @@ from pathlib import Path
 import pandas as pd
 import pydicom
 
-from mammo_monai.data.adapters.base import AdapterResult
+from mammo_monai.data.adapters.base import AdapterResult, walk_files
+from mammo_monai.data.adapters.cbis_tables import CSV_GLOB, LESION_TYPE, PATHOLOGY, find_csvs, merge_images, read_cbis_csv
 
-CSV_GLOB = "*_case_description_*_set.csv"
-PATHOLOGY = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign"}
-LESION_TYPE = {"mass": "mass", "calcification": "calc"}
-
-
-def read_cbis_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """One description CSV with its quirks smoothed: ``breast density`` -> ``breast_density``, path
-    fields stripped of the newline some carry inside their quotes, the source file recorded."""
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    df.columns = [c.strip().replace("breast density", "breast_density") for c in df.columns]
-    for col in ("image file path", "cropped image file path", "ROI mask file path"):
-        df[col] = df[col].str.strip()
-    df["csv"] = Path(path).name
-    return df
+__all__ = ["CSV_GLOB", "LESION_TYPE", "PATHOLOGY", "index_dicoms", "load_cbis_ddsm", "pick_mask", "read_cbis_csv"]
 
 
-def index_dicoms(root: Path) -> dict[str, list[Path]]:
+def index_dicoms(root: Path, errors: list[dict[str, str]] | None = None) -> dict[str, list[Path]]:
     """Every ``.dcm`` below ``root`` by its case folder (the first folder below ``CBIS-DDSM`` or below
-    ``root``, e.g. ``Mass-Training_P_00001_LEFT_CC`` or ``..._CC_1``), in one walk."""
+    ``root``, e.g. ``Mass-Training_P_00001_LEFT_CC`` or ``..._CC_1``), in one walk. Unreadable folders
+    and symlink loops are appended to ``errors``."""
     index: dict[str, list[Path]] = defaultdict(list)
-    for dirpath, _, files in os.walk(root):
-        for name in files:
-            if name.lower().endswith(".dcm"):
-                p = Path(dirpath) / name
-                parts = p.relative_to(root).parts
-                case = parts[1] if parts[0] == "CBIS-DDSM" and len(parts) > 2 else parts[0]
-                index[case].append(p)
+    for p in walk_files(root, errors if errors is not None else [], keep=lambda n: n.lower().endswith(".dcm")):
+        parts = p.relative_to(root).parts
+        if len(parts) < 2:
+            continue
+        case = parts[1] if parts[0] == "CBIS-DDSM" and len(parts) > 2 else parts[0]
+        index[case].append(p)
     return index
 
 
@@ -63,54 +55,54 @@ def pick_mask(files: list[Path]) -> Path | None:
     return max(heads)[2] if heads else None
 
 
+def _full_image(csv_paths: str, root: Path, index: dict[str, list[Path]]) -> tuple[str, list[str]]:
+    """The file of one film: the first of its listed paths (mass folder first) that resolves to
+    exactly one file; else ``""`` and what each candidate gave."""
+    tried = []
+    for path in csv_paths.split(";"):
+        files = _resolve(path, root, index)
+        if len(files) == 1:
+            return str(files[0]), []
+        tried.append(f"{len(files)} candidate files for {path.split('/')[0]}")
+    return "", tried
+
+
 def load_cbis_ddsm(root: str | os.PathLike, official_split: bool = False) -> AdapterResult:
     """Read a CBIS-DDSM download (or the output of ``mammo-monai synth``).
 
-    Image label: 1 if ANY abnormality of the image is MALIGNANT (BENIGN_WITHOUT_CALLBACK is benign).
-    Patient: the CSV ``patient_id`` (the DICOM PatientID is per view). With ``official_split`` the
-    Training / Test CSVs give ``train`` / ``test``; otherwise ``split`` is left for
+    One row per physical film, keyed by (patient, side, view): a film listed in both the mass and
+    the calcification tables (under a ``Mass-...`` and a ``Calc-...`` folder) is one image with the
+    lesions of both tables; ``image_id`` is ``P_00001_LEFT_CC``; ``case_folders`` lists the folders
+    it came from (mass first; the pixels are read from the first one found on disk). Image label:
+    1 if ANY abnormality of either table is MALIGNANT (BENIGN_WITHOUT_CALLBACK is benign). Patient:
+    the CSV ``patient_id`` (the DICOM PatientID is per view). With ``official_split`` the Training /
+    Test parts give ``train`` / ``test``, and a patient in the training part of one table and the
+    test part of another goes to ``test`` (reported); otherwise ``split`` is left for
     :func:`assign_splits`.
+
+    Raises:
+        FileNotFoundError: no description CSV in ``root`` or one folder down.
+        DatasetTableError: a CSV cannot be read or lacks a needed column.
     """
     root = Path(root)
-    csvs = sorted(root.glob(CSV_GLOB)) or sorted(root.glob(f"*/{CSV_GLOB}"))
+    csvs = find_csvs(root)
     if not csvs:
         raise FileNotFoundError(f"{root}: no CBIS-DDSM description CSV ({CSV_GLOB}) here or one folder down")
     table = pd.concat([read_cbis_csv(p) for p in csvs], ignore_index=True)
-    index = index_dicoms(root)
-    images: dict[str, dict] = {}
-    lesions, errors = [], []
-    unlabelled: set[str] = set()
-    for row in table.to_dict("records"):
-        case = row["image file path"].split("/")[0]
-        where = f"{row['csv']}: {case} abnormality {row['abnormality id']}"
-        pathology = PATHOLOGY.get(row["pathology"].strip().upper())
-        if pathology is None:  # the image label cannot be trusted either
-            errors.append({"file": where, "reason": f"unknown pathology {row['pathology']!r}; image excluded"})
-            unlabelled.add(case)
-            continue
-        if case not in images:
-            files = _resolve(row["image file path"], root, index)
-            if len(files) != 1:
-                errors.append({"file": where, "reason": f"full image not found ({len(files)} candidate files for {case})"})
-                images[case] = {}
-                continue
-            images[case] = {
-                "image_id": case, "image": str(files[0]), "patient_id": row["patient_id"],
-                "laterality": {"LEFT": "L", "RIGHT": "R"}.get(row["left or right breast"].strip().upper(), ""),
-                "view": row["image view"].strip().upper(), "label": 0, "dataset": "cbis-ddsm",
-                "split": ("test" if "Test" in case.split("_")[0] else "train") if official_split else "",
-                "breast_density": row.get("breast_density", ""),
-            }
-        if not images[case]:
-            continue
-        mask = pick_mask(_resolve(row["ROI mask file path"], root, index))
-        if mask is None:
-            errors.append({"file": where, "reason": "ROI mask not found; abnormality kept without geometry"})
-        lesions.append({
-            "image_id": case, "image": images[case]["image"], "lesion_type": LESION_TYPE.get(row["abnormality type"], row["abnormality type"]),
-            "pathology": pathology, "mask": str(mask) if mask else "", "abnormality_id": row["abnormality id"],
-        })
-        if pathology == "malignant":
-            images[case]["label"] = 1
-    keep = [r for case, r in images.items() if r and case not in unlabelled]
-    return AdapterResult.from_rows(keep, [les for les in lesions if les["image_id"] not in unlabelled], errors)
+    images, lesions, errors = merge_images(table, official_split=official_split)
+    index = index_dicoms(root, errors)
+    resolved = [_full_image(p, root, index) for p in images["csv_paths"]]
+    images["image"] = [path for path, _ in resolved]
+    for image_id, (path, tried) in zip(images["image_id"], resolved):
+        if not path:
+            errors.append({"file": image_id, "reason": f"full image not found ({'; '.join(tried)}); image excluded"})
+    images = images[images["image"] != ""].drop(columns="csv_paths")
+    lesions = lesions[lesions["image_id"].isin(images["image_id"])].copy()
+    lesions["image"] = lesions["image_id"].map(images.set_index("image_id")["image"])
+    masks = [pick_mask(_resolve(p, root, index)) for p in lesions["roi_path"]]
+    lesions["mask"] = [str(m) if m else "" for m in masks]
+    for csv, case, abn, m in zip(lesions["csv"], lesions["case_folder"], lesions["abnormality_id"], masks):
+        if m is None:
+            errors.append({"file": f"{csv}: {case} abnormality {abn}", "reason": "ROI mask not found; abnormality kept without geometry"})
+    lesions = lesions.drop(columns=["roi_path", "csv"])
+    return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(table))

@@ -1,11 +1,13 @@
-"""Plain folders in Shen et al.'s whole-image layout: ``<split>/<neg|pos>/*``."""
+"""Plain folders in Shen et al.'s whole-image layout: ``<split>/<neg|pos>/...``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from mammo_monai.data.adapters.base import AdapterResult
+import pandas as pd
+
+from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name, walk_files
 from mammo_monai.io.naming import parse_path
 from mammo_monai.io.raster import RASTER_SUFFIXES
 from mammo_monai.io.reader import DICOM_SUFFIXES
@@ -14,28 +16,90 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
 CLASS_NAMES = {"neg": 0, "pos": 1, "benign": 0, "malignant": 1, "0": 0, "1": 1}
 
 
-def load_folder(root: str | os.PathLike) -> AdapterResult:
-    """Read ``root/<train|val|test>/<neg|pos>/<image>`` (any readable type). The split is kept;
-    without patient information each file is its own patient; laterality and view come from the
-    file name when it carries them (else laterality is inferred from the tissue at caching)."""
+def file_id(relative: Path) -> str:
+    """A file-name-safe id from a path relative to the dataset root, suffix dropped:
+    ``train/pos/a/b.png`` -> ``train__pos__a__b``."""
+    return "__".join(safe_name(p) for p in relative.with_suffix("").parts)
+
+
+def _subfolders(folder: Path, errors: list[dict[str, str]]) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir())
+    except OSError as err:
+        errors.append({"file": str(folder), "reason": f"folder cannot be read ({err.strerror or err}); skipped"})
+        return []
+
+
+def read_patients_csv(path: str | os.PathLike, root: Path) -> dict[str, str]:
+    """``file`` (path relative to ``root``, or absolute) -> ``patient_id`` from a mapping CSV.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        DatasetTableError: the CSV cannot be read or lacks ``file`` or ``patient_id``.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: patients CSV not found")
+    table = read_table(path, required=["file", "patient_id"], dtype=str, keep_default_na=False)
+    table = table[(table["file"].str.strip() != "") & (table["patient_id"].str.strip() != "")]
+
+    def relative(f: str) -> str:
+        p = Path(f.strip())
+        if p.is_absolute():
+            try:
+                p = p.relative_to(root)
+            except ValueError:
+                return p.as_posix()
+        return p.as_posix()
+
+    return dict(zip(table["file"].map(relative), table["patient_id"].str.strip()))
+
+
+def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None = None) -> AdapterResult:
+    """Read ``root/<train|val|test>/<neg|pos>/<image>`` (any readable type, also in sub-folders of the
+    class folders). The split is kept. ``image_id`` is the path below ``root`` without suffix
+    (``train__pos__case7__a_L_CC``), so equal file names in different folders never collide; two
+    files that would still share an id (``a.png`` and ``a.tif``) keep the first and report the rest.
+    Without ``patients_csv`` each file is its own patient (``patient_id`` = ``image_id``);
+    ``patients_csv`` (columns ``file``: path below ``root``, ``patient_id``) groups files by
+    patient. Laterality and view come from the file and folder names when they carry them (else
+    laterality is inferred from the tissue at caching).
+    """
     root = Path(root)
-    images, errors = [], []
-    for split_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    errors: list[dict[str, str]] = []
+    patients = read_patients_csv(patients_csv, root) if patients_csv is not None else None
+    suffixes = tuple(DICOM_SUFFIXES) + tuple(RASTER_SUFFIXES)
+    images = []
+    for split_dir in _subfolders(root, errors):
         split = SPLIT_NAMES.get(split_dir.name.lower())
         if split is None:
             errors.append({"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"})
             continue
-        for class_dir in sorted(p for p in split_dir.iterdir() if p.is_dir()):
+        for class_dir in _subfolders(split_dir, errors):
             label = CLASS_NAMES.get(class_dir.name.lower())
             if label is None:
                 errors.append({"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"})
                 continue
-            for f in sorted(class_dir.iterdir()):
-                if not f.is_file() or f.suffix.lower() not in DICOM_SUFFIXES + RASTER_SUFFIXES:
-                    continue
-                side, view = parse_path(f, levels=0)
-                images.append({"image_id": f"{split}_{class_dir.name}_{f.stem}", "image": str(f), "patient_id": f"{split}_{f.stem}",
-                               "laterality": side, "view": view, "label": label, "dataset": "folder", "split": split})
+            for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
+                rel = f.relative_to(root)
+                side, view = parse_path(f, levels=len(rel.parts) - 3)
+                images.append({"image_id": file_id(rel), "image": str(f), "patient_id": file_id(rel), "laterality": side,
+                               "view": view, "label": label, "dataset": "folder", "split": split, "file": rel.as_posix()})
     if not images:
         errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ folders"})
-    return AdapterResult.from_rows(images, [], errors)
+        return AdapterResult.from_rows(images, [], errors)
+    table = pd.DataFrame(images)
+    first = table.drop_duplicates("image_id").set_index("image_id")["image"]
+    dup = table["image_id"].duplicated()
+    errors += [{"file": f, "reason": f"image id {i!r} already used by {first[i]}; skipped"}
+               for f, i in zip(table.loc[dup, "image"], table.loc[dup, "image_id"])]
+    table = table[~dup].copy()
+    if patients is not None:
+        mapped = table["file"].map(patients)
+        errors += [{"file": f, "reason": "not in the patients CSV; its own patient"} for f in table.loc[mapped.isna(), "image"]]
+        errors += [{"file": f, "reason": f"listed in {Path(patients_csv).name} but not found under {root}"}
+                   for f in sorted(set(patients) - set(table["file"]))]
+        table["patient_id"] = mapped.fillna(table["patient_id"])
+        splits = table.groupby("patient_id")["split"].agg(lambda s: sorted(set(s)))
+        errors += [{"file": pid, "reason": f"patient {pid} has images in the {' and '.join(s)} folders"}
+                   for pid, s in splits.items() if len(s) > 1]
+    return AdapterResult.from_rows(table.drop(columns="file"), [], errors)

@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from mammo_monai.data.adapters.base import AdapterResult
+from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
 
 _NAME = re.compile(r"^(\d+)_([0-9a-f]+)_MG_([LR])_([A-Z]+)_ANON$", re.I)
 _POINT = re.compile(r"\(\s*([-\d.]+)\s*,\s*([-\d.]+)")
@@ -41,18 +40,24 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
     Patient: the hash in the file name (INbreast's study key). Lesions from ``AllXML/<id>.xml``:
     Mass -> mass, Calcification/Cluster -> calc, others skipped; pathology follows the image's
     Bi-Rads (INbreast gives no per-lesion pathology); centre = mean of the outline points,
-    radius = the farthest point (at least 3 px for single-point calcifications).
+    radius = the farthest point (at least 3 px for single-point calcifications). A broken XML keeps
+    its image (label from Bi-Rads) without lesions, reported.
+
+    Raises:
+        FileNotFoundError: no ``INbreast.csv`` in ``root`` or one folder down.
+        DatasetTableError: ``INbreast.csv`` cannot be read or lacks ``File Name`` or ``Bi-Rads``.
     """
     root = Path(root)
     table_path = next((p for p in (root / "INbreast.csv", *root.glob("*/INbreast.csv")) if p.is_file()), None)
     if table_path is None:
         raise FileNotFoundError(f"{root}: INbreast.csv not found here or one folder down")
-    table = pd.read_csv(table_path, sep=";", dtype=str, keep_default_na=False)
-    table.columns = [c.strip() for c in table.columns]
-    birads = {r["File Name"].strip(): birads_number(r["Bi-Rads"]) for r in table.to_dict("records")}
-    xmls = {p.stem: p for p in root.rglob("*.xml")}
+    table = read_table(table_path, required=["File Name", "Bi-Rads"], sep=";", dtype=str, keep_default_na=False)
+    table = table[table["File Name"].str.strip() != ""]
+    birads = dict(zip(table["File Name"].str.strip(), table["Bi-Rads"].map(birads_number)))
     images, lesions, errors = [], [], []
-    for dcm in sorted(root.rglob("*.dcm")):
+    files = walk_files(root, errors, keep=lambda n: n.lower().endswith((".xml", ".dcm")))
+    xmls = {p.stem: p for p in files if p.suffix.lower() == ".xml"}
+    for dcm in (p for p in files if p.suffix.lower() == ".dcm"):
         m = _NAME.match(dcm.stem)
         if not m:
             errors.append({"file": str(dcm), "reason": "name does not follow <id>_<hash>_MG_<L|R>_<view>_ANON.dcm; skipped"})
@@ -65,14 +70,19 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
         label = int(score >= birads_cut)
         images.append({"image_id": file_id, "image": str(dcm), "patient_id": key, "laterality": side.upper(),
                        "view": view.upper(), "label": label, "dataset": "inbreast", "split": "", "birads": score})
-        if file_id in xmls:
-            for roi in read_xml_rois(xmls[file_id]):
-                kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
-                if kind is None:
-                    continue
-                center = roi["points"].mean(0)
-                radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
-                lesions.append({"image_id": file_id, "image": str(dcm), "lesion_type": kind,
-                                "pathology": "malignant" if label else "benign", "center_row": round(float(center[0]), 1),
-                                "center_col": round(float(center[1]), 1), "radius": round(radius, 1), "mask": ""})
-    return AdapterResult.from_rows(images, lesions, errors)
+        try:
+            rois = read_xml_rois(xmls[file_id]) if file_id in xmls else []
+        except Exception as err:  # plistlib raises InvalidFileException, ExpatError or ValueError
+            errors.append({"file": str(xmls[file_id]),
+                           "reason": f"ROI file cannot be read ({type(err).__name__}: {err}); image kept without lesions"})
+            rois = []
+        for roi in rois:
+            kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
+            if kind is None:
+                continue
+            center = roi["points"].mean(0)
+            radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
+            lesions.append({"image_id": file_id, "image": str(dcm), "lesion_type": kind,
+                            "pathology": "malignant" if label else "benign", "center_row": round(float(center[0]), 1),
+                            "center_col": round(float(center[1]), 1), "radius": round(radius, 1), "mask": ""})
+    return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(table))
