@@ -1,4 +1,10 @@
-"""The ``mammo-monai`` command: synthesise data, preprocess mammograms (more subcommands follow)."""
+"""The ``mammo-monai`` command: synthesise, preprocess, prepare, cut patches, train, evaluate, export, predict.
+
+Exit status of every command: 0 when every item succeeded; 1 (:data:`EXIT_SOME_FAILED`) when a batch
+command finished but some items failed (the good outputs are written and the summary says how many
+failed); 2 (:data:`EXIT_ERROR`) when the command could not run at all (bad arguments, a dataset table
+it cannot read, a cache made with other settings).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,22 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_CODES = ("exit status: 0 every item succeeded; 1 some items failed (the rest is written, the summary says "
+              "how many failed); 2 the command could not run")
+
+
+def _modalities(args: argparse.Namespace) -> list[str] | None:
+    """Accepted DICOM modalities: MG plus --accept-modality values; 'any' accepts every modality."""
+    extra = [m.upper() for m in (args.accept_modality or [])]
+    return None if "ANY" in extra else ["MG", *extra]
+
+
+def _accept_modality(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accept-modality", action="append", metavar="MODALITY",
+                        help="also accept DICOMs of this Modality (e.g. CT, DX; 'any' for all); by default only MG "
+                        "(mammography) is accepted and other modalities are error rows")
 
 
 def _size(parser: argparse.ArgumentParser, default: tuple[int, int]) -> None:
@@ -18,7 +40,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from mammo_monai.synthetic import make_cbis_tree
 
     summary = make_cbis_tree(args.out, patients=args.patients, seed=args.seed, size=tuple(args.size),
-                             workers=args.workers, progress=not args.quiet)
+                             workers=args.workers, progress=not args.quiet, p_film_artefacts=args.film_artefacts,
+                             p_both_tables=args.both_tables)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -27,25 +50,36 @@ def _cmd_preprocess(args: argparse.Namespace) -> int:
     from mammo_monai.preprocess import preprocess
 
     report = preprocess(args.inputs, args.out, size=tuple(args.size), workers=args.workers, overwrite=args.overwrite,
-                        progress=not args.quiet, keep_aspect=args.keep_aspect, crop=args.crop, intensity=args.intensity)
+                        progress=not args.quiet, keep_aspect=args.keep_aspect, crop=args.crop, intensity=args.intensity,
+                        modalities=_modalities(args))
     bad = report[report["status"] != "ok"]
     print(f"preprocess: {len(report) - len(bad)} ok, {len(bad)} failed; report {args.out}/preprocess.csv")
     for _, row in bad.iterrows():
         print(f"  {row['status']}", file=sys.stderr)
-    return 0 if len(report) and bad.empty else (1 if report.empty or len(bad) == len(report) else 0)
+    return EXIT_OK if len(report) and bad.empty else EXIT_SOME_FAILED
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from mammo_monai.data.prepare import prepare
 
     adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
+    if args.patients_csv:
+        if args.dataset != "folder":
+            raise ValueError("--patients-csv applies to --dataset folder only")
+        adapter["patients_csv"] = args.patients_csv
+    options = {"keep_aspect": args.keep_aspect, "crop": args.crop, "intensity": args.intensity, "modalities": _modalities(args)}
     summary = prepare(args.dataset, args.root, args.out, size=tuple(args.size), split_seed=args.split_seed,
                       official_split=args.official_split, workers=args.workers, progress=not args.quiet,
-                      adapter_options=adapter, transform_options={"keep_aspect": args.keep_aspect})
+                      adapter_options=adapter, transform_options=options, rebuild=args.rebuild)
     print(json.dumps(summary, indent=2))
+    truth = f" from {summary['truth_rows']} truth rows" if summary.get("truth_rows") is not None else ""
+    labels = ", ".join(f"label {k}: {v}" for k, v in summary["labels"].items())
+    print(f"prepare: {summary['images']} images ({labels}), {summary['lesions']} lesions{truth}; "
+          f"{summary['failed_images']} image(s) failed, {summary['excluded_by_adapter']} excluded while reading the dataset",
+          file=sys.stderr)
     if summary["problems"]:
         print(f"prepare: {summary['problems']} problem(s) reported in {args.out}/errors.csv", file=sys.stderr)
-    return 0
+    return EXIT_SOME_FAILED if summary["failed_images"] or summary["excluded_by_adapter"] else EXIT_OK
 
 
 def _cmd_patches(args: argparse.Namespace) -> int:
@@ -54,13 +88,18 @@ def _cmd_patches(args: argparse.Namespace) -> int:
     summary = make_patches(args.manifest, args.out, scheme=args.scheme, size=args.patch_size, per_roi=args.per_roi,
                            background=args.background, seed=args.seed, workers=args.workers, progress=not args.quiet)
     print(json.dumps(summary, indent=2))
-    return 0
+    if summary["failed_images"]:
+        print(f"patches: {summary['failed_images']} image(s) failed; see {args.out}/patch_errors.csv", file=sys.stderr)
+    return EXIT_SOME_FAILED if summary["failed_images"] else EXIT_OK
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from mammo_monai.engine.workflow import parse_overrides, train_bundle
 
-    results = train_bundle(args.bundle, args.overlay, parse_overrides(args.overrides), stages=args.stages)
+    overrides = parse_overrides(args.overrides)
+    if args.verbose:
+        overrides.setdefault("verbose", True)
+    results = train_bundle(args.bundle, args.overlay, overrides, stages=args.stages, restart=args.restart)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -86,8 +125,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate(args.bundle, args.manifest, split=args.split, tta=args.tta, ensemble=args.ensemble, out_dir=args.out,
                        track=not args.no_tracking)
     img, ex = metrics["image"], metrics["exam_mean"]
-    print(f"{args.split}: image AUC {img['auc']:.3f} (95% CI {img['auc_ci95'][0]:.3f}-{img['auc_ci95'][1]:.3f}), "
-          f"exam AUC {ex['auc']:.3f}; pF1 {img['pf1']:.3f} (best {img['pf1_best']:.3f} at {img['pf1_best_threshold']:.2f})")
+    line = (f"{args.split}: image AUC {img['auc']:.3f} (95% CI {img['auc_ci95'][0]:.3f}-{img['auc_ci95'][1]:.3f}, patients "
+            f"resampled), exam AUC {ex['auc']:.3f}; pF1 {img['pf1']:.3f}")
+    if "pf1_at_val_threshold" in img:
+        op = img["at_val_youden"]
+        line += (f", {img['pf1_at_val_threshold']:.3f} at the validation-chosen threshold {img['val_pf1_threshold']:.2f}; "
+                 f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} at the validation Youden threshold")
+    else:
+        line += " (no validation split: thresholds only in-sample, see 'oracle')"
+    print(line)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -96,13 +142,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from mammo_monai.engine.predict import predict
 
     table = predict(args.bundle, args.input, args.out, tta=args.tta, heatmaps=args.heatmaps, patch_bundle=args.patch_bundle,
-                    batch_size=args.batch_size, stride=args.stride, progress=not args.quiet)
+                    batch_size=args.batch_size, stride=args.stride, progress=not args.quiet,
+                    modalities=_modalities(args) if args.accept_modality else "model")
     images = table[table["level"] == "image"]
     bad = images[images["status"] != "ok"]
     print(f"predict: {len(images) - len(bad)} images predicted, {len(bad)} errors; {args.out}")
     for status in bad["status"]:
         print(f"  {status}", file=sys.stderr)
-    return 0 if len(bad) < len(images) else 1
+    return EXIT_OK if bad.empty else EXIT_SOME_FAILED
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -114,7 +161,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mammo-monai", description="Mammography classification on MONAI (Shen et al. 2019 and beyond).")
+    parser = argparse.ArgumentParser(prog="mammo-monai", description="Mammography classification on MONAI (Shen et al. 2019 and beyond).",
+                                     epilog=EXIT_CODES)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -123,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "windowed, some RLE), ROI masks and crops in the current TCIA layout, and the four description CSVs.")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--patients", type=int, default=100, help="number of patients (default: 100)")
+    p.add_argument("--film-artefacts", type=float, default=0.3, metavar="P",
+                   help="share of films with digitised-film artefacts: bright frame, garbage rows, labels, rulers (default: 0.3)")
+    p.add_argument("--both-tables", type=float, default=0.05, metavar="P",
+                   help="share of breasts listed in both the mass and the calcification tables, as in CBIS-DDSM (default: 0.05)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -138,10 +190,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--keep-aspect", action="store_true", help="pad instead of stretching to the output size")
     p.add_argument("--crop", action="store_true", help="crop to the breast's bounding box before resizing")
-    p.add_argument("--intensity", choices=["bit_depth", "percentile"], default="bit_depth", help="intensity scaling (default: bit_depth)")
-    p.add_argument("--overwrite", action="store_true", help="redo files whose output already exists")
+    p.add_argument("--intensity", choices=["bit_depth", "percentile"], default="bit_depth",
+                   help="intensity scaling: bit_depth = the range the data use (DICOM Bits Stored / VOI window; PNG/TIFF: "
+                   "the bit depth of the maximum, so 12-bit data in 16-bit PNGs fill 0..1), percentile = 0.5-99.5 %% of "
+                   "the breast (default: bit_depth)")
+    _accept_modality(p)
+    p.add_argument("--overwrite", action="store_true", help="redo every file, also those whose output exists "
+                   "(needed when the outputs in --out were made with other settings)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
+    p.epilog = EXIT_CODES
     p.set_defaults(func=_cmd_preprocess)
     p = sub.add_parser("prepare", help="dataset on disk -> manifest (images.csv, lesions.csv) + preprocessed cache",
                        description="Read a dataset in its own layout, split it by patient (stratified by label), cache every "
@@ -153,10 +211,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
     p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
     p.add_argument("--birads-cut", type=int, default=4, help="inbreast: label 1 from this Bi-Rads up (default: 4)")
+    p.add_argument("--patients-csv", default=None, help="folder: a CSV with columns file, patient_id grouping the files by "
+                   "patient (default: every file is its own patient)")
     p.add_argument("--keep-aspect", action="store_true", help="pad instead of stretching to the output size")
+    p.add_argument("--crop", action="store_true", help="crop to the breast's bounding box before resizing")
+    p.add_argument("--intensity", choices=["bit_depth", "percentile"], default="bit_depth", help="intensity scaling (default: bit_depth)")
+    _accept_modality(p)
+    p.add_argument("--rebuild", action="store_true", help="delete and remake cached images made with other settings "
+                   "(without it, a cache made differently is refused)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
+    p.epilog = EXIT_CODES
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser("patches", help="cut the S or S10 patch set from a prepared manifest",
@@ -171,15 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = EXIT_CODES
     p.set_defaults(func=_cmd_patches)
 
     p = sub.add_parser("train", help="run every stage of a bundle in order (each one MONAI bundle workflow)",
                        description="Run the stages of a bundle's configs/train.yaml in order, each starting from the previous "
-                       "stage's best checkpoint; every stage is one MLflow run, all tagged with one training_id.")
+                       "stage's best checkpoint, as one training: one MLflow parent run with a nested run per stage. Killed "
+                       "and rerun, it resumes the interrupted stage from its last finished epoch and skips finished stages.")
     p.add_argument("--bundle", required=True, help="bundle folder (with configs/train.yaml)")
     p.add_argument("--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)")
     p.add_argument("--stages", type=lambda v: [int(x) for x in v.split(",")], default=None, metavar="N[,N...]",
                    help="run only these stages, e.g. 2,3")
+    p.add_argument("--restart", action="store_true", help="start a new training: the old stage folders are moved aside "
+                   "(never overwritten); without it a rerun skips finished stages and resumes an interrupted one")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. dataset_dir=data/patches batch_size=64")
     p.set_defaults(func=_cmd_train)
 
@@ -219,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patch-bundle", default=None, help="patch classifier bundle (folder or zip) for --heatmaps")
     p.add_argument("--stride", type=int, default=None, help="heatmap window stride in pixels (default: patch size / 4)")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    _accept_modality(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = EXIT_CODES
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
@@ -246,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(f"mammo-monai {args.command}: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

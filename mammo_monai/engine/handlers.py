@@ -1,4 +1,4 @@
-"""Ignite handlers for staged training: MLflow run extras, validation plots, publishing the best model."""
+"""Ignite handlers for staged training: validation plots, publishing the best model."""
 
 from __future__ import annotations
 
@@ -13,71 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
-from monai.handlers import MLFlowHandler
 
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.engine.inference import MODEL_META, write_model_meta
 from mammo_monai.engine.metrics import pred_label
-from mammo_monai.engine.tracking import artifact_location, code_version, data_fingerprint
 
 logger = logging.getLogger(__name__)
-
-
-class StageMLFlowHandler(MLFlowHandler):
-    """MONAI's ``MLFlowHandler`` plus what a staged training needs in its run.
-
-    On start: tags (training id, stage, bundle), parameters (every hyper-parameter, the code
-    version, the data table's hash and size) and, as ``executed_config.json``, the resolved
-    hyper-parameters with the config files they came from. On completion: the files in
-    ``artifacts`` that exist then (best checkpoint, plots, configs), each logged once.
-
-    Args:
-        tags: MLflow tags of the run.
-        hyperparameters: logged as parameters and in ``executed_config.json``.
-        data_table: the CSV the stage trained on (hashed).
-        config_files: the bundle config files of this run.
-        output_dir: where ``executed_config.json`` is written.
-        kwargs: passed to ``MLFlowHandler`` (tracking_uri, experiment_name, run_name, artifacts, ...).
-    """
-
-    def __init__(self, tags: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
-                 data_table: str | None = None, config_files: Sequence[str] = (), output_dir: str | None = None,
-                 **kwargs: Any) -> None:
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or kwargs.get("tracking_uri") or ""
-        if kwargs.get("artifact_location") is None and uri:
-            kwargs["artifact_location"] = artifact_location(uri, kwargs.get("experiment_name", "monai_experiment"))
-        params = {k: (json.dumps(v) if isinstance(v, (list, dict, tuple)) else v) for k, v in (hyperparameters or {}).items()}
-        params["code_version"] = code_version()
-        if data_table and os.path.isfile(data_table):
-            params.update(data_fingerprint(data_table))
-        super().__init__(experiment_param=params, **kwargs)
-        self.tags = {k: str(v) for k, v in (tags or {}).items()}
-        self.hyperparameters = hyperparameters or {}
-        self.config_files = [str(c) for c in config_files]
-        self.output_dir = output_dir
-
-    def start(self, engine: Engine) -> None:
-        super().start(engine)
-        run_id = self.cur_run.info.run_id
-        for key, value in self.tags.items():
-            self.client.set_tag(run_id, key, value)
-        if self.output_dir:
-            Path(self.output_dir).mkdir(parents=True, exist_ok=True)
-            path = Path(self.output_dir) / "executed_config.json"
-            path.write_text(json.dumps({"config_files": self.config_files, "hyperparameters": self.hyperparameters}, indent=2, default=str))
-            self.client.log_artifact(run_id, str(path), "config")
-            for cfg in self.config_files:
-                if os.path.isfile(cfg):
-                    self.client.log_artifact(run_id, cfg, "config")
-
-    def _log_artifacts(self, artifacts: Sequence[Any]) -> None:
-        for path in artifacts:
-            if path and os.path.isfile(path):
-                self.client.log_artifact(self.cur_run.info.run_id, str(path))
-
-    def complete(self) -> None:
-        if self.cur_run:
-            self._log_artifacts(self.artifacts)
 
 
 class ValidationPlots:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+import logging
 
 import pandas as pd
 
@@ -32,10 +32,53 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return None
 
 
-def training_id() -> str:
-    """One id shared by the stages of a training (``MAMMO_TRAINING_ID``, set by ``mammo-monai train``),
-    else a fresh one: every stage gets its own MLflow run, never a crashed run re-used."""
-    return os.environ.get("MAMMO_TRAINING_ID") or f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3 UI: open on the training runs
+PARENT_KIND = "training"
+
+
+def get_experiment_id(client: Any, name: str, tracking_uri: str) -> str:
+    """The id of experiment ``name``, created (artifacts beside a sqlite store, tagged for model
+    training so the MLflow 3 UI opens on its runs, not the GenAI overview) when missing."""
+    exp = client.get_experiment_by_name(name)
+    exp_id = exp.experiment_id if exp else client.create_experiment(name, artifact_location=artifact_location(tracking_uri, name))
+    tags = (exp.tags if exp else {}) or {}
+    for key, value in EXPERIMENT_TAGS.items():
+        if tags.get(key) != value:
+            client.set_experiment_tag(exp_id, key, value)
+    return exp_id
+
+
+def parent_run(client: Any, experiment_id: str, tid: str, bundle: str) -> str:
+    """The run id of training ``tid``'s parent run (found by tag, else created RUNNING)."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.training_id = '{tid}' and tags.mammo_kind = '{PARENT_KIND}'")
+    if found:
+        run = found[0]
+        if run.info.status != "RUNNING":
+            client.update_run(run.info.run_id, status="RUNNING")
+        return run.info.run_id
+    run = client.create_run(experiment_id, run_name=f"{bundle}-{tid}",
+                            tags={"training_id": tid, "mammo_kind": PARENT_KIND, "bundle": bundle})
+    return run.info.run_id
+
+
+def end_stage_run(stage_dir: str | os.PathLike, status: str) -> None:
+    """End the MLflow runs recorded for a stage (``run.json``: the stage run and its parent) with
+    ``status`` (FINISHED, FAILED, KILLED): a failed or interrupted stage never stays RUNNING."""
+    import json
+
+    import mlflow
+
+    record = Path(stage_dir) / "run.json"
+    if not record.is_file():
+        return
+    info = json.loads(record.read_text())
+    client = mlflow.MlflowClient(tracking_uri=info["tracking_uri"])
+    for run_id in (info.get("run_id"), info.get("parent_run_id") if status != "FINISHED" or info.get("last_stage") else None):
+        if run_id:
+            try:
+                client.set_terminated(run_id, status=status)
+            except Exception as err:  # the store may be gone; the stage's own outcome matters more
+                logging.getLogger(__name__).warning("could not mark MLflow run %s %s: %s", run_id, status, err)
 
 
 def code_version() -> str:

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import torch
 from monai.networks.nets import ResNet
 
+from mammo_monai.networks.onednn_guards import guard_convolutions
+
 logger = logging.getLogger(__name__)
 
 #: name -> (block, layers, widths). "resnet18-narrow" halves the widths: the CPU demo and tests.
@@ -42,6 +44,9 @@ def patch_resnet(
         pretrained_weights: path of a torchvision ``state_dict`` (``.pth``) to load; ``fc`` is
             re-initialised when its shape differs. Every other key must match (strict).
         widths: override the four stage widths.
+
+    Its convolutions are :class:`~mammo_monai.networks.onednn_guards.GuardedConv2d` (two oneDNN CPU
+    bugs avoided; same parameters and keys).
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHITECTURES)}")
@@ -51,6 +56,7 @@ def patch_resnet(
         n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, no_max_pool=False,
         shortcut_type="B", bias_downsample=False, num_classes=num_classes,
     )
+    guard_convolutions(net)
     net.arch = arch  # recorded for checkpoints and the whole-image builder
     if pretrained_weights:
         load_torchvision_weights(net, pretrained_weights)

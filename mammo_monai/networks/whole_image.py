@@ -9,6 +9,7 @@ import os
 import torch
 from torch import nn
 
+from mammo_monai.networks.onednn_guards import guard_convolutions
 from mammo_monai.networks.resnet import ARCHITECTURES, patch_resnet
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Bottleneck(nn.Module):
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
             self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+        guard_convolutions(self)  # see networks/onednn_guards.py
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)

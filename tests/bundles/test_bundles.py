@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 import mlflow
+import torch
 import pandas as pd
 import pytest
 from monai.bundle import ConfigWorkflow
@@ -80,23 +81,34 @@ def test_configs_pass_monai_property_checks(workspace, trained, name, data):
         assert not wf.check_properties()  # no missing property (None or an empty list)
 
 
-def test_every_stage_runs_and_is_one_mlflow_run(workspace, trained):
+def test_every_stage_runs_and_is_one_mlflow_run_nested_under_its_training(workspace, trained):
     patch, whole = trained
     assert [r["stage"] for r in patch] == [1, 2, 3] and [r["stage"] for r in whole] == [1, 2]
     for name, stages in (("patch_classifier", 3), ("whole_image_classifier", 2)):
         assert (workspace / name / "models" / "model.pt").is_file()
         assert all((workspace / name / "models" / f"stage{s}" / "model.pt").is_file() for s in range(1, stages + 1))
+        assert all((workspace / name / "models" / f"stage{s}" / "done.json").is_file() for s in range(1, stages + 1))
     client = mlflow.MlflowClient()
     for name, stages in (("patch_classifier", 3), ("whole_image_classifier", 2)):
-        runs = client.search_runs([client.get_experiment_by_name(name).experiment_id])
-        assert sorted(r.data.tags["stage"] for r in runs) == [str(s) for s in range(1, stages + 1)]
+        exp = client.get_experiment_by_name(name)
+        assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow 3 UI: the training runs view
+        runs = client.search_runs([exp.experiment_id])
+        parents = [r for r in runs if r.data.tags.get("mammo_kind") == "training"]
+        children = [r for r in runs if r not in parents]
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+        assert sorted(r.data.tags["stage"] for r in children) == [str(s) for s in range(1, stages + 1)]
+        assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
         assert len({r.data.tags["training_id"] for r in runs}) == 1
-        for run in runs:
+        for run in children:
             assert run.info.status == "FINISHED"
-            assert {"learning_rate", "epochs", "data_sha256", "data_rows", "code_version"} <= set(run.data.params)
+            assert {"learning_rate", "epochs", "data_sha256", "data_rows", "code_version", "started_from"} <= set(run.data.params)
             assert {"train_loss", "val_acc", "val_auc"} <= set(run.data.metrics)
+            assert len(client.get_metric_history(run.info.run_id, "val_acc")) == len(client.get_metric_history(run.info.run_id, "train_loss"))
             artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
             assert {"model.pt", "roc.png", "confusion.png", "config"} <= artifacts
+            configs = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, "config")}
+            assert {"train.yaml", "demo.yaml", "merged_config.json"} <= configs
+            assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest == run.data.params["data_sha256"]
 
 
 def test_compare_prints_one_row_per_stage(workspace, trained, capsys):
@@ -133,7 +145,7 @@ def test_export_round_trip_gives_the_same_probabilities(workspace, trained, tmp_
 def test_missing_previous_checkpoint_fails_before_training(workspace, tmp_path):
     fresh = tmp_path / "patch_classifier"
     shutil.copytree(BUNDLES / "patch_classifier", fresh)
-    with pytest.raises(TrainingError, match="stage 2.*stage 1 checkpoint not found"):
+    with pytest.raises(TrainingError, match="stage 2.*stage 1 has not finished"):
         train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches")}, stages=[2])
     assert not (fresh / "models" / "stage2").exists()
 
@@ -199,3 +211,17 @@ def test_finetune_overlay_runs_only_the_all_layers_stage_from_a_trained_model(wo
     client = mlflow.MlflowClient()
     run = client.search_runs([client.get_experiment_by_name("whole_image_classifier-finetune").experiment_id])[0]
     assert float(run.data.params["learning_rate"]) == 1e-6 and run.data.params["trainable"] == "all"
+
+
+def test_the_final_model_is_logged_registered_and_carries_the_bundle_zip(workspace, trained):
+    client = mlflow.MlflowClient()
+    for name in ("patch_classifier", "whole_image_classifier"):
+        versions = client.search_model_versions(f"name = '{name}'")
+        assert versions, f"{name} not registered"
+        parent = client.get_run(versions[0].run_id)
+        assert parent.data.tags["mammo_kind"] == "training"
+        assert {a.path for a in client.list_artifacts(parent.info.run_id, "bundle")} == {f"bundle/{name}-0.1.0.zip"}
+        model = mlflow.pytorch.load_model(f"models:/{name}/{versions[0].version}")
+        info = mlflow.models.get_model_info(f"models:/{name}/{versions[0].version}")
+        shape = info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]
+        assert shape[1] == 1 and model(torch.rand(1, *shape[1:])).shape[-1] in (2, 5)

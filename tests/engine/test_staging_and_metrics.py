@@ -71,3 +71,12 @@ def test_accuracy_uses_class_indices_and_auc_probabilities():
     binary = [{"pred": torch.tensor([0.0, 1.0]), "label": torch.tensor(1)}]
     p, y = prob_label(binary)
     assert p.shape == (1,) and 0.7 < float(p[0]) < 0.75 and y.tolist() == [1]
+
+
+def test_prepare_network_guards_the_convolutions_of_any_network():
+    from mammo_monai.networks import GuardedConv2d
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, stride=2), torch.nn.ReLU(), torch.nn.Conv2d(16, 4, 3))
+    net = prepare_network(plain, 1, "all", channels_last=True)
+    assert [type(m) for m in net if isinstance(m, torch.nn.Conv2d)] == [GuardedConv2d, GuardedConv2d]
+    assert list(net.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
