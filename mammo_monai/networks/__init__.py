@@ -1,8 +1,17 @@
 """Networks: ResNet patch classifiers (torchvision layout) and Shen et al.'s whole-image classifier."""
 
 from mammo_monai.networks.onednn_guards import GuardedConv2d, guard_convolutions
+from mammo_monai.networks.pretrained import (
+    IMAGENET_GREY,
+    NormalizedConv2d,
+    checkpoint_setting,
+    input_normalisation,
+    normalize_input,
+    resolve_weights,
+)
 from mammo_monai.networks.resnet import ARCHITECTURES, load_torchvision_weights, patch_resnet
 from mammo_monai.networks.whole_image import Bottleneck, WholeImageClassifier
 
-__all__ = ["ARCHITECTURES", "Bottleneck", "GuardedConv2d", "WholeImageClassifier", "guard_convolutions", "load_torchvision_weights",
-           "patch_resnet"]
+__all__ = ["ARCHITECTURES", "IMAGENET_GREY", "Bottleneck", "GuardedConv2d", "NormalizedConv2d", "WholeImageClassifier",
+           "checkpoint_setting", "guard_convolutions", "input_normalisation", "load_torchvision_weights", "normalize_input",
+           "patch_resnet", "resolve_weights"]

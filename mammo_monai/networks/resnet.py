@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import torch
 from monai.networks.nets import ResNet
 
+from mammo_monai.networks.pretrained import normalize_input
 from mammo_monai.networks.onednn_guards import guard_convolutions
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ ARCHITECTURES: dict[str, tuple[str, list[int], list[int]]] = {
 
 def patch_resnet(
     arch: str = "resnet50", num_classes: int = 5, in_channels: int = 1, pretrained_weights: str | os.PathLike | None = None,
-    widths: Sequence[int] | None = None,
+    widths: Sequence[int] | None = None, input_norm: Sequence[float] | None = None,
 ) -> ResNet:
     """A ResNet patch classifier in torchvision's layout.
 
@@ -44,6 +45,8 @@ def patch_resnet(
         pretrained_weights: path of a torchvision ``state_dict`` (``.pth``) to load; ``fc`` is
             re-initialised when its shape differs. Every other key must match (strict).
         widths: override the four stage widths.
+        input_norm: (mean, std) applied to the input inside the network's stem (ImageNet weights:
+            :data:`~mammo_monai.networks.pretrained.IMAGENET_GREY`); None: none.
 
     Its convolutions are :class:`~mammo_monai.networks.onednn_guards.GuardedConv2d` (two oneDNN CPU
     bugs avoided; same parameters and keys).
@@ -58,6 +61,7 @@ def patch_resnet(
     )
     guard_convolutions(net)
     net.arch = arch  # recorded for checkpoints and the whole-image builder
+    normalize_input(net, input_norm)
     if pretrained_weights:
         load_torchvision_weights(net, pretrained_weights)
     return net

@@ -55,15 +55,16 @@ class WholeImageClassifier(nn.Module):
             None: (w, 2w) with w the backbone's last stage width (512 for ResNet50 and ResNet18).
         top_blocks: bottlenecks per new stage; the first of each has stride 2 (paper: two stages).
         patch_checkpoint: a patch-classifier checkpoint to copy the backbone from.
+        input_norm: (mean, std) the patch network normalised its input with (ImageNet weights); None: none.
     """
 
     def __init__(
         self, arch: str = "resnet50", num_classes: int = 2, in_channels: int = 1, top_channels: tuple[int, int] | None = None,
         top_blocks: tuple[int, ...] = (1, 1), dropout: float = 0.5, patch_checkpoint: str | os.PathLike | None = None,
-        widths: list[int] | None = None,
+        widths: list[int] | None = None, input_norm: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
-        patch = patch_resnet(arch, num_classes=5, in_channels=in_channels, widths=widths)
+        patch = patch_resnet(arch, num_classes=5, in_channels=in_channels, widths=widths, input_norm=input_norm)
         self.arch = arch
         self.backbone = nn.Sequential()
         for name in ("conv1", "bn1", "act", "maxpool", "layer1", "layer2", "layer3", "layer4"):

@@ -15,6 +15,7 @@ from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
 from mammo_monai.engine.export import open_bundle
 from mammo_monai.engine.workflow import TrainingError, train_bundle
+from mammo_monai.networks import IMAGENET_GREY, patch_resnet
 from mammo_monai.synthetic import make_cbis_tree
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
@@ -47,8 +48,13 @@ def monkeypatch_module():
 
 @pytest.fixture(scope="module")
 def trained(workspace):
+    # the paper's three stages, from "ImageNet" weights given as a local file (offline), as a user would
+    weights = workspace / "imagenet_like.pth"
+    torch.save(patch_resnet("resnet18-narrow", num_classes=1000, in_channels=3).state_dict(), weights)
+    three = {str(k): {"trainable": t, "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 1}
+             for k, t in ((1, ["fc"]), (2, ["layer4", "fc"]), (3, "all"))}
     patch = train_bundle(workspace / "patch_classifier", ["demo.yaml"],
-                         {**TINY, "dataset_dir": str(workspace / "patches"), "stages#2#epochs": 1, "stages#3#epochs": 1})
+                         {**TINY, "dataset_dir": str(workspace / "patches"), "pretrained_weights": str(weights), "stages": three})
     whole = train_bundle(workspace / "whole_image_classifier", ["demo.yaml"],
                          {**TINY, "batch_size": 4, "dataset_dir": str(workspace / "manifest"), "image_size": [128, 100],
                           "patch_checkpoint": str(workspace / "patch_classifier" / "models" / "model.pt"), "stages#1#epochs": 1,
@@ -146,7 +152,7 @@ def test_missing_previous_checkpoint_fails_before_training(workspace, tmp_path):
     fresh = tmp_path / "patch_classifier"
     shutil.copytree(BUNDLES / "patch_classifier", fresh)
     with pytest.raises(TrainingError, match="stage 2.*stage 1 has not finished"):
-        train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches")}, stages=[2])
+        train_bundle(fresh, [], {**TINY, "dataset_dir": str(workspace / "patches")}, stages=[2])  # the 3-stage recipe
     assert not (fresh / "models" / "stage2").exists()
 
 
@@ -225,3 +231,13 @@ def test_the_final_model_is_logged_registered_and_carries_the_bundle_zip(workspa
         info = mlflow.models.get_model_info(f"models:/{name}/{versions[0].version}")
         shape = info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]
         assert shape[1] == 1 and model(torch.rand(1, *shape[1:])).shape[-1] in (2, 5)
+
+
+def test_imagenet_normalisation_travels_from_the_patch_network_to_the_whole_image_model(workspace, trained):
+    for name in ("patch_classifier", "whole_image_classifier"):
+        meta = json.loads((workspace / name / "models" / "model_meta.json").read_text())
+        assert meta["input_norm"] == list(IMAGENET_GREY)
+    from mammo_monai.engine.export import build_inference_network
+
+    net = build_inference_network(workspace / "whole_image_classifier")
+    assert type(net.backbone.conv1).__name__ == "NormalizedConv2d" and net.backbone.conv1.input_mean == IMAGENET_GREY[0]
