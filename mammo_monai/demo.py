@@ -69,7 +69,7 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
     if patch_pretraining:
         _step(3, total, f"cutting S10 patches ({patch_size} px) into {work / 'patches'}")
         patches = make_patches(work / "manifest", work / "patches", scheme="s10", size=patch_size, seed=seed, workers=workers)
-        _step(4, total, "training the patch classifier, stages 1-3 (demo overlay)")
+        _step(4, total, "training the patch classifier from scratch: one stage, every layer (demo overlay)")
         patch_results = train_bundle(patch_bundle, ["demo.yaml"], {"dataset_dir": str(work / "patches"),
                                      "image_size": [patch_size, patch_size], **overrides.get("patch_classifier", {})})
         whole_over = {"patch_checkpoint": str(patch_bundle / "models" / "model.pt")}
@@ -100,7 +100,7 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
         "test_auc_ci95": [round(x, 4) for x in plain["image"]["auc_ci95"]],
         "test_auc_tta": round(tta["image"]["auc"], 4),
         "test_exam_auc": round(plain["exam_mean"]["auc"], 4),
-        "patch_val_accuracy": round(patch_results[-1]["best_metric"], 4) if patch_results else None,
+        "patch_val_auc": round(patch_results[-1]["best_metric"], 4) if patch_results else None,
         "whole_val_auc": round(whole_results[-1]["best_metric"], 4),
         "stages": {"patch_classifier": patch_results, "whole_image_classifier": whole_results},
         "exported": exported,
@@ -111,5 +111,5 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
     }
     write_json(summary, work / "summary.json")
     print(f"\nplots: {summary['plots']}\nsummary: {work / 'summary.json'}")
-    print(json.dumps({k: summary[k] for k in ("wall_seconds", "test_auc", "test_auc_tta", "patch_val_accuracy")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("wall_seconds", "test_auc", "test_auc_tta", "patch_val_auc")}, indent=2))
     return summary

@@ -58,17 +58,12 @@ def preprocess_file(
     path: str | os.PathLike, out_dir: str | os.PathLike, name: str, size: Sequence[int] = (1152, 896), **options: Any
 ) -> dict[str, Any]:
     """Process one file; never raises for bad input, returns its report row instead."""
-    from monai.transforms import Compose
-
-    from mammo_monai.io.reader import LoadMammogramd
     from mammo_monai.transforms.pipelines import preprocess_transforms
 
     out_dir = Path(out_dir)
     row: dict[str, Any] = {"file": str(path), "output": str(out_dir / f"{name}.png"), "mask": str(out_dir / f"{name}_mask.png")}
     try:
-        modalities = options.pop("modalities", ["MG"])
-        d = Compose([LoadMammogramd("image", modalities=modalities),
-                     preprocess_transforms(size=size, load=False, **options)])({"image": str(path)})
+        d = preprocess_transforms(size=size, **options)({"image": str(path)})
         image, mask = d["image"], d["mask"]
         atomic_write_png(row["mask"], (mask[0].numpy() > 0.5).astype("uint8") * 255)
         atomic_write_png(row["output"], to_uint16(image[0].numpy()))  # written last: its presence means done

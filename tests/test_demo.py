@@ -15,9 +15,9 @@ def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
                        overrides={"patch_classifier": {"stages#1#epochs": 1, "num_workers": 0},
                                   "whole_image_classifier": {**EPOCHS, "batch_size": 4}})
     saved = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    for key in ("wall_seconds", "patients", "test_auc", "test_auc_tta", "patch_val_accuracy", "exported", "tracking_uri", "experiments"):
+    for key in ("wall_seconds", "patients", "test_auc", "test_auc_tta", "patch_val_auc", "exported", "tracking_uri", "experiments"):
         assert key in saved
     assert saved["patients"] == 12 and len(saved["exported"]) == 2
-    assert 0 <= summary["patch_val_accuracy"] <= 1
+    assert 0 <= summary["patch_val_auc"] <= 1
     assert 0 <= summary["test_auc"] <= 1 and 0 <= summary["test_auc_tta"] <= 1  # seed 3 gives both classes in test
     assert len(pd.read_csv(tmp_path / "demo" / "manifest" / "images.csv")) == saved["images"]

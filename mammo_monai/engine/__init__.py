@@ -5,6 +5,7 @@ from mammo_monai.engine.inference import PredictionWriter, find_inputs, trained_
 from mammo_monai.engine.handlers import PublishBest, ValidationPlots
 from mammo_monai.engine.model_registry import LogTrainedModel
 from mammo_monai.engine.progress import StageProgress
+from mammo_monai.engine.predict import model_preprocessing
 from mammo_monai.engine.mlflow_handlers import StageMLFlowHandler, StageValMLFlowHandler, remove_duplicate_mlflow_handlers
 from mammo_monai.engine.resume import SaveBest, StageCheckpoint, StageRunner, previous_stage_checkpoint, training_id
 from mammo_monai.engine.metrics import pred_label, prob_label
@@ -29,6 +30,7 @@ __all__ = [
     "find_inputs",
     "load_weights",
     "make_sampler",
+    "model_preprocessing",
     "pred_label",
     "prepare_network",
     "previous_stage_checkpoint",

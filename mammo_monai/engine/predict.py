@@ -20,7 +20,6 @@ from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.preprocess import find_images
 from mammo_monai.data.cache_record import transform_options
-from mammo_monai.io.reader import LoadMammogramd
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
 
@@ -36,9 +35,8 @@ def model_preprocessing(bundle_root: str | os.PathLike, modalities: Sequence[str
     return settings
 
 
-def _load(path: str, size: Sequence[int], modalities: Sequence[str] | None = ("MG",), **options: Any) -> dict[str, Any]:
-    load = LoadMammogramd("image", modalities=modalities)
-    return preprocess_transforms(size=size, load=False, **options)(load({"image": path}))
+def _load(path: str, **settings: Any) -> dict[str, Any]:
+    return preprocess_transforms(**settings)({"image": path})
 
 
 @torch.inference_mode()

@@ -7,6 +7,7 @@ from typing import Any
 
 from monai.transforms import Compose, EnsureTyped, MaskIntensityd, SpatialPadd
 
+from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES
 from mammo_monai.io.reader import LoadMammogramd
 from mammo_monai.transforms.augment import RandMammoAugmentd
 from mammo_monai.transforms.intensity import ScaleMammogramd
@@ -25,6 +26,7 @@ def preprocess_transforms(
     intensity: str = "bit_depth",
     threshold: float = 0.05,
     load: bool = True,
+    modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES,
 ) -> Compose:
     """File -> masked, chest-wall-left, resized, [0, 1] image (1, H, W) plus its breast mask.
 
@@ -39,9 +41,10 @@ def preprocess_transforms(
         crop: crop to the breast's bounding box before resizing.
         intensity: "bit_depth", "container" or "percentile" (see :class:`ScaleMammogram`).
         load: start with :class:`LoadMammogramd`; False when the dictionary already holds tensors.
+        modalities: DICOM Modality values :class:`LoadMammogramd` accepts (default MG; None: any).
     """
     masks = [mask_key, *extra_mask_keys]
-    steps: list[Any] = [LoadMammogramd(image_key)] if load else []
+    steps: list[Any] = [LoadMammogramd(image_key, modalities=modalities)] if load else []
     # The breast mask is found on a ~1024-px copy of the FULL image (masking after the anisotropic,
     # anti-aliased resize keeps about twice as many film artefacts), then resized with the image and
     # applied at the output size: nothing but the resize runs at ~4600 x 2800. The crop changes the
