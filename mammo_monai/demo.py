@@ -23,11 +23,13 @@ BUNDLE_NAMES = ("patch_classifier", "whole_image_classifier")
 
 
 def bundles_source() -> Path:
-    """The repository's ``bundles/`` folder (the package is installed from the repository)."""
-    src = Path(mammo_monai.__file__).resolve().parents[1] / "bundles"
-    if not src.is_dir():
-        raise FileNotFoundError(f"{src}: bundles folder not found; run the demo from a checkout of the repository")
-    return src
+    """The bundles: ``mammo_monai/bundles`` in an installed wheel, else the checkout's ``bundles/``."""
+    package = Path(mammo_monai.__file__).resolve().parent
+    for src in (package / "bundles", package.parent / "bundles"):
+        if (src / "whole_image_classifier" / "configs" / "train.yaml").is_file():
+            return src
+    raise FileNotFoundError(f"bundles not found in {package / 'bundles'} (installed) or {package.parent / 'bundles'} (checkout); "
+                            "reinstall mammo-monai")
 
 
 def _step(n: int, total: int, text: str) -> None:
