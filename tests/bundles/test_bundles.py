@@ -241,3 +241,18 @@ def test_imagenet_normalisation_travels_from_the_patch_network_to_the_whole_imag
 
     net = build_inference_network(workspace / "whole_image_classifier")
     assert type(net.backbone.conv1).__name__ == "NormalizedConv2d" and net.backbone.conv1.input_mean == IMAGENET_GREY[0]
+
+
+def test_export_states_the_trained_size_and_logits_and_model_ts_carries_its_metadata(workspace, trained, tmp_path):
+    from monai.data import load_net_with_metadata
+
+    zip_path = main(["export", "--bundle", str(workspace / "patch_classifier"), "--out", str(tmp_path)])
+    assert zip_path == 0
+    fresh = open_bundle(tmp_path / "patch_classifier-0.1.0.zip", tmp_path / "x")
+    meta = json.loads((fresh / "configs" / "metadata.json").read_text())
+    fmt = meta["network_data_format"]
+    assert fmt["inputs"]["image"]["spatial_shape"] == [32, 32]  # the patches it was trained on, not the 224 default
+    assert fmt["outputs"]["pred"]["type"] == "logits"
+    _, ts_meta, extra = load_net_with_metadata(str(fresh / "models" / "model.ts"), more_extra_files=["inference.json"])
+    assert ts_meta["network_data_format"]["outputs"]["pred"]["type"] == "logits"
+    assert "network_def" in json.loads(extra["inference.json"])
