@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import save_net_with_metadata
 
+from mammo_monai.engine.bundle_scripts import runtime_requirements, write_bundle_scripts
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.engine.inference import MODEL_META, trained_setting
 from mammo_monai.engine.staging import load_weights
@@ -27,7 +29,11 @@ def build_inference_network(bundle_dir: str | os.PathLike) -> torch.nn.Module:
     parser = ConfigParser()
     parser.read_config(str(bundle / "configs" / "inference.yaml"))
     parser["bundle_root"] = str(bundle)
-    net = parser.get_parsed_content("network_def")
+    sys.path.insert(0, str(bundle))  # an exported bundle's configs import its scripts/ package
+    try:
+        net = parser.get_parsed_content("network_def")
+    finally:
+        sys.path.remove(str(bundle))
     load_weights(net, bundle / "models" / "model.pt", "trained model")
     return net.eval()
 
@@ -92,6 +98,9 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         if (bundle / "models" / MODEL_META).is_file():
             shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
         trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
+        write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
+        required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
+        trained_meta["required_packages_version"] = {**required, **runtime_requirements()}
         (stage / "configs" / "metadata.json").write_text(json.dumps(trained_meta, indent=2))
         inference = ConfigParser.load_config_file(str(bundle / "configs" / "inference.yaml"))
         # as monai.bundle ckpt_export does: metadata and the inference config travel inside model.ts

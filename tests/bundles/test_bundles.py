@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import shutil
 from pathlib import Path
 
@@ -256,3 +259,63 @@ def test_export_states_the_trained_size_and_logits_and_model_ts_carries_its_meta
     _, ts_meta, extra = load_net_with_metadata(str(fresh / "models" / "model.ts"), more_extra_files=["inference.json"])
     assert ts_meta["network_data_format"]["outputs"]["pred"]["type"] == "logits"
     assert "network_def" in json.loads(extra["inference.json"])
+
+
+BLOCK_INSTALLED = """
+import importlib.machinery, runpy, sys
+from pathlib import Path
+bundled = str(Path('scripts').resolve())
+class OnlyTheBundledCopy:
+    # the installed (or editable) mammo_monai is unimportable: only the bundle's scripts/ copy may load
+    def find_spec(self, name, path=None, target=None):
+        if name != 'mammo_monai':
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, sys.path)  # what the bundle put on the path
+        if spec is None or not str(spec.origin).startswith(bundled):
+            raise ModuleNotFoundError('mammo_monai is not installed here')
+        return spec
+sys.meta_path.insert(0, OnlyTheBundledCopy())
+sys.argv = ['monai.bundle'] + sys.argv[1:]
+runpy.run_module('monai.bundle', run_name='__main__')
+"""
+
+
+def test_an_exported_bundle_runs_with_monai_alone(workspace, trained, tmp_path):
+    assert main(["export", "--bundle", str(workspace / "whole_image_classifier"), "--out", str(tmp_path / "dist")]) == 0
+    root = open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "x")
+    assert (root / "scripts" / "mammo_monai" / "io" / "dicom.py").is_file() and not (root / "scripts" / "mammo_monai" / "bundles").exists()
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    assert "mammo-monai" not in meta["required_packages_version"] and "pydicom" in meta["required_packages_version"]
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for i, d in enumerate(sorted((workspace / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]):
+        shutil.copy(d, inputs / f"case{i}.dcm")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = subprocess.run([sys.executable, "-c", BLOCK_INSTALLED, "run", "--config_file", "configs/inference.yaml",
+                          "--input_dir", str(inputs), "--output_dir", str(tmp_path / "out")],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(table) == 2 and table["probability"].between(0, 1).all()
+
+
+def test_monai_bundle_load_reads_the_exported_torchscript_with_its_metadata(workspace, trained, tmp_path):
+    from monai.bundle import load
+
+    assert main(["export", "--bundle", str(workspace / "whole_image_classifier"), "--out", str(tmp_path / "dist")]) == 0
+    open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "b")
+    net, meta, extra = load(name="whole_image_classifier", bundle_dir=str(tmp_path / "b"), source="disk", load_ts_module=True)
+    assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [128, 100]
+    assert net(torch.rand(1, 1, 128, 100)).shape == (1, 2)
+
+
+def test_evaluate_refuses_a_cache_made_differently_from_the_training_data(workspace, trained, tmp_path):
+    from mammo_monai.data.cache_record import CacheMismatchError
+    from mammo_monai.engine.evaluation import evaluate
+
+    manifest = tmp_path / "manifest"
+    shutil.copytree(workspace / "manifest", manifest)
+    record = json.loads((manifest / "cache.json").read_text())
+    (manifest / "cache.json").write_text(json.dumps({**record, "keep_aspect": True}))
+    with pytest.raises(CacheMismatchError, match="keep_aspect: model False, data True"):
+        evaluate(workspace / "whole_image_classifier", manifest, split="test", track=False, out_dir=tmp_path / "e")
