@@ -21,11 +21,11 @@ from mammo_monai.engine.tracking import (
     end_stage_run,
     get_experiment_id,
     parent_run,
+    RUN_RECORD,
 )
 from mammo_monai.io.atomic import write_json
 
 logger = logging.getLogger(__name__)
-RUN_RECORD = "run.json"
 
 
 def _flat_params(values: dict[str, Any]) -> dict[str, Any]:

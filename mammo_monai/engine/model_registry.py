@@ -15,6 +15,8 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
+from mammo_monai.engine.tracking import RUN_RECORD
+
 logger = logging.getLogger(__name__)
 
 
@@ -91,7 +93,7 @@ class LogTrainedModel:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        record = self.stage_dir / "run.json"
+        record = self.stage_dir / RUN_RECORD
         if not self.last_stage or not record.is_file():
             return
         info = json.loads(record.read_text())

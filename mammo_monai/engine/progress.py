@@ -30,7 +30,6 @@ class StageProgress:
         self.bar = sys.stderr.isatty() if bar is None else bool(bar)
         self.t0 = self.t_epoch = 0.0
         self.first_epoch = 0
-        self.lines: list[str] = []
 
     def attach(self, engine: Engine) -> None:
         if self.bar:
@@ -76,9 +75,7 @@ class StageProgress:
         return " | ".join([parts[0] + " " + parts[1], *parts[2:]]) if len(parts) > 1 else parts[0]
 
     def _epoch_completed(self, engine: Engine) -> None:
-        line = self.summary(engine)
-        self.lines.append(line)
-        print(line, file=sys.stderr, flush=True)
+        print(self.summary(engine), file=sys.stderr, flush=True)
 
 
 def _loss(output: Any) -> dict[str, float]:

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import random
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -28,7 +27,7 @@ from mammo_monai.io.atomic import atomic_path, write_json
 logger = logging.getLogger(__name__)
 
 TRAINING_RECORD = "training.json"
-DONE, RESUME, RUN_RECORD = "done.json", "resume.pt", "run.json"
+DONE, RESUME = "done.json", "resume.pt"
 
 
 class ForeignCheckpointError(ValueError):
@@ -48,8 +47,11 @@ def training_id(ckpt_dir: str | os.PathLike | None = None, restart: bool = False
     """
     if os.environ.get("MAMMO_TRAINING_ID"):
         return os.environ["MAMMO_TRAINING_ID"]
-    if ckpt_dir is None:
-        return new_training_id()
+    return new_training_id() if ckpt_dir is None else recorded_training_id(ckpt_dir, restart)
+
+
+def recorded_training_id(ckpt_dir: str | os.PathLike, restart: bool = False) -> str:
+    """The id in ``<ckpt_dir>/training.json``; a new one (recorded there) when there is none or ``restart``."""
     record = Path(ckpt_dir) / TRAINING_RECORD
     if record.is_file() and not restart:
         return json.loads(record.read_text())["training_id"]
@@ -235,10 +237,6 @@ class StageRunner:
         if self.restart:
             archive_stage(self.stage_dir)
 
-    @property
-    def finished(self) -> bool:
-        return read_done(self.stage_dir) is not None
-
     def run(self, trainer: Engine) -> bool:
         """Run ``trainer`` unless the stage is finished; True when it ran."""
         from mammo_monai.engine.tracking import end_stage_run
@@ -281,9 +279,3 @@ def _restore_sigterm(previous: Any) -> None:
 
     if previous is not None:
         signal.signal(signal.SIGTERM, previous)
-
-
-def copy_stage_model(stage_dir: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Copy a stage's best checkpoint to ``target`` atomically (used to publish ``models/model.pt``)."""
-    with atomic_path(target) as tmp:
-        shutil.copyfile(Path(stage_dir) / "model.pt", tmp)

@@ -34,6 +34,7 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
 
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3 UI: open on the training runs
 PARENT_KIND = "training"
+RUN_RECORD = "run.json"  # in a stage folder: the stage's MLflow run and its parent
 
 
 def get_experiment_id(client: Any, name: str, tracking_uri: str) -> str:
@@ -68,7 +69,7 @@ def end_stage_run(stage_dir: str | os.PathLike, status: str) -> None:
 
     import mlflow
 
-    record = Path(stage_dir) / "run.json"
+    record = Path(stage_dir) / RUN_RECORD
     if not record.is_file():
         return
     info = json.loads(record.read_text())

@@ -14,8 +14,7 @@ from typing import Any
 import yaml
 from monai.bundle import ConfigParser, ConfigWorkflow
 
-from mammo_monai.engine.resume import TRAINING_RECORD, archive_stage, new_training_id, read_done
-from mammo_monai.io.atomic import write_json
+from mammo_monai.engine.resume import archive_stage, read_done, recorded_training_id
 from mammo_monai.io.errors import describe_error
 
 logger = logging.getLogger(__name__)
@@ -90,17 +89,6 @@ def run_stage(bundle_dir: str | os.PathLike, files: Sequence[str], stage: int, o
     return result
 
 
-def current_training(ckpt_dir: Path, restart: bool) -> str:
-    """The id of the bundle's current training (``models/training.json``), or a new one when there is
-    none or ``restart``."""
-    record = ckpt_dir / TRAINING_RECORD
-    if record.is_file() and not restart:
-        return json.loads(record.read_text())["training_id"]
-    tid = new_training_id()
-    write_json({"training_id": tid, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, record)
-    return tid
-
-
 def train_bundle(bundle_dir: str | os.PathLike, overlays: Sequence[str | os.PathLike] = (), overrides: Mapping[str, Any] | None = None,
                  stages: Sequence[int] | None = None, restart: bool = False) -> list[dict[str, Any]]:
     """Run the bundle's stages in order as one training (one ``training_id``, one MLflow parent run).
@@ -116,7 +104,7 @@ def train_bundle(bundle_dir: str | os.PathLike, overlays: Sequence[str | os.Path
     if restart:
         for stage in todo:
             archive_stage(ckpt_dir / f"stage{stage}")
-    tid = str(overrides.pop("training_id", None) or current_training(ckpt_dir, restart))
+    tid = str(overrides.pop("training_id", None) or recorded_training_id(ckpt_dir, restart))
     previous = os.environ.get("MAMMO_TRAINING_ID")
     os.environ["MAMMO_TRAINING_ID"] = tid
     try:

@@ -45,7 +45,7 @@ def test_a_cache_made_at_another_size_is_refused_then_rebuilt(raw, tmp_path):
 def test_splits_and_labels_are_derived_afresh_not_read_from_the_cache(raw, tmp_path):
     _prepare(raw, tmp_path / "a", split_seed=0)
     again = _prepare(raw, tmp_path / "a", split_seed=7)
-    fresh = _prepare(raw, tmp_path / "b", split_seed=7)
+    _prepare(raw, tmp_path / "b", split_seed=7)  # the same seed from scratch
     assert again["reused_cache"] is True
     a, _ = read_manifest(tmp_path / "a")
     b, _ = read_manifest(tmp_path / "b")
