@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from mammo_monai.engine.interrupt import StopRequest
 from mammo_monai.io.atomic import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
@@ -228,7 +229,8 @@ class StageRunner:
     """What ``run`` does in a bundle's train config: skip a finished stage, or run the trainer.
 
     With ``restart`` a finished (or interrupted) stage folder is moved aside first, never overwritten.
-    A stage that raises, or is interrupted (SIGINT, or SIGTERM turned into ``KeyboardInterrupt``),
+    A stage that raises, or is interrupted (SIGINT or SIGTERM, honoured at the next iteration: see
+    :class:`~mammo_monai.engine.interrupt.StopRequest`),
     ends its MLflow run FAILED or KILLED (see :func:`mammo_monai.engine.tracking.end_stage_run`).
     """
 
@@ -246,36 +248,17 @@ class StageRunner:
             logger.warning("stage %d already finished (training %s, best %s); skipped: restart it with restart=true",
                            self.stage, done.get("training_id"), done.get("best_metric"))
             return False
-        previous = _sigterm_as_interrupt()
-        try:
-            trainer.run()
-        except KeyboardInterrupt:
-            end_stage_run(self.stage_dir, "KILLED")
-            raise
-        except Exception:
-            end_stage_run(self.stage_dir, "FAILED")
-            raise
-        finally:
-            _restore_sigterm(previous)
+        with StopRequest() as stop:
+            stop.attach(trainer)
+            try:
+                trainer.run()
+            except KeyboardInterrupt:
+                end_stage_run(self.stage_dir, "KILLED")
+                raise
+            except Exception:
+                end_stage_run(self.stage_dir, "FAILED")
+                raise
+        if stop.requested is not None:  # the signal came during the last epoch: the stage is finished, the training is not
+            end_stage_run(self.stage_dir, "KILLED", parent_only=True)
+            raise KeyboardInterrupt(f"signal {stop.requested}")
         return True
-
-
-def _sigterm_as_interrupt() -> Any:
-    """Turn SIGTERM into ``KeyboardInterrupt`` (main thread only) so the stage can record it."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def _raise(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    return signal.signal(signal.SIGTERM, _raise)
-
-
-def _restore_sigterm(previous: Any) -> None:
-    import signal
-
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)

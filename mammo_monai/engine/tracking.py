@@ -62,9 +62,10 @@ def parent_run(client: Any, experiment_id: str, tid: str, bundle: str) -> str:
     return run.info.run_id
 
 
-def end_stage_run(stage_dir: str | os.PathLike, status: str) -> None:
+def end_stage_run(stage_dir: str | os.PathLike, status: str, parent_only: bool = False) -> None:
     """End the MLflow runs recorded for a stage (``run.json``: the stage run and its parent) with
-    ``status`` (FINISHED, FAILED, KILLED): a failed or interrupted stage never stays RUNNING."""
+    ``status`` (FINISHED, FAILED, KILLED): a failed or interrupted stage never stays RUNNING.
+    ``parent_only`` leaves the stage run as it is (a stage that finished in a training that did not)."""
     import json
 
     import mlflow
@@ -74,7 +75,8 @@ def end_stage_run(stage_dir: str | os.PathLike, status: str) -> None:
         return
     info = json.loads(record.read_text())
     client = mlflow.MlflowClient(tracking_uri=info["tracking_uri"])
-    for run_id in (info.get("run_id"), info.get("parent_run_id") if status != "FINISHED" or info.get("last_stage") else None):
+    stage_run = None if parent_only else info.get("run_id")
+    for run_id in (stage_run, info.get("parent_run_id") if status != "FINISHED" or info.get("last_stage") else None):
         if run_id:
             try:
                 client.set_terminated(run_id, status=status)

@@ -131,9 +131,10 @@ def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=120) != 0
+    err = proc.stderr.read().decode()[-3000:]
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier").experiment_id])
-    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"KILLED"}, err
 
 
 def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, tmp_path):
