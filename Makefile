@@ -12,7 +12,7 @@ STAMP := $(BIN)/../.mammo-monai-installed
 WORKDIR ?= demo
 PATIENTS ?= 150
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint format test bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,16 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/mammo-monai demo --workdir $(WORKDIR) --patients $(PATIENTS)
 
-test: setup
+# the linter and formatter check (configuration in pyproject.toml); `make format` rewrites the code to pass it
+lint: setup
+	$(BIN)/ruff check mammo_monai tests scripts
+	$(BIN)/ruff format --check mammo_monai tests scripts
+
+format: setup
+	$(BIN)/ruff check --fix mammo_monai tests scripts
+	$(BIN)/ruff format mammo_monai tests scripts
+
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 bench: setup

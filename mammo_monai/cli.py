@@ -1,4 +1,5 @@
-"""The ``mammo-monai`` command: synthesise, preprocess, prepare, cut patches, train, evaluate, export, predict.
+"""The ``mammo-monai`` command line: synthesise, preprocess, prepare, cut patches, train, evaluate, export,
+predict (what each command does is in :mod:`mammo_monai.commands`).
 
 Exit status of every command: 0 when every item succeeded; 1 (:data:`EXIT_SOME_FAILED`) when a batch
 command finished but some items failed (the good outputs are written and the summary says how many
@@ -9,228 +10,164 @@ it cannot read, a cache made with other settings).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
-EXIT_CODES = ("exit status: 0 every item succeeded; 1 some items failed (the rest is written, the summary says "
-              "how many failed); 2 the command could not run")
+from mammo_monai import commands
+from mammo_monai.commands import (
+    EXIT_ERROR,
+)
 
-
-def _modalities(args: argparse.Namespace) -> list[str] | None:
-    """Accepted DICOM modalities: MG plus --accept-modality values; 'any' accepts every modality."""
-    extra = [m.upper() for m in (args.accept_modality or [])]
-    return None if "ANY" in extra else ["MG", *extra]
+EXIT_CODES = (
+    "exit status: 0 every item succeeded; 1 some items failed (the rest is written, the summary says "
+    "how many failed); 2 the command could not run"
+)
 
 
 def _accept_modality(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accept-modality", action="append", metavar="MODALITY",
-                        help="also accept DICOMs of this Modality (e.g. CT, DX; 'any' for all); by default only MG "
-                        "(mammography) is accepted and other modalities are error rows")
+    parser.add_argument(
+        "--accept-modality",
+        action="append",
+        metavar="MODALITY",
+        help="also accept DICOMs of this Modality (e.g. CT, DX; 'any' for all); by default only MG "
+        "(mammography) is accepted and other modalities are error rows",
+    )
 
 
 def _size(parser: argparse.ArgumentParser, default: tuple[int, int]) -> None:
-    parser.add_argument("--size", nargs=2, type=int, metavar=("H", "W"), default=list(default),
-                        help=f"output height and width in pixels (default: {default[0]} {default[1]})")
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from mammo_monai.synthetic import make_cbis_tree
-
-    summary = make_cbis_tree(args.out, patients=args.patients, seed=args.seed, size=tuple(args.size),
-                             workers=args.workers, progress=not args.quiet, p_film_artefacts=args.film_artefacts,
-                             p_both_tables=args.both_tables)
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def _cmd_preprocess(args: argparse.Namespace) -> int:
-    from mammo_monai.preprocess import preprocess
-
-    report = preprocess(args.inputs, args.out, size=tuple(args.size), workers=args.workers, overwrite=args.overwrite,
-                        progress=not args.quiet, keep_aspect=args.keep_aspect, crop=args.crop, intensity=args.intensity,
-                        modalities=_modalities(args))
-    bad = report[report["status"] != "ok"]
-    print(f"preprocess: {len(report) - len(bad)} ok, {len(bad)} failed; report {args.out}/preprocess.csv")
-    for _, row in bad.iterrows():
-        print(f"  {row['status']}", file=sys.stderr)
-    return EXIT_OK if len(report) and bad.empty else EXIT_SOME_FAILED
-
-
-def _cmd_prepare(args: argparse.Namespace) -> int:
-    from mammo_monai.data.prepare import prepare
-
-    adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
-    if args.patients_csv:
-        if args.dataset != "folder":
-            raise ValueError("--patients-csv applies to --dataset folder only")
-        adapter["patients_csv"] = args.patients_csv
-    options = {"keep_aspect": args.keep_aspect, "crop": args.crop, "intensity": args.intensity, "modalities": _modalities(args)}
-    summary = prepare(args.dataset, args.root, args.out, size=tuple(args.size), split_seed=args.split_seed,
-                      official_split=args.official_split, workers=args.workers, progress=not args.quiet,
-                      adapter_options=adapter, transform_options=options, rebuild=args.rebuild)
-    print(json.dumps(summary, indent=2))
-    truth = f" from {summary['truth_rows']} truth rows" if summary.get("truth_rows") is not None else ""
-    labels = ", ".join(f"label {k}: {v}" for k, v in summary["labels"].items())
-    print(f"prepare: {summary['images']} images ({labels}), {summary['lesions']} lesions{truth}; "
-          f"{summary['failed_images']} image(s) failed, {summary['excluded_by_adapter']} excluded while reading the dataset",
-          file=sys.stderr)
-    if summary["problems"]:
-        print(f"prepare: {summary['problems']} problem(s) reported in {args.out}/errors.csv", file=sys.stderr)
-    return EXIT_SOME_FAILED if summary["failed_images"] or summary["excluded_by_adapter"] else EXIT_OK
-
-
-def _cmd_patches(args: argparse.Namespace) -> int:
-    from mammo_monai.data.patches import make_patches
-
-    summary = make_patches(args.manifest, args.out, scheme=args.scheme, size=args.patch_size, per_roi=args.per_roi,
-                           background=args.background, seed=args.seed, workers=args.workers, progress=not args.quiet)
-    print(json.dumps(summary, indent=2))
-    if summary["failed_images"]:
-        print(f"patches: {summary['failed_images']} image(s) failed; see {args.out}/patch_errors.csv", file=sys.stderr)
-    return EXIT_SOME_FAILED if summary["failed_images"] else EXIT_OK
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from mammo_monai.engine.workflow import parse_overrides, train_bundle
-
-    overrides = parse_overrides(args.overrides)
-    if args.verbose:
-        overrides.setdefault("verbose", True)
-    results = train_bundle(args.bundle, args.overlay, overrides, stages=args.stages, restart=args.restart)
-    print(json.dumps(results, indent=2))
-    return 0
-
-
-def _cmd_compare(args: argparse.Namespace) -> int:
-    from mammo_monai.engine.tracking import compare_runs
-
-    table = compare_runs(args.experiment, args.tracking_uri)
-    print(table.to_string(index=False) if not table.empty else "no runs recorded")
-    return 0
-
-
-def _cmd_export(args: argparse.Namespace) -> int:
-    from mammo_monai.engine.export import export_bundle
-
-    print(export_bundle(args.bundle, args.out))
-    return 0
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from mammo_monai.engine.evaluation import evaluate
-
-    metrics = evaluate(args.bundle, args.manifest, split=args.split, tta=args.tta, ensemble=args.ensemble, out_dir=args.out,
-                       track=not args.no_tracking)
-    img, ex = metrics["image"], metrics["exam_mean"]
-    line = (f"{args.split}: image AUC {img['auc']:.3f} (95% CI {img['auc_ci95'][0]:.3f}-{img['auc_ci95'][1]:.3f}, patients "
-            f"resampled), exam AUC {ex['auc']:.3f}; pF1 {img['pf1']:.3f}")
-    if "pf1_at_val_threshold" in img:
-        op = img["at_val_youden"]
-        line += (f", {img['pf1_at_val_threshold']:.3f} at the validation-chosen threshold {img['val_pf1_threshold']:.2f}; "
-                 f"sensitivity {op['sensitivity']:.3f}, specificity {op['specificity']:.3f} at the validation Youden threshold")
-    else:
-        line += " (no validation split: thresholds only in-sample, see 'oracle')"
-    print(line)
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from mammo_monai.engine.predict import predict
-
-    table = predict(args.bundle, args.input, args.out, tta=args.tta, heatmaps=args.heatmaps, patch_bundle=args.patch_bundle,
-                    batch_size=args.batch_size, stride=args.stride, progress=not args.quiet,
-                    modalities=_modalities(args) if args.accept_modality else "model")
-    images = table[table["level"] == "image"]
-    bad = images[images["status"] != "ok"]
-    print(f"predict: {len(images) - len(bad)} images predicted, {len(bad)} errors; {args.out}")
-    for status in bad["status"]:
-        print(f"  {status}", file=sys.stderr)
-    return EXIT_OK if bad.empty else EXIT_SOME_FAILED
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from mammo_monai.demo import run_demo
-
-    summary = run_demo(args.workdir, patients=args.patients, seed=args.seed, workers=args.workers,
-                       size=tuple(args.size), patch_size=args.patch_size, patch_pretraining=not args.no_patch_pretraining)
-    return 0 if summary["test_auc"] == summary["test_auc"] else 1  # NaN: the test split had one class only
+    parser.add_argument(
+        "--size",
+        nargs=2,
+        type=int,
+        metavar=("H", "W"),
+        default=list(default),
+        help=f"output height and width in pixels (default: {default[0]} {default[1]})",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mammo-monai", description="Mammography classification on MONAI (Shen et al. 2019 and beyond).",
-                                     epilog=EXIT_CODES)
+    parser = argparse.ArgumentParser(
+        prog="mammo-monai",
+        description="Mammography classification on MONAI (Shen et al. 2019 and beyond).",
+        epilog=EXIT_CODES,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("synth", help="generate a synthetic CBIS-DDSM-like dataset (DICOMs, ROI masks, CSVs)",
-                       description="Write a CBIS-DDSM-like tree: full-field DICOMs (16-bit, some MONOCHROME1, some "
-                       "windowed, some RLE), ROI masks and crops in the current TCIA layout, and the four description CSVs.")
+    p = sub.add_parser(
+        "synth",
+        help="generate a synthetic CBIS-DDSM-like dataset (DICOMs, ROI masks, CSVs)",
+        description="Write a CBIS-DDSM-like tree: full-field DICOMs (16-bit, some MONOCHROME1, some "
+        "windowed, some RLE), ROI masks and crops in the current TCIA layout, and the four description CSVs.",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--patients", type=int, default=100, help="number of patients (default: 100)")
-    p.add_argument("--film-artefacts", type=float, default=0.3, metavar="P",
-                   help="share of films with digitised-film artefacts: bright frame, garbage rows, labels, rulers (default: 0.3)")
-    p.add_argument("--both-tables", type=float, default=0.05, metavar="P",
-                   help="share of breasts listed in both the mass and the calcification tables, as in CBIS-DDSM (default: 0.05)")
+    p.add_argument(
+        "--film-artefacts",
+        type=float,
+        default=0.3,
+        metavar="P",
+        help="share of films with digitised-film artefacts: bright frame, garbage rows, labels, rulers (default: 0.3)",
+    )
+    p.add_argument(
+        "--both-tables",
+        type=float,
+        default=0.05,
+        metavar="P",
+        help="share of breasts listed in both the mass and the calcification tables, as in CBIS-DDSM (default: 0.05)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
-    p.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=commands.synth)
 
-    p = sub.add_parser("preprocess", help="mask, orient and resize mammograms into 16-bit PNGs",
-                       description="For each DICOM/PNG/PGM/TIFF file (folders are searched recursively) write "
-                       "<name>.png (16-bit, breast-masked, chest wall left, resized) and <name>_mask.png, and a "
-                       "preprocess.csv with one row per input. Bad files become error rows; finished outputs are skipped on re-run.")
+    p = sub.add_parser(
+        "preprocess",
+        help="mask, orient and resize mammograms into 16-bit PNGs",
+        description="For each DICOM/PNG/PGM/TIFF file (folders are searched recursively) write "
+        "<name>.png (16-bit, breast-masked, chest wall left, resized) and <name>_mask.png, and a "
+        "preprocess.csv with one row per input. Bad files become error rows; finished outputs are skipped on re-run.",
+    )
     p.add_argument("inputs", nargs="+", help="files or folders")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--keep-aspect", action="store_true", help="pad instead of stretching to the output size")
     p.add_argument("--crop", action="store_true", help="crop to the breast's bounding box before resizing")
-    p.add_argument("--intensity", choices=["bit_depth", "percentile"], default="bit_depth",
-                   help="intensity scaling: bit_depth = the range the data use (DICOM Bits Stored / VOI window; PNG/TIFF: "
-                   "the bit depth of the maximum, so 12-bit data in 16-bit PNGs fill 0..1), percentile = 0.5-99.5 %% of "
-                   "the breast (default: bit_depth)")
+    p.add_argument(
+        "--intensity",
+        choices=["bit_depth", "percentile"],
+        default="bit_depth",
+        help="intensity scaling: bit_depth = the range the data use (DICOM Bits Stored / VOI window; PNG/TIFF: "
+        "the bit depth of the maximum, so 12-bit data in 16-bit PNGs fill 0..1), percentile = 0.5-99.5 %% of "
+        "the breast (default: bit_depth)",
+    )
     _accept_modality(p)
-    p.add_argument("--overwrite", action="store_true", help="redo every file, also those whose output exists "
-                   "(needed when the outputs in --out were made with other settings)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every file, also those whose output exists "
+        "(needed when the outputs in --out were made with other settings)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
     p.epilog = EXIT_CODES
-    p.set_defaults(func=_cmd_preprocess)
-    p = sub.add_parser("prepare", help="dataset on disk -> manifest (images.csv, lesions.csv) + preprocessed cache",
-                       description="Read a dataset in its own layout, split it by patient (stratified by label), cache every "
-                       "image as a masked, oriented, resized 16-bit PNG with its breast and lesion masks, and write images.csv, "
-                       "lesions.csv and errors.csv into --out.")
+    p.set_defaults(func=commands.preprocess)
+    p = sub.add_parser(
+        "prepare",
+        help="dataset on disk -> manifest (images.csv, lesions.csv) + preprocessed cache",
+        description="Read a dataset in its own layout, split it by patient (stratified by label), cache every "
+        "image as a masked, oriented, resized 16-bit PNG with its breast and lesion masks, and write images.csv, "
+        "lesions.csv and errors.csv into --out.",
+    )
     p.add_argument("--dataset", required=True, choices=["cbis-ddsm", "mias", "inbreast", "rsna", "folder"])
     p.add_argument("--root", required=True, help="the dataset's folder")
     p.add_argument("--out", required=True, help="manifest and cache folder")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
     p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
     p.add_argument("--birads-cut", type=int, default=4, help="inbreast: label 1 from this Bi-Rads up (default: 4)")
-    p.add_argument("--patients-csv", default=None, help="folder: a CSV with columns file, patient_id grouping the files by "
-                   "patient (default: every file is its own patient)")
+    p.add_argument(
+        "--patients-csv",
+        default=None,
+        help="folder: a CSV with columns file, patient_id grouping the files by "
+        "patient (default: every file is its own patient)",
+    )
     p.add_argument("--keep-aspect", action="store_true", help="pad instead of stretching to the output size")
     p.add_argument("--crop", action="store_true", help="crop to the breast's bounding box before resizing")
-    p.add_argument("--intensity", choices=["bit_depth", "percentile"], default="bit_depth", help="intensity scaling (default: bit_depth)")
+    p.add_argument(
+        "--intensity",
+        choices=["bit_depth", "percentile"],
+        default="bit_depth",
+        help="intensity scaling (default: bit_depth)",
+    )
     _accept_modality(p)
-    p.add_argument("--rebuild", action="store_true", help="delete and remake cached images made with other settings "
-                   "(without it, a cache made differently is refused)")
+    p.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="delete and remake cached images made with other settings "
+        "(without it, a cache made differently is refused)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
     p.epilog = EXIT_CODES
-    p.set_defaults(func=_cmd_prepare)
+    p.set_defaults(func=commands.prepare)
 
-    p = sub.add_parser("patches", help="cut the S or S10 patch set from a prepared manifest",
-                       description="Shen et al.'s patch sets, 5 classes (0 background, 1 calc malignant, 2 calc benign, "
-                       "3 mass malignant, 4 mass benign), as 16-bit PNGs plus patches.csv.")
+    p = sub.add_parser(
+        "patches",
+        help="cut the S or S10 patch set from a prepared manifest",
+        description="Shen et al.'s patch sets, 5 classes (0 background, 1 calc malignant, 2 calc benign, "
+        "3 mass malignant, 4 mass benign), as 16-bit PNGs plus patches.csv.",
+    )
     p.add_argument("--manifest", required=True, help="folder written by `mammo-monai prepare`")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--scheme", choices=["s", "s10"], default="s10", help="S: one patch per ROI + 1 background per image; S10: N each (default)")
+    p.add_argument(
+        "--scheme",
+        choices=["s", "s10"],
+        default="s10",
+        help="S: one patch per ROI + 1 background per image; S10: N each (default)",
+    )
     p.add_argument("--patch-size", type=int, default=224, help="patch side in pixels (default: 224)")
     p.add_argument("--per-roi", type=int, default=10, help="S10: patches per ROI (default: 10)")
     p.add_argument("--background", type=int, default=10, help="S10: background patches per image (default: 10)")
@@ -238,36 +175,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = EXIT_CODES
-    p.set_defaults(func=_cmd_patches)
+    p.set_defaults(func=commands.patches)
 
-    p = sub.add_parser("train", help="run every stage of a bundle in order (each one MONAI bundle workflow)",
-                       description="Run the stages of a bundle's configs/train.yaml in order, each starting from the previous "
-                       "stage's best checkpoint, as one training: one MLflow parent run with a nested run per stage. Killed "
-                       "and rerun, it resumes the interrupted stage from its last finished epoch and skips finished stages.")
+    p = sub.add_parser(
+        "train",
+        help="run every stage of a bundle in order (each one MONAI bundle workflow)",
+        description="Run the stages of a bundle's configs/train.yaml in order, each starting from the previous "
+        "stage's best checkpoint, as one training: one MLflow parent run with a nested run per stage. Killed "
+        "and rerun, it resumes the interrupted stage from its last finished epoch and skips finished stages.",
+    )
     p.add_argument("--bundle", required=True, help="bundle folder (with configs/train.yaml)")
-    p.add_argument("--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)")
-    p.add_argument("--stages", type=lambda v: [int(x) for x in v.split(",")], default=None, metavar="N[,N...]",
-                   help="run only these stages, e.g. 2,3")
-    p.add_argument("--restart", action="store_true", help="start a new training: the old stage folders are moved aside "
-                   "(never overwritten); without it a rerun skips finished stages and resumes an interrupted one")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. dataset_dir=data/patches batch_size=64")
-    p.set_defaults(func=_cmd_train)
+    p.add_argument(
+        "--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)"
+    )
+    p.add_argument(
+        "--stages",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=None,
+        metavar="N[,N...]",
+        help="run only these stages, e.g. 2,3",
+    )
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="start a new training: the old stage folders are moved aside "
+        "(never overwritten); without it a rerun skips finished stages and resumes an interrupted one",
+    )
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides, e.g. dataset_dir=data/patches batch_size=64",
+    )
+    p.set_defaults(func=commands.train)
 
-    p = sub.add_parser("compare", help="print a table of MLflow runs (stage, parameters, best metrics)",
-                       description="One row per MLflow run of the project's tracking store.")
+    p = sub.add_parser(
+        "compare",
+        help="print a table of MLflow runs (stage, parameters, best metrics)",
+        description="One row per MLflow run of the project's tracking store.",
+    )
     p.add_argument("--experiment", default=None, help="one experiment (a bundle name); default: all")
-    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlruns/mlflow.db")
-    p.set_defaults(func=_cmd_compare)
+    p.add_argument(
+        "--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<cwd>/mlruns/mlflow.db"
+    )
+    p.set_defaults(func=commands.compare)
 
-    p = sub.add_parser("export", help="export a trained bundle as <name>-<version>.zip with TorchScript",
-                       description="Write the bundle (configs, docs, LICENSE, models/model.pt, models/model.ts) as a Model Zoo zip.")
+    p = sub.add_parser(
+        "export",
+        help="export a trained bundle as <name>-<version>.zip with TorchScript",
+        description="Write the bundle (configs, docs, LICENSE, models/model.pt, models/model.ts) as a Model Zoo zip.",
+    )
     p.add_argument("--bundle", required=True, help="bundle folder")
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=commands.export)
 
-    p = sub.add_parser("evaluate", help="AUC (bootstrap CI), operating points, pF1, per image and per exam",
-                       description="Evaluate a whole-image bundle (folder or exported zip) on a split of a prepared manifest; "
-                       "writes metrics.json, predictions.csv and roc.png and one MLflow run.")
+    p = sub.add_parser(
+        "evaluate",
+        help="AUC (bootstrap CI), operating points, pF1, per image and per exam",
+        description="Evaluate a whole-image bundle (folder or exported zip) on a split of a prepared manifest; "
+        "writes metrics.json, predictions.csv and roc.png and one MLflow run.",
+    )
     p.add_argument("--bundle", required=True, help="bundle folder or exported zip")
     p.add_argument("--manifest", required=True, help="folder written by `mammo-monai prepare`")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -275,12 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", nargs="*", default=[], help="more checkpoints or bundles to average with")
     p.add_argument("--out", default=None, help="output folder (default: <manifest>/evaluation/<split>)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=commands.evaluate)
 
-    p = sub.add_parser("predict", help="probability of malignancy for a folder of mammograms (+ heatmaps)",
-                       description="Predict every DICOM / PNG / PGM / TIFF under --input with a whole-image bundle; one CSV row "
-                       "per image (file, laterality, view, probability, status) plus exam rows (folder + laterality). "
-                       "Unreadable files get an error row.")
+    p = sub.add_parser(
+        "predict",
+        help="probability of malignancy for a folder of mammograms (+ heatmaps)",
+        description="Predict every DICOM / PNG / PGM / TIFF under --input with a whole-image bundle; one CSV row "
+        "per image (file, laterality, view, probability, status) plus exam rows (folder + laterality). "
+        "Unreadable files get an error row.",
+    )
     p.add_argument("--bundle", required=True, help="whole-image bundle folder or exported zip")
     p.add_argument("--input", required=True, nargs="+", help="folders and/or files")
     p.add_argument("--out", required=True, help="output CSV")
@@ -292,18 +262,28 @@ def build_parser() -> argparse.ArgumentParser:
     _accept_modality(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = EXIT_CODES
-    p.set_defaults(func=_cmd_predict)
+    p.set_defaults(func=commands.predict)
 
-    p = sub.add_parser("demo", help="the end-to-end demo on synthetic data (README command 1)",
-                       description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.")
+    p = sub.add_parser(
+        "demo",
+        help="the end-to-end demo on synthetic data (README command 1)",
+        description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.",
+    )
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
     p.add_argument("--patients", type=int, default=150, help="synthetic patients (default: 150)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     _size(p, (576, 448))
-    p.add_argument("--patch-size", type=int, default=112, help="patch side in pixels (default: 112, half of Shen's 224 as the size is halved)")
-    p.add_argument("--no-patch-pretraining", action="store_true", help="ablation: train the whole-image network from scratch")
-    p.set_defaults(func=_cmd_demo)
+    p.add_argument(
+        "--patch-size",
+        type=int,
+        default=112,
+        help="patch side in pixels (default: 112, half of Shen's 224 as the size is halved)",
+    )
+    p.add_argument(
+        "--no-patch-pretraining", action="store_true", help="ablation: train the whole-image network from scratch"
+    )
+    p.set_defaults(func=commands.demo)
     return parser
 
 
@@ -311,7 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mammo-monai`` console script. Errors print one line, not a traceback
     (``-v`` shows it)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return args.func(args)
     except (OSError, ValueError, RuntimeError) as err:

@@ -12,12 +12,13 @@ from typing import Any
 import mammo_monai
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
-from mammo_monai.engine.evaluation import evaluate
-from mammo_monai.engine.export import export_bundle
+from mammo_monai.inference.evaluate import evaluate
+from mammo_monai.inference.export import export_bundle
 from mammo_monai.io.atomic import write_json
-from mammo_monai.engine.tracking import compare_runs, default_tracking_uri
-from mammo_monai.engine.workflow import train_bundle
 from mammo_monai.synthetic import make_cbis_tree
+from mammo_monai.tracking.compare import compare_runs
+from mammo_monai.tracking.runs import default_tracking_uri
+from mammo_monai.training.workflow import train_bundle
 
 BUNDLE_NAMES = ("patch_classifier", "whole_image_classifier")
 
@@ -28,17 +29,26 @@ def bundles_source() -> Path:
     for src in (package / "bundles", package.parent / "bundles"):
         if (src / "whole_image_classifier" / "configs" / "train.yaml").is_file():
             return src
-    raise FileNotFoundError(f"bundles not found in {package / 'bundles'} (installed) or {package.parent / 'bundles'} (checkout); "
-                            "reinstall mammo-monai")
+    raise FileNotFoundError(
+        f"bundles not found in {package / 'bundles'} (installed) or {package.parent / 'bundles'} (checkout); "
+        "reinstall mammo-monai"
+    )
 
 
 def _step(n: int, total: int, text: str) -> None:
     print(f"\n[{n}/{total}] {text}", flush=True)
 
 
-def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int = 0, workers: int | None = None,
-             size: tuple[int, int] = (576, 448), patch_size: int = 112, patch_pretraining: bool = True,
-             overrides: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_demo(
+    workdir: str | os.PathLike = "demo",
+    patients: int = 150,
+    seed: int = 0,
+    workers: int | None = None,
+    size: tuple[int, int] = (576, 448),
+    patch_size: int = 112,
+    patch_pretraining: bool = True,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Synthesise, prepare, cut S10 patches, train every stage of both bundles (demo overlays), evaluate
     the whole-image model on the test split with and without TTA, export both bundles, print the
     MLflow comparison. Writes ``<workdir>/summary.json``.
@@ -59,8 +69,9 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
     _step(1, total, f"synthesising {patients} CBIS-DDSM-like patients (1152 x 896 DICOMs) into {work / 'cbis-ddsm'}")
     make_cbis_tree(work / "cbis-ddsm", patients=patients, seed=seed, workers=workers, progress=True)
     _step(2, total, f"preparing the manifest and the {size[0]} x {size[1]} cache in {work / 'manifest'}")
-    prep = prepare("cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers,
-                   rebuild=True)  # the demo owns its work folder: a cache from another run is remade
+    prep = prepare(
+        "cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers, rebuild=True
+    )  # the demo owns its work folder: a cache from another run is remade
     for name in BUNDLE_NAMES:
         target = work / "bundles" / name
         if target.exists():
@@ -70,23 +81,43 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
     patch_results: list[dict[str, Any]] = []
     if patch_pretraining:
         _step(3, total, f"cutting S10 patches ({patch_size} px) into {work / 'patches'}")
-        patches = make_patches(work / "manifest", work / "patches", scheme="s10", size=patch_size, seed=seed, workers=workers)
+        patches = make_patches(
+            work / "manifest", work / "patches", scheme="s10", size=patch_size, seed=seed, workers=workers
+        )
         _step(4, total, "training the patch classifier from scratch: one stage, every layer (demo overlay)")
-        patch_results = train_bundle(patch_bundle, ["demo.yaml"], {"dataset_dir": str(work / "patches"),
-                                     "image_size": [patch_size, patch_size], **overrides.get("patch_classifier", {})})
+        patch_results = train_bundle(
+            patch_bundle,
+            ["demo.yaml"],
+            {
+                "dataset_dir": str(work / "patches"),
+                "image_size": [patch_size, patch_size],
+                **overrides.get("patch_classifier", {}),
+            },
+        )
         whole_over = {"patch_checkpoint": str(patch_bundle / "models" / "model.pt")}
     else:
         patches = {"patches": 0}
         print("\n[3-4/7] no patch pre-training: the whole-image network starts from random weights", flush=True)
         whole_over = {"patch_checkpoint": None, "stages#1#trainable": "all"}
     _step(5, total, "training the whole-image classifier, stages 1-2 (demo overlay)")
-    whole_results = train_bundle(whole_bundle, ["demo.yaml"], {"dataset_dir": str(work / "manifest"), "image_size": list(size),
-                                 **whole_over, **overrides.get("whole_image_classifier", {})})
+    whole_results = train_bundle(
+        whole_bundle,
+        ["demo.yaml"],
+        {
+            "dataset_dir": str(work / "manifest"),
+            "image_size": list(size),
+            **whole_over,
+            **overrides.get("whole_image_classifier", {}),
+        },
+    )
     _step(6, total, "evaluating the whole-image model on the held-out test split, without and with 4-flip TTA")
     plain = evaluate(whole_bundle, work / "manifest", "test", tta=False, out_dir=work / "evaluation" / "test")
     tta = evaluate(whole_bundle, work / "manifest", "test", tta=True, out_dir=work / "evaluation" / "test-tta")
     _step(7, total, f"exporting the bundles into {work / 'dist'}")
-    exported = [str(export_bundle(b, work / "dist")) for b in ((patch_bundle, whole_bundle) if patch_pretraining else (whole_bundle,))]
+    exported = [
+        str(export_bundle(b, work / "dist"))
+        for b in ((patch_bundle, whole_bundle) if patch_pretraining else (whole_bundle,))
+    ]
     table = compare_runs()
     shown = table[table["experiment"].isin(BUNDLE_NAMES)].tail(len(patch_results) + len(whole_results))
     print("\nMLflow runs of this demo (mammo-monai compare):")
@@ -107,9 +138,15 @@ def run_demo(workdir: str | os.PathLike = "demo", patients: int = 150, seed: int
         "stages": {"patch_classifier": patch_results, "whole_image_classifier": whole_results},
         "exported": exported,
         "tracking_uri": default_tracking_uri(),
-        "experiments": [*(BUNDLE_NAMES if patch_pretraining else BUNDLE_NAMES[1:]), "whole_image_classifier-evaluation"],
-        "plots": {"test_roc": str(work / "evaluation" / "test" / "roc.png"),
-                  "validation": str(whole_bundle / "eval"), "patch_validation": str(patch_bundle / "eval")},
+        "experiments": [
+            *(BUNDLE_NAMES if patch_pretraining else BUNDLE_NAMES[1:]),
+            "whole_image_classifier-evaluation",
+        ],
+        "plots": {
+            "test_roc": str(work / "evaluation" / "test" / "roc.png"),
+            "validation": str(whole_bundle / "eval"),
+            "patch_validation": str(patch_bundle / "eval"),
+        },
     }
     write_json(summary, work / "summary.json")
     print(f"\nplots: {summary['plots']}\nsummary: {work / 'summary.json'}")

@@ -47,7 +47,7 @@ def _worker_loop(conn: Connection, fn: Callable[..., Any]) -> None:
 
 
 def describe_exit(exitcode: int | None) -> str:
-    """"killed by signal SIGSEGV" / "exit code 3" for a process's exit code."""
+    """ "killed by signal SIGSEGV" / "exit code 3" for a process's exit code."""
     if exitcode is not None and exitcode < 0:
         try:
             return f"killed by signal {signal.Signals(-exitcode).name}"
@@ -133,7 +133,10 @@ def run_parallel(
         if attempts[index] <= retries:
             queue.appendleft(index)  # retried first, in a fresh worker
         else:
-            _fail(index, WorkerDied(f"worker {describe_exit(w.process.exitcode)} on this item ({attempts[index]} attempts)"))
+            _fail(
+                index,
+                WorkerDied(f"worker {describe_exit(w.process.exitcode)} on this item ({attempts[index]} attempts)"),
+            )
             bar.update()
 
     try:

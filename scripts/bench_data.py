@@ -22,13 +22,21 @@ def main() -> None:
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
     synth = make_cbis_tree(work / "raw", patients=args.patients, seed=0)
-    print(f"synth: {args.patients} patients, {synth['images']} images, {synth['lesions']} lesions in {synth['seconds']} s")
+    print(
+        f"synth: {args.patients} patients, {synth['images']} images, {synth['lesions']} lesions in {synth['seconds']} s"
+    )
     for workers in (1, 2):
         prep = prepare("cbis-ddsm", work / "raw", work / f"manifest{workers}", workers=workers, progress=False)
-        print(f"prepare  workers={workers}: {prep['images_per_second']:7.2f} images/s  ({prep['images']} images, 1152x896 cache)")
+        print(
+            f"prepare  workers={workers}: {prep['images_per_second']:7.2f} images/s  ({prep['images']} images, 1152x896 cache)"
+        )
     for workers in (1, 2):
-        pat = make_patches(work / "manifest1", work / f"patches{workers}", scheme="s10", workers=workers, progress=False)
-        print(f"patches  workers={workers}: {pat['patches_per_second']:7.1f} patches/s ({pat['patches']} S10 patches, 224 px)")
+        pat = make_patches(
+            work / "manifest1", work / f"patches{workers}", scheme="s10", workers=workers, progress=False
+        )
+        print(
+            f"patches  workers={workers}: {pat['patches_per_second']:7.1f} patches/s ({pat['patches']} S10 patches, 224 px)"
+        )
 
 
 if __name__ == "__main__":

@@ -51,9 +51,11 @@ def main() -> None:
     def read_only(f):
         return pydicom.dcmread(f).pixel_array
 
-    rows = [("pydicom pixel_array only (decode floor)", _time(read_only, files, args.repeats)),
-            ("baseline: pixel_array + skimage resize", _time(baseline, files, args.repeats)),
-            ("mammo_monai preprocess_transforms", _time(ours, files, args.repeats))]
+    rows = [
+        ("pydicom pixel_array only (decode floor)", _time(read_only, files, args.repeats)),
+        ("baseline: pixel_array + skimage resize", _time(baseline, files, args.repeats)),
+        ("mammo_monai preprocess_transforms", _time(ours, files, args.repeats)),
+    ]
     print(f"{len(files)} real CBIS-DDSM DICOMs x {args.repeats} repeats, torch threads {args.threads}")
     for name, ips in rows:
         print(f"  {name:<42s} {ips:6.2f} images/s  ({1000 / ips:6.0f} ms/image)")

@@ -44,8 +44,10 @@ def synthetic(films: int, size: tuple[int, int]) -> None:
             m = masker(torch.from_numpy(img[None]))[0].numpy()
             left.append(int((m & junk & ~ndimage.binary_dilation(breast, iterations=3)).sum()))
             kept.append(float((m & breast).sum() / breast.sum()))
-        print(f"  {kind:<13s} leftover px max {max(left):6d} mean {np.mean(left):8.1f} films with any {sum(x > 0 for x in left):3d}"
-              f" | breast kept min {min(kept):.4f} mean {np.mean(kept):.4f}")
+        print(
+            f"  {kind:<13s} leftover px max {max(left):6d} mean {np.mean(left):8.1f} films with any {sum(x > 0 for x in left):3d}"
+            f" | breast kept min {min(kept):.4f} mean {np.mean(kept):.4f}"
+        )
 
 
 def real() -> None:
@@ -72,9 +74,11 @@ def real() -> None:
         t2 = time.perf_counter()
         m = d["mask"][0].numpy() > 0.5
         left = 4 * qc.leftovers(m[::2, ::2], r=5) if qc else -1
-        print(f"  {f.parent.name}/{f.name} {img.meta.get('laterality', '?')} {img.meta.get('view', '?'):3s} fraction {m.mean():.3f}"
-              f" leftover {left:5d} pixel side {d['pixel_side']} mismatch {d['laterality_mismatch']!s:5s}"
-              f" mask {1000 * (t1 - t0):4.0f} ms, pipeline {1000 * (t2 - t1):4.0f} ms")
+        print(
+            f"  {f.parent.name}/{f.name} {img.meta.get('laterality', '?')} {img.meta.get('view', '?'):3s} fraction {m.mean():.3f}"
+            f" leftover {left:5d} pixel side {d['pixel_side']} mismatch {d['laterality_mismatch']!s:5s}"
+            f" mask {1000 * (t1 - t0):4.0f} ms, pipeline {1000 * (t2 - t1):4.0f} ms"
+        )
 
 
 def main() -> None:

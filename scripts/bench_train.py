@@ -30,6 +30,7 @@ def bare_loop(arch, data, iters, channels_last, bf16):
     opt = torch.optim.Adam(net.parameters(), 1e-4)
     loss_fn = torch.nn.CrossEntropyLoss()
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
     def step(batch):
         x, y = batch["image"], batch["label"]
         opt.zero_grad(set_to_none=True)
@@ -37,6 +38,7 @@ def bare_loop(arch, data, iters, channels_last, bf16):
             loss = loss_fn(net(x), y)
         loss.backward()
         opt.step()
+
     step(data[0])  # warm-up
     t0 = time.perf_counter()
     for i in range(iters):
@@ -46,8 +48,14 @@ def bare_loop(arch, data, iters, channels_last, bf16):
 
 def monai_trainer(arch, data, iters, channels_last):
     net = _model(arch, channels_last)
-    trainer = SupervisedTrainer(device=torch.device("cpu"), max_epochs=1, train_data_loader=data[:1], network=net,
-                                optimizer=torch.optim.Adam(net.parameters(), 1e-4), loss_function=torch.nn.CrossEntropyLoss())
+    trainer = SupervisedTrainer(
+        device=torch.device("cpu"),
+        max_epochs=1,
+        train_data_loader=data[:1],
+        network=net,
+        optimizer=torch.optim.Adam(net.parameters(), 1e-4),
+        loss_function=torch.nn.CrossEntropyLoss(),
+    )
     trainer.run()  # warm-up epoch of one batch
     trainer.data_loader = [data[i % len(data)] for i in range(iters)]
     trainer.state.max_epochs, trainer.state.epoch_length = 2, iters
@@ -77,9 +85,18 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=6)
     parser.add_argument("--size", type=int, default=224)
     args = parser.parse_args()
-    data = [{"image": torch.rand(args.batch, 1, args.size, args.size), "label": torch.randint(0, 5, (args.batch,))} for _ in range(3)]
-    print(f"patch classifier {args.arch}, batch {args.batch}, {args.size}px, {args.iters} iterations, torch threads {torch.get_num_threads()}")
-    for name, cl, bf16 in (("fp32 NCHW", False, False), ("fp32 channels_last", True, False), ("bf16 autocast + channels_last", True, True)):
+    data = [
+        {"image": torch.rand(args.batch, 1, args.size, args.size), "label": torch.randint(0, 5, (args.batch,))}
+        for _ in range(3)
+    ]
+    print(
+        f"patch classifier {args.arch}, batch {args.batch}, {args.size}px, {args.iters} iterations, torch threads {torch.get_num_threads()}"
+    )
+    for name, cl, bf16 in (
+        ("fp32 NCHW", False, False),
+        ("fp32 channels_last", True, False),
+        ("bf16 autocast + channels_last", True, True),
+    ):
         bare = bare_loop(args.arch, data, args.iters, cl, bf16)
         line = f"  {name:<30s} bare loop {bare:7.2f} samples/s"
         if not bf16:
@@ -87,7 +104,11 @@ def main() -> None:
             line += f" | MONAI trainer {mon:7.2f} samples/s (overhead {100 * (bare / mon - 1):+.1f} %)"
         print(line, flush=True)
     print(f"whole-image inference {args.arch}, 1 x 1152 x 896")
-    for name, cl, bf16 in (("fp32 NCHW", False, False), ("fp32 channels_last", True, False), ("bf16 autocast + channels_last", True, True)):
+    for name, cl, bf16 in (
+        ("fp32 NCHW", False, False),
+        ("fp32 channels_last", True, False),
+        ("bf16 autocast + channels_last", True, True),
+    ):
         print(f"  {name:<30s} {1000 * whole_latency(args.arch, cl, bf16):8.0f} ms/image", flush=True)
 
 

@@ -45,8 +45,10 @@ def relative_error(shape: tuple[int, int, int, int], channels_last: bool = True)
 
 
 def main() -> int:
-    print(f"torch {torch.__version__}; CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"bf16 kernels {torch.ops.mkldnn._is_mkldnn_bf16_supported()}")
+    print(
+        f"torch {torch.__version__}; CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"bf16 kernels {torch.ops.mkldnn._is_mkldnn_bf16_supported()}"
+    )
     print("conv2d(x, w, stride=2, padding=1), w 3x3 C->C; relative error bf16 vs f32 of the same values")
     for shape, expected in CASES:
         errors = [relative_error(shape, cl) for cl in (True, False)]

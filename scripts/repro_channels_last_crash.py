@@ -46,7 +46,12 @@ CASES = [
     ("same as the first, NCHW", "ok", 2, dict(n=3, c=8, h=36, w=28, cl=False, wgrad=True)),
     ("same as the first, 16 channels", "ok", 2, dict(n=3, c=16, h=36, w=28, cl=True, wgrad=True)),
     ("same as the first, batch 4", "ok", 2, dict(n=4, c=8, h=36, w=28, cl=True, wgrad=True)),
-    ("same as the first, height 35 (not a multiple of the stride)", "ok", 2, dict(n=3, c=8, h=35, w=28, cl=True, wgrad=True)),
+    (
+        "same as the first, height 35 (not a multiple of the stride)",
+        "ok",
+        2,
+        dict(n=3, c=8, h=35, w=28, cl=True, wgrad=True),
+    ),
     ("same as the first, 1 thread", "ok", 1, dict(n=3, c=8, h=36, w=28, cl=True, wgrad=True)),
     ("same as the first, no weight gradient", "ok", 2, dict(n=3, c=8, h=36, w=28, cl=True, wgrad=False)),
 ]
@@ -55,7 +60,9 @@ CASES = [
 def run_case(threads: int, params: dict) -> str:
     """'ok', or how the child process died."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    proc = subprocess.run([sys.executable, "-c", CHILD.format(**params)], env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD.format(**params)], env=env, capture_output=True, text=True, timeout=300
+    )
     if proc.returncode == 0:
         return "ok"
     if proc.returncode < 0:
@@ -65,7 +72,14 @@ def run_case(threads: int, params: dict) -> str:
 
 
 def main() -> int:
-    onednn = next((line.strip().lstrip("- ") for line in torch.__config__.show().splitlines() if "MKL-DNN" in line or "oneDNN" in line), "?")
+    onednn = next(
+        (
+            line.strip().lstrip("- ")
+            for line in torch.__config__.show().splitlines()
+            if "MKL-DNN" in line or "oneDNN" in line
+        ),
+        "?",
+    )
     print(f"torch {torch.__version__}; {onednn}; CPU capability {torch.backends.cpu.get_cpu_capability()}")
     print("conv = Conv2d(C, 16, kernel_size=1, stride=2, bias=False); 20 x conv(x).sum().backward()")
     unexpected = 0

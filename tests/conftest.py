@@ -19,7 +19,9 @@ def make_breast(shape=(240, 180), side="L", seed=0, with_lesion=True):
     lesion_mask = np.zeros(shape, bool)
     if with_lesion:
         center = np.argwhere(interior).mean(0)
-        lesion = Lesion("mass", True, (float(center[0]), float(center[1])), size=shape[0] * 0.05, contrast=0.3, seed=seed)
+        lesion = Lesion(
+            "mass", True, (float(center[0]), float(center[1])), size=shape[0] * 0.05, contrast=0.3, seed=seed
+        )
         lesion_mask = draw_lesion(img, lesion)
     if side == "R":
         img, region, lesion_mask = img[:, ::-1].copy(), region[:, ::-1].copy(), lesion_mask[:, ::-1].copy()
@@ -36,10 +38,14 @@ def breast():
 def dicom_file(tmp_path):
     """Factory: write a synthetic breast DICOM with the given options, return (path, pixels, region, lesion)."""
 
-    def _make(name="img.dcm", side="L", photometric="MONOCHROME2", transfer_syntax="explicit", shape=(240, 180), **kwargs):
+    def _make(
+        name="img.dcm", side="L", photometric="MONOCHROME2", transfer_syntax="explicit", shape=(240, 180), **kwargs
+    ):
         pixels, region, lesion = make_breast(shape, side)
         stored = (65535 - pixels) if photometric == "MONOCHROME1" else pixels
-        path = write_dicom(tmp_path / name, stored, transfer_syntax, laterality=side, view="CC", photometric=photometric, **kwargs)
+        path = write_dicom(
+            tmp_path / name, stored, transfer_syntax, laterality=side, view="CC", photometric=photometric, **kwargs
+        )
         return path, pixels, region, lesion
 
     return _make

@@ -11,11 +11,29 @@ EPOCHS = {"stages#1#epochs": 1, "stages#2#epochs": 1}
 
 def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    summary = run_demo(tmp_path / "demo", patients=12, seed=3, workers=1, size=(128, 100), patch_size=32,
-                       overrides={"patch_classifier": {"stages#1#epochs": 1, "num_workers": 0},
-                                  "whole_image_classifier": {**EPOCHS, "batch_size": 4}})
+    summary = run_demo(
+        tmp_path / "demo",
+        patients=12,
+        seed=3,
+        workers=1,
+        size=(128, 100),
+        patch_size=32,
+        overrides={
+            "patch_classifier": {"stages#1#epochs": 1, "num_workers": 0},
+            "whole_image_classifier": {**EPOCHS, "batch_size": 4},
+        },
+    )
     saved = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    for key in ("wall_seconds", "patients", "test_auc", "test_auc_tta", "patch_val_auc", "exported", "tracking_uri", "experiments"):
+    for key in (
+        "wall_seconds",
+        "patients",
+        "test_auc",
+        "test_auc_tta",
+        "patch_val_auc",
+        "exported",
+        "tracking_uri",
+        "experiments",
+    ):
         assert key in saved
     assert saved["patients"] == 12 and len(saved["exported"]) == 2
     assert 0 <= summary["patch_val_auc"] <= 1

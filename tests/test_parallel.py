@@ -22,8 +22,9 @@ def crash_on(value: int, bad: int, marker_dir: str) -> int:
 def test_a_dead_worker_fails_only_its_own_item_after_one_retry(tmp_path):
     jobs = [(v, 3, str(tmp_path)) for v in [1, 2, 3, 4, 5, -1, 6]]
     errors = {}
-    out = run_parallel(crash_on, jobs, workers=2, progress=False,
-                       on_error=lambda job, err: errors.setdefault(job[0], err) and None)
+    out = run_parallel(
+        crash_on, jobs, workers=2, progress=False, on_error=lambda job, err: errors.setdefault(job[0], err) and None
+    )
     assert out == [1, 4, None, 16, 25, None, 36]
     assert isinstance(errors[3], WorkerDied) and "SIGSEGV" in str(errors[3])
     assert isinstance(errors[-1], ValueError)

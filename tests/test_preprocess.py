@@ -8,7 +8,8 @@ from PIL import Image
 
 from mammo_monai.cli import main
 from mammo_monai.data.cache_record import CacheMismatchError
-from mammo_monai.preprocess import find_images, preprocess
+from mammo_monai.data.preprocess import preprocess
+from mammo_monai.io.walk import find_images
 from mammo_monai.synthetic import write_dicom
 from tests.conftest import make_breast
 
@@ -55,12 +56,23 @@ def test_bad_files_become_error_rows_and_good_ones_come_out(tmp_path):
     report = preprocess(files, tmp_path / "out", size=(64, 48), workers=2, progress=False)
     status = dict(zip(report["file"].map(lambda f: f.rsplit("/", 1)[1]), report["status"]))
     assert status["good.dcm"] == "ok" and status["scan_R_CC.png"] == "ok"
-    for name, problem in [("truncated.dcm", "pixel data|parse"), ("nopixels.dcm", "no PixelData"),
-                          ("flat.dcm", "constant"), ("notes.xyz", "unsupported file type")]:
+    for name, problem in [
+        ("truncated.dcm", "pixel data|parse"),
+        ("nopixels.dcm", "no PixelData"),
+        ("flat.dcm", "constant"),
+        ("notes.xyz", "unsupported file type"),
+    ]:
         assert status[name].startswith("error:") and name in status[name]
         assert pd.Series([status[name]]).str.contains(problem).all(), status[name]
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert outputs == ["good.png", "good_mask.png", "preprocess.csv", "preprocess.json", "scan_R_CC.png", "scan_R_CC_mask.png"]
+    assert outputs == [
+        "good.png",
+        "good_mask.png",
+        "preprocess.csv",
+        "preprocess.json",
+        "scan_R_CC.png",
+        "scan_R_CC_mask.png",
+    ]
     mask = np.asarray(Image.open(tmp_path / "out" / "good_mask.png"))
     assert set(np.unique(mask)) == {0, 255}
 
@@ -85,14 +97,40 @@ def test_tcia_layout_names_do_not_collide(tmp_path):
 
 def test_cli_preprocess_exit_code_and_help(tmp_path, capsys):
     src = _bad_files(tmp_path / "in")
-    assert main(["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 1
+    assert (
+        main(
+            ["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "64", "48", "--workers", "1", "--quiet"]
+        )
+        == 1
+    )
     assert "2 ok, 3 failed" in capsys.readouterr().out  # exit 1: some items failed, the good ones are written
     good = tmp_path / "good"
     good.mkdir()
     (good / "good.dcm").write_bytes((src / "good.dcm").read_bytes())
-    assert main(["preprocess", str(good), "--out", str(tmp_path / "out2"), "--size", "64", "48", "--workers", "1", "--quiet"]) == 0
-    for cmd, option in (("synth", "--patients"), ("preprocess", "--keep-aspect"), ("demo", "--workdir"),
-                        ("prepare", "--official-split"), ("patches", "--per-roi")):
+    assert (
+        main(
+            [
+                "preprocess",
+                str(good),
+                "--out",
+                str(tmp_path / "out2"),
+                "--size",
+                "64",
+                "48",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    for cmd, option in (
+        ("synth", "--patients"),
+        ("preprocess", "--keep-aspect"),
+        ("demo", "--workdir"),
+        ("prepare", "--official-split"),
+        ("patches", "--per-roi"),
+    ):
         with pytest.raises(SystemExit) as exit_info:
             main([cmd, "--help"])
         assert exit_info.value.code == 0

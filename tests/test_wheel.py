@@ -17,8 +17,24 @@ ROOT = Path(__file__).resolve().parents[1]
 def installed(tmp_path_factory):
     """The project built as a wheel (no build isolation: offline) and unpacked into a bare folder."""
     base = tmp_path_factory.mktemp("wheel")
-    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
-                            str(base / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300, cwd=base)
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(base / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=base,
+    )
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((base / "dist").glob("mammo_monai-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
@@ -28,8 +44,14 @@ def installed(tmp_path_factory):
 
 def _run(site: Path, code: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
     # the installed copy first on the path, run from a folder that is not the checkout
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(site), **env})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(site), **env},
+    )
 
 
 def test_the_wheel_ships_both_bundles(installed):
@@ -50,7 +72,7 @@ from pathlib import Path
 from mammo_monai.demo import bundles_source
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.data.prepare import prepare
-from mammo_monai.engine.workflow import train_bundle
+from mammo_monai.training.workflow import train_bundle
 src = bundles_source()
 assert Path(mammo_monai.__file__).is_relative_to({str(site)!r}), mammo_monai.__file__
 assert src == Path({str(site)!r}) / 'mammo_monai' / 'bundles', src

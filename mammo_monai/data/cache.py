@@ -31,8 +31,16 @@ from mammo_monai.transforms.pipelines import preprocess_transforms
 # cropped to fit (CBIS-DDSM has masks a few pixels off); farther off it is another image's mask.
 MASK_TOLERANCE_PX, MASK_TOLERANCE_FRACTION = 16, 0.01
 # the cached columns that preprocessing decides; everything else comes fresh from the adapter
-CACHED_IMAGE_KEYS = ("image", "source", "breast_mask", "flipped", "pixel_side", "laterality_mismatch",
-                     "original_rows", "original_columns")
+CACHED_IMAGE_KEYS = (
+    "image",
+    "source",
+    "breast_mask",
+    "flipped",
+    "pixel_side",
+    "laterality_mismatch",
+    "original_rows",
+    "original_columns",
+)
 
 
 def fit_mask(mask: np.ndarray, shape: tuple[int, int], path: str, notes: list[str]) -> np.ndarray:
@@ -47,13 +55,18 @@ def fit_mask(mask: np.ndarray, shape: tuple[int, int], path: str, notes: list[st
     off = [abs(a - b) for a, b in zip(mask.shape, shape)]
     limit = [max(MASK_TOLERANCE_PX, MASK_TOLERANCE_FRACTION * s) for s in shape]
     if any(o > lim for o, lim in zip(off, limit)):
-        raise MammogramError(path, f"ROI mask {mask.shape[0]}x{mask.shape[1]} does not match the image's "
-                                   f"{shape[0]}x{shape[1]} (off by {off[0]} rows, {off[1]} columns); mask rejected")
+        raise MammogramError(
+            path,
+            f"ROI mask {mask.shape[0]}x{mask.shape[1]} does not match the image's "
+            f"{shape[0]}x{shape[1]} (off by {off[0]} rows, {off[1]} columns); mask rejected",
+        )
     out = np.zeros(shape, bool)
     rows, cols = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
     out[:rows, :cols] = mask[:rows, :cols]
-    notes.append(f"{path}: ROI mask {mask.shape[0]}x{mask.shape[1]} differs from the image's {shape[0]}x{shape[1]}; "
-                 "padded/cropped at the bottom and right to fit")
+    notes.append(
+        f"{path}: ROI mask {mask.shape[0]}x{mask.shape[1]} differs from the image's {shape[0]}x{shape[1]}; "
+        "padded/cropped at the bottom and right to fit"
+    )
     return out
 
 
@@ -74,14 +87,19 @@ def lesion_mask(lesion: dict[str, Any], shape: tuple[int, int], notes: list[str]
         if not m.any():
             raise MammogramError(path, "empty ROI mask")
         rows, cols = np.nonzero(m)
-        lesion.update(center_row=round(float(rows.mean()), 1), center_col=round(float(cols.mean()), 1),
-                      radius=round(float(np.sqrt(m.sum() / np.pi)), 1))
+        lesion.update(
+            center_row=round(float(rows.mean()), 1),
+            center_col=round(float(cols.mean()), 1),
+            radius=round(float(np.sqrt(m.sum() / np.pi)), 1),
+        )
         return m
     r, c, rad = (_number(lesion.get(k)) for k in ("center_row", "center_col", "radius"))
     if np.isnan(r) or np.isnan(c):
         return None
     if not (0 <= r < shape[0] and 0 <= c < shape[1]):
-        raise MammogramError(lesion.get("image"), f"lesion centre ({r:g}, {c:g}) lies outside the {shape[0]}x{shape[1]} image")
+        raise MammogramError(
+            lesion.get("image"), f"lesion centre ({r:g}, {c:g}) lies outside the {shape[0]}x{shape[1]} image"
+        )
     m = np.zeros(shape, bool)
     m[disk((r, c), max(rad if not np.isnan(rad) else 3.0, 1.0), shape=shape)] = True
     return m
@@ -116,7 +134,10 @@ def _outside_breast(lesion_mask_cached: np.ndarray, breast: np.ndarray) -> bool:
 
 
 def cache_image(
-    image: dict[str, Any], lesions: list[dict[str, Any]], out_dir: str | os.PathLike, settings: Mapping[str, Any],
+    image: dict[str, Any],
+    lesions: list[dict[str, Any]],
+    out_dir: str | os.PathLike,
+    settings: Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, str]]]:
     """Cache one image and its lesions; returns (cached image columns, lesion rows, problems).
 
@@ -140,7 +161,8 @@ def cache_image(
     try:
         modalities = settings.get("modalities", ["MG"])
         data = LoadMammogramd("image", laterality_key="_file_laterality", modalities=modalities)(
-            {"image": src, "laterality": image.get("laterality") or ""})
+            {"image": src, "laterality": image.get("laterality") or ""}
+        )
         shape = tuple(data["image"].shape[-2:])
         keys, kept = [], []
         for k, lesion in enumerate(lesions):
@@ -157,14 +179,22 @@ def cache_image(
                 data[f"lesion{k}"] = torch.from_numpy(m[None]).float()
                 keys.append((f"lesion{k}", lesion))
             kept.append(lesion)
-        data = preprocess_transforms(size=settings["size"], extra_mask_keys=[k for k, _ in keys], load=False,
-                                     **transform_options(settings))(data)
+        data = preprocess_transforms(
+            size=settings["size"], extra_mask_keys=[k for k, _ in keys], load=False, **transform_options(settings)
+        )(data)
     except Exception as err:
         return None, [], [{"file": src, "reason": describe_error(err, src)}]
     flipped = bool(data["flipped"])
-    cached = {"image": str(stem.with_suffix(".png")), "source": src, "breast_mask": f"{stem}_mask.png", "flipped": flipped,
-              "pixel_side": data.get("pixel_side", ""), "laterality_mismatch": bool(data.get("laterality_mismatch", False)),
-              "original_rows": shape[0], "original_columns": shape[1]}
+    cached = {
+        "image": str(stem.with_suffix(".png")),
+        "source": src,
+        "breast_mask": f"{stem}_mask.png",
+        "flipped": flipped,
+        "pixel_side": data.get("pixel_side", ""),
+        "laterality_mismatch": bool(data.get("laterality_mismatch", False)),
+        "original_rows": shape[0],
+        "original_columns": shape[1],
+    }
     if not image.get("laterality"):
         cached["laterality"] = "R" if flipped else "L"
     breast = data["mask"][0].numpy() > 0
@@ -176,8 +206,13 @@ def cache_image(
         lesion["cached_mask"] = str(path)
         if _outside_breast(m, breast):
             lesion["outside_breast"] = True
-            problems.append({"file": src, "reason": f"lesion at ({lesion['center_row']}, {lesion['center_col']}) lies outside "
-                                                    "the breast mask (an error in the truth data?); no lesion patch will be cut"})
+            problems.append(
+                {
+                    "file": src,
+                    "reason": f"lesion at ({lesion['center_row']}, {lesion['center_col']}) lies outside "
+                    "the breast mask (an error in the truth data?); no lesion patch will be cut",
+                }
+            )
     atomic_write_png(f"{stem}_mask.png", breast.astype(np.uint8) * 255)
     atomic_write_png(stem.with_suffix(".png"), to_uint16(data["image"][0].numpy()))
     write_json({"inputs": key, "image": cached, "lesions": kept, "problems": problems}, record)  # last: means done

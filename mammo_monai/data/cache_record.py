@@ -17,8 +17,13 @@ from mammo_monai.io.atomic import write_json
 CACHE_RECORD = "cache.json"
 # what changes the pixels of a cached image; the split and the labels are re-derived on every run
 PREPROCESSING_KEYS = ("size", "keep_aspect", "crop", "intensity", "threshold", "modalities", "preprocessing_version")
-DEFAULT_OPTIONS: dict[str, Any] = {"keep_aspect": False, "crop": False, "intensity": "bit_depth", "threshold": 0.05,
-                                   "modalities": ["MG"]}
+DEFAULT_OPTIONS: dict[str, Any] = {
+    "keep_aspect": False,
+    "crop": False,
+    "intensity": "bit_depth",
+    "threshold": 0.05,
+    "modalities": ["MG"],
+}
 
 
 class CacheMismatchError(ValueError):
@@ -49,8 +54,11 @@ def preprocessing_settings(size: Sequence[int], options: Mapping[str, Any] | Non
         raise ValueError(f"unknown preprocessing option(s) {unknown}; known: {sorted(DEFAULT_OPTIONS)}")
     mods = merged["modalities"]
     return {
-        "size": [int(size[0]), int(size[1])], "keep_aspect": bool(merged["keep_aspect"]), "crop": bool(merged["crop"]),
-        "intensity": str(merged["intensity"]), "threshold": float(merged["threshold"]),
+        "size": [int(size[0]), int(size[1])],
+        "keep_aspect": bool(merged["keep_aspect"]),
+        "crop": bool(merged["crop"]),
+        "intensity": str(merged["intensity"]),
+        "threshold": float(merged["threshold"]),
         "modalities": sorted(str(m).upper() for m in mods) if mods is not None else None,
         "preprocessing_version": preprocessing_version(),
     }
@@ -71,9 +79,15 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in PREPROCESSING_KEYS if old.get(k) != new.get(k)]
 
 
-def claim_cache(out_dir: str | os.PathLike, settings: Mapping[str, Any], rebuild: bool = False,
-                cached_dirs: Sequence[str] = ("images", "lesions"), record: str = CACHE_RECORD,
-                has_outputs: bool | None = None, flag: str = "--rebuild") -> bool:
+def claim_cache(
+    out_dir: str | os.PathLike,
+    settings: Mapping[str, Any],
+    rebuild: bool = False,
+    cached_dirs: Sequence[str] = ("images", "lesions"),
+    record: str = CACHE_RECORD,
+    has_outputs: bool | None = None,
+    flag: str = "--rebuild",
+) -> bool:
     """Make ``out_dir`` a cache of ``settings``: check a previous record, then write the new one.
 
     A folder that already holds cached images made with other settings (or by other code, or with no
@@ -92,15 +106,19 @@ def claim_cache(out_dir: str | os.PathLike, settings: Mapping[str, Any], rebuild
     """
     out = Path(out_dir)
     old = read_record(out, record)
-    has_images = has_outputs if has_outputs is not None else any(
-        (out / d).is_dir() and any((out / d).iterdir()) for d in cached_dirs)
+    has_images = (
+        has_outputs
+        if has_outputs is not None
+        else any((out / d).is_dir() and any((out / d).iterdir()) for d in cached_dirs)
+    )
     if has_images:
         diffs = _differences(old, settings) if old is not None else [f"no {record}: settings unknown"]
         if diffs:
             if not rebuild:
                 raise CacheMismatchError(
                     f"{out}: the outputs there were made differently ({'; '.join(diffs)}); "
-                    f"run again with {flag} to replace them, or choose another --out")
+                    f"run again with {flag} to replace them, or choose another --out"
+                )
             for d in cached_dirs:
                 shutil.rmtree(out / d, ignore_errors=True)
             has_images = False
@@ -123,5 +141,7 @@ def check_same_preprocessing(expected: Mapping[str, Any], actual: Mapping[str, A
     keys = [k for k in PREPROCESSING_KEYS if k != "preprocessing_version" and k in expected and k in actual]
     diffs = [f"{k}: model {expected[k]!r}, data {actual[k]!r}" for k in keys if expected[k] != actual[k]]
     if diffs:
-        raise CacheMismatchError(f"{what}: the data were preprocessed differently from the model's training data "
-                                 f"({'; '.join(diffs)}); prepare the data with the model's settings")
+        raise CacheMismatchError(
+            f"{what}: the data were preprocessed differently from the model's training data "
+            f"({'; '.join(diffs)}); prepare the data with the model's settings"
+        )

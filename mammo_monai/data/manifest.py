@@ -50,7 +50,9 @@ def check_one_split_per_patient(table: pd.DataFrame, where: str) -> None:
         raise ManifestError(where, problems + ["re-run `mammo-monai prepare` to assign the splits again"])
 
 
-def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: str = "manifest", check_files: bool = True) -> None:
+def validate(
+    images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: str = "manifest", check_files: bool = True
+) -> None:
     """Check both tables against the contract; raise one :class:`ManifestError` listing every problem."""
     problems: list[str] = []
     missing = [c for c in IMAGE_COLUMNS if c not in images.columns]
@@ -66,23 +68,35 @@ def validate(images: pd.DataFrame, lesions: pd.DataFrame | None = None, where: s
         problems.append("images: no rows")
     for col, allowed in (("laterality", LATERALITIES), ("split", SPLITS)):
         bad = images.loc[~images[col].isin(allowed), ["image_id", col]]
-        problems += [f"images: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()]
+        problems += [
+            f"images: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()
+        ]
     bad_label = images[~images["label"].astype(str).isin(["0", "1"])]
     problems += [f"images: {r.image_id}: label {r.label!r} is not 0 or 1" for r in bad_label.itertuples()]
     dup = images["image_id"][images["image_id"].duplicated()]
     problems += [f"images: image_id {v!r} appears more than once" for v in dup.unique()]
     problems += patients_in_several_splits(images)
     if check_files:
-        problems += [f"images: {i}: file not found: {p}" for i, p in zip(images["image_id"], images["image"]) if not os.path.isfile(p)]
+        problems += [
+            f"images: {i}: file not found: {p}"
+            for i, p in zip(images["image_id"], images["image"])
+            if not os.path.isfile(p)
+        ]
     if lesions is not None and not lesions.empty:
         for col, allowed in (("lesion_type", LESION_TYPES), ("pathology", PATHOLOGIES)):
             bad = lesions.loc[~lesions[col].isin(allowed)]
-            problems += [f"lesions: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()]
+            problems += [
+                f"lesions: {r.image_id}: {col} {getattr(r, col)!r} not in {sorted(allowed)}" for r in bad.itertuples()
+            ]
         unknown = set(lesions["image_id"]) - set(images["image_id"])
         problems += [f"lesions: image_id {v!r} has no row in images" for v in sorted(unknown)]
         if check_files:
             has_mask = lesions["mask"].fillna("").astype(str) != ""
-            problems += [f"lesions: {r.image_id}: mask not found: {r.mask}" for r in lesions[has_mask].itertuples() if not os.path.isfile(r.mask)]
+            problems += [
+                f"lesions: {r.image_id}: mask not found: {r.mask}"
+                for r in lesions[has_mask].itertuples()
+                if not os.path.isfile(r.mask)
+            ]
     if problems:
         raise ManifestError(where, problems)
 
@@ -102,10 +116,19 @@ def read_manifest(manifest_dir: str | os.PathLike, check_files: bool = True) -> 
     folder = Path(manifest_dir)
     if not (folder / "images.csv").is_file():
         raise ManifestError(str(folder), ["images.csv not found"])
-    images = pd.read_csv(folder / "images.csv", dtype={"patient_id": str, "image_id": str, "view": str, "laterality": str}, keep_default_na=False, na_values=[""])
+    images = pd.read_csv(
+        folder / "images.csv",
+        dtype={"patient_id": str, "image_id": str, "view": str, "laterality": str},
+        keep_default_na=False,
+        na_values=[""],
+    )
     images["laterality"] = images["laterality"].fillna("")
     lesions_path = folder / "lesions.csv"
-    lesions = pd.read_csv(lesions_path, dtype={"image_id": str, "mask": str}) if lesions_path.is_file() else pd.DataFrame(columns=LESION_COLUMNS)
+    lesions = (
+        pd.read_csv(lesions_path, dtype={"image_id": str, "mask": str})
+        if lesions_path.is_file()
+        else pd.DataFrame(columns=LESION_COLUMNS)
+    )
     validate(images, lesions, where=str(folder), check_files=check_files)
     return images, lesions
 

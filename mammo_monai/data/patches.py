@@ -16,8 +16,8 @@ import pandas as pd
 from PIL import Image
 
 from mammo_monai.data.cache_record import CACHE_RECORD, read_record
-from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.data.manifest import read_manifest
+from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.io.raster import atomic_write_png
 from mammo_monai.parallel import run_parallel
 
@@ -54,8 +54,15 @@ def cut_patch(image: np.ndarray, row: int, col: int, size: int) -> np.ndarray:
     return out
 
 
-def sample_roi_centres(roi: np.ndarray, n: int, size: int, rng: np.random.Generator, cutoff: float = 0.9,
-                       step: float = 0.05, patience: int = 1000) -> list[tuple[int, int]]:
+def sample_roi_centres(
+    roi: np.ndarray,
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    cutoff: float = 0.9,
+    step: float = 0.05,
+    patience: int = 1000,
+) -> list[tuple[int, int]]:
     """Shen et al.'s S10 draw: centres uniform in the ROI's bounding box, accepted when
     intersection / ROI area > c OR intersection / patch area > c; c starts at ``cutoff`` and drops by
     ``step`` after every ``patience`` rejected draws."""
@@ -75,8 +82,15 @@ def sample_roi_centres(roi: np.ndarray, n: int, size: int, rng: np.random.Genera
     return centres
 
 
-def sample_background_centres(breast: np.ndarray, rois: Overlap | None, n: int, size: int, rng: np.random.Generator,
-                              max_draws: int = 10000, min_breast: float = 0.75) -> list[tuple[int, int]]:
+def sample_background_centres(
+    breast: np.ndarray,
+    rois: Overlap | None,
+    n: int,
+    size: int,
+    rng: np.random.Generator,
+    max_draws: int = 10000,
+    min_breast: float = 0.75,
+) -> list[tuple[int, int]]:
     """Centres of background patches: mostly inside the breast and clear of every ROI.
 
     A patch is accepted when at least ``min_breast`` of its area lies on the breast mask (a centre on
@@ -101,8 +115,17 @@ def _read_png(path: str) -> np.ndarray:
         return np.asarray(im)
 
 
-def patches_for_image(image: dict[str, Any], lesions: list[dict[str, Any]], index: int, out_dir: str, scheme: str,
-                      size: int, per_roi: int, background: int, seed: int) -> tuple[list[dict], list[dict]]:
+def patches_for_image(
+    image: dict[str, Any],
+    lesions: list[dict[str, Any]],
+    index: int,
+    out_dir: str,
+    scheme: str,
+    size: int,
+    per_roi: int,
+    background: int,
+    seed: int,
+) -> tuple[list[dict], list[dict]]:
     """All patches of one image: (patch rows, problems)."""
     rng = np.random.default_rng([seed, index])
     out = Path(out_dir)
@@ -121,7 +144,14 @@ def patches_for_image(image: dict[str, Any], lesions: list[dict[str, Any]], inde
             continue
         roi = _read_png(path) > 0
         if roi.shape != pixels.shape or not roi.any():
-            problems.append({"file": path, "reason": "empty ROI mask after preprocessing" if roi.shape == pixels.shape else "ROI mask size differs from the cached image"})
+            problems.append(
+                {
+                    "file": path,
+                    "reason": "empty ROI mask after preprocessing"
+                    if roi.shape == pixels.shape
+                    else "ROI mask size differs from the cached image",
+                }
+            )
             continue
         union |= roi  # background patches stay clear of it in any case
         if str(lesion.get("outside_breast", "")).lower() in ("true", "1"):
@@ -137,19 +167,42 @@ def patches_for_image(image: dict[str, Any], lesions: list[dict[str, Any]], inde
     n_bg = 1 if scheme == "s" else background
     bg = sample_background_centres(breast, Overlap(union) if union.any() else None, n_bg, size, rng)
     if len(bg) < n_bg:
-        problems.append({"file": image["image"], "reason": f"only {len(bg)} of {n_bg} background patches fit in the breast clear of ROIs"})
+        problems.append(
+            {
+                "file": image["image"],
+                "reason": f"only {len(bg)} of {n_bg} background patches fit in the breast clear of ROIs",
+            }
+        )
     draws += [(0, c, "bg") for c in bg]
     for j, (label, (r, c), tag) in enumerate(draws):
         path = out / image["split"] / CLASSES[label] / f"{image['image_id']}_{tag}_{j:03d}.png"
         atomic_write_png(path, cut_patch(pixels, r, c, size))
-        rows.append({"path": str(path), "label": label, "patient_id": image["patient_id"], "split": image["split"],
-                     "source_image": image["image"], "image_id": image["image_id"], "center_row": r, "center_col": c})
+        rows.append(
+            {
+                "path": str(path),
+                "label": label,
+                "patient_id": image["patient_id"],
+                "split": image["split"],
+                "source_image": image["image"],
+                "image_id": image["image_id"],
+                "center_row": r,
+                "center_col": c,
+            }
+        )
     return rows, problems
 
 
-def make_patches(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, scheme: str = "s10", size: int = 224,
-                 per_roi: int = 10, background: int = 10, seed: int = 0, workers: int | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+def make_patches(
+    manifest_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    scheme: str = "s10",
+    size: int = 224,
+    per_roi: int = 10,
+    background: int = 10,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Write the S or S10 patch set of a prepared manifest: 16-bit PNGs under
     ``<out>/<split>/<class>/`` plus ``patches.csv`` (path, label, patient_id, split, source_image) and
     ``patch_errors.csv``. Deterministic for a given ``seed`` whatever ``workers`` is."""
@@ -160,20 +213,38 @@ def make_patches(manifest_dir: str | os.PathLike, out_dir: str | os.PathLike, sc
     if "breast_mask" not in images:
         raise ValueError(f"{manifest_dir}: images.csv has no breast_mask column; run `mammo-monai prepare` first")
     by_image = {k: g.to_dict("records") for k, g in lesions.groupby("image_id")} if not lesions.empty else {}
-    jobs = [(row, by_image.get(row["image_id"], []), i, str(out_dir), scheme, size, per_roi, background, seed)
-            for i, row in enumerate(images.to_dict("records"))]
+    jobs = [
+        (row, by_image.get(row["image_id"], []), i, str(out_dir), scheme, size, per_roi, background, seed)
+        for i, row in enumerate(images.to_dict("records"))
+    ]
     t0 = time.time()
-    results = run_parallel(patches_for_image, jobs, workers, f"patches {scheme.upper()}", progress,
-                           on_error=lambda job, err: ([], [{"file": job[0]["image"], "reason": f"failed: {type(err).__name__}: {err}"}]))
+    results = run_parallel(
+        patches_for_image,
+        jobs,
+        workers,
+        f"patches {scheme.upper()}",
+        progress,
+        on_error=lambda job, err: ([], [{"file": job[0]["image"], "reason": f"failed: {type(err).__name__}: {err}"}]),
+    )
     seconds = time.time() - t0
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([r for res in results for r in res[0]])
     write_csv(table, out / "patches.csv")
     record = read_record(manifest_dir) or {}
-    write_json({**record, "patch_size": size, "scheme": scheme, "per_roi": per_roi, "background": background, "seed": seed},
-               out / CACHE_RECORD)  # the preprocessing the patches went through, for the model trained on them
-    write_csv(pd.DataFrame([p for res in results for p in res[1]], columns=["file", "reason"]), out / "patch_errors.csv")
+    write_json(
+        {**record, "patch_size": size, "scheme": scheme, "per_roi": per_roi, "background": background, "seed": seed},
+        out / CACHE_RECORD,
+    )  # the preprocessing the patches went through, for the model trained on them
+    write_csv(
+        pd.DataFrame([p for res in results for p in res[1]], columns=["file", "reason"]), out / "patch_errors.csv"
+    )
     failed = sum(1 for res in results for p in res[1] if p["reason"].startswith(("failed:", "cannot read")))
-    return {"scheme": scheme, "patches": len(table), "failed_images": failed, "per_class": table["label"].value_counts().sort_index().to_dict() if len(table) else {},
-            "patches_per_second": round(len(table) / max(seconds, 1e-9), 1), "seconds": round(seconds, 1)}
+    return {
+        "scheme": scheme,
+        "patches": len(table),
+        "failed_images": failed,
+        "per_class": table["label"].value_counts().sort_index().to_dict() if len(table) else {},
+        "patches_per_second": round(len(table) / max(seconds, 1e-9), 1),
+        "seconds": round(seconds, 1),
+    }

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,12 @@ def drop_duplicate_ids(images: pd.DataFrame, errors: list[dict[str, str]]) -> pd
     told, and one would overwrite the other's cached files."""
     dup = images["image_id"].duplicated(keep=False)
     for r in images[dup].itertuples():
-        errors.append({"file": str(r.image), "reason": f"image_id {r.image_id!r} is given to more than one image; "
-                                                       "all of them excluded"})
+        errors.append(
+            {
+                "file": str(r.image),
+                "reason": f"image_id {r.image_id!r} is given to more than one image; all of them excluded",
+            }
+        )
     return images[~dup]
 
 
@@ -82,16 +86,35 @@ def prepare(
     errors = list(found.errors)
     images = drop_duplicate_ids(found.images, errors)
     if images.empty:
-        raise ValueError(f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})")
+        raise ValueError(
+            f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
+        )
     images = split_images(images, dataset, split_seed, official_split)
     out = Path(out_dir)
-    reused = claim_cache(out, {**settings, "dataset": dataset, "root": str(Path(root).resolve()),
-                               "split_seed": split_seed, "official_split": official_split}, rebuild)
-    by_image = {k: g.to_dict("records") for k, g in found.lesions.groupby("image_id")} if not found.lesions.empty else {}
+    reused = claim_cache(
+        out,
+        {
+            **settings,
+            "dataset": dataset,
+            "root": str(Path(root).resolve()),
+            "split_seed": split_seed,
+            "official_split": official_split,
+        },
+        rebuild,
+    )
+    by_image = (
+        {k: g.to_dict("records") for k, g in found.lesions.groupby("image_id")} if not found.lesions.empty else {}
+    )
     jobs = [(row, by_image.get(row["image_id"], []), str(out), settings) for row in images.to_dict("records")]
     t1 = time.time()
-    results = run_parallel(cache_image, jobs, workers, "prepare", progress,
-                           on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"{type(err).__name__}: {err}"}]))
+    results = run_parallel(
+        cache_image,
+        jobs,
+        workers,
+        "prepare",
+        progress,
+        on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"{type(err).__name__}: {err}"}]),
+    )
     seconds = time.time() - t1
     rows, lesions = [], []
     for (image, *_), (cached, kept, problems) in zip(jobs, results):
@@ -110,16 +133,26 @@ def prepare(
     failed = len(found.images) - len(rows)
     excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
     summary = {
-        "dataset": dataset, "images": len(rows), "lesions": len(lesions),
+        "dataset": dataset,
+        "images": len(rows),
+        "lesions": len(lesions),
         "lesions_without_geometry": int(les_df["cached_mask"].fillna("").eq("").sum()) if not les_df.empty else 0,
-        "lesions_outside_breast": int(les_df["outside_breast"].fillna(False).astype(bool).sum()) if not les_df.empty else 0,
-        "truth_rows": getattr(found, "truth_rows", None), "problems": len(errors), "failed_images": failed,
+        "lesions_outside_breast": int(les_df["outside_breast"].fillna(False).astype(bool).sum())
+        if not les_df.empty
+        else 0,
+        "truth_rows": getattr(found, "truth_rows", None),
+        "problems": len(errors),
+        "failed_images": failed,
         "excluded_by_adapter": excluded,
         "labels": {str(k): int(v) for k, v in img_df["label"].value_counts().sort_index().items()},
         "splits": img_df["split"].value_counts().to_dict(),
         "malignant_fraction": round(float(img_df["label"].mean()), 3),
-        "laterality_mismatches": int(img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()),
-        "reused_cache": reused, "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2), "seconds": round(time.time() - t0, 1),
+        "laterality_mismatches": int(
+            img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()
+        ),
+        "reused_cache": reused,
+        "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2),
+        "seconds": round(time.time() - t0, 1),
     }
     logger.info("prepare: %s", summary)
     return summary

@@ -30,8 +30,11 @@ def check_modality(ds: pydicom.Dataset, path: str | os.PathLike, modalities: Seq
     modality = str(ds.get("Modality", "") or "").upper()
     if modalities is None or not modality or modality in {m.upper() for m in modalities}:
         return
-    raise MammogramError(path, f"Modality {modality} is not a mammogram (expected {'/'.join(modalities)}); "
-                               f"accept it on purpose with --accept-modality {modality}")
+    raise MammogramError(
+        path,
+        f"Modality {modality} is not a mammogram (expected {'/'.join(modalities)}); "
+        f"accept it on purpose with --accept-modality {modality}",
+    )
 
 
 def _stored_range(ds: pydicom.Dataset) -> tuple[float, float]:

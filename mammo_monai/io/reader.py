@@ -50,9 +50,7 @@ def read_mammogram(
         return read_dicom(path, modalities=modalities)
     if suffix in RASTER_SUFFIXES:
         return read_raster(path)
-    raise MammogramError(
-        path, f"unsupported file type {suffix or '(no suffix)'!r}: expected DICOM, PNG, PGM or TIFF"
-    )
+    raise MammogramError(path, f"unsupported file type {suffix or '(no suffix)'!r}: expected DICOM, PNG, PGM or TIFF")
 
 
 class MammogramReader(ImageReader):

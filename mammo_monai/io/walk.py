@@ -1,14 +1,20 @@
-"""Walk a folder tree for files, reporting what cannot be walked instead of skipping it silently."""
+"""Find the files to read: walk folder trees, reporting what cannot be walked instead of skipping it
+silently, and pick out the mammograms (DICOM, PNG, PGM, TIFF)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from mammo_monai.io.raster import RASTER_SUFFIXES
+from mammo_monai.io.reader import DICOM_SUFFIXES, is_dicom
 
-def walk_files(root: str | os.PathLike, errors: list[dict[str, str]],
-               keep: Callable[[str], bool] | None = None) -> list[Path]:
+
+def walk_files(
+    root: str | os.PathLike, errors: list[dict[str, str]], keep: Callable[[str], bool] | None = None
+) -> list[Path]:
     """Every file below ``root`` (sorted), following folder symlinks once; hidden names (``.x``, and
     the ``._x.dcm`` resource forks macOS leaves beside copied files) are left out.
 
@@ -23,7 +29,9 @@ def walk_files(root: str | os.PathLike, errors: list[dict[str, str]],
     """
 
     def unreadable(err: OSError) -> None:
-        errors.append({"file": str(err.filename or root), "reason": f"folder cannot be read ({err.strerror or err}); skipped"})
+        errors.append(
+            {"file": str(err.filename or root), "reason": f"folder cannot be read ({err.strerror or err}); skipped"}
+        )
 
     seen = {os.path.realpath(root)}
     found: list[Path] = []
@@ -55,3 +63,43 @@ def walk_files(root: str | os.PathLike, errors: list[dict[str, str]],
                 continue
             found.append(Path(path))
     return sorted(found)
+
+
+def find_images(
+    inputs: Iterable[str | os.PathLike], problems: list[dict[str, str]] | None = None
+) -> list[tuple[Path, str]]:
+    """Expand files and folders into (file, output name) pairs.
+
+    Files named on the command line are always taken (an unknown type becomes an error row later);
+    inside folders, files with a DICOM/PNG/PGM/TIFF suffix and suffix-less DICOMs (as TCIA ships
+    them) are taken and everything else (CSV, XML, text) is left alone. Output names are the path
+    below the given folder with ``__`` for ``/``, so the many ``1-1.dcm`` of a TCIA download do not
+    collide; a remaining clash gets a short hash of the full path. Symbolic-link loops and folders
+    that cannot be read are appended to ``problems`` (``{"file", "reason"}`` rows) when given.
+    """
+    found: list[tuple[Path, str]] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for f in walk_files(p, problems if problems is not None else []):
+                suffix = f.suffix.lower()
+                if suffix in DICOM_SUFFIXES + RASTER_SUFFIXES or (suffix == "" and is_dicom(f)):
+                    found.append((f, "__".join(f.relative_to(p).with_suffix("").parts)))
+        else:
+            found.append((p, p.stem))
+    seen: dict[str, int] = {}
+    for _, name in found:
+        seen[name] = seen.get(name, 0) + 1
+    return [
+        (f, f"{name}-{hashlib.sha1(str(f.resolve()).encode()).hexdigest()[:8]}" if seen[name] > 1 else name)
+        for f, name in found
+    ]
+
+
+def find_inputs(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """Files to predict: a file, a folder (searched recursively for mammograms) or a list of both."""
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    files = [str(f) for f, _ in find_images(items)]
+    if not files:
+        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
+    return files

@@ -12,6 +12,18 @@ from mammo_monai.networks.pretrained import (
 from mammo_monai.networks.resnet import ARCHITECTURES, load_torchvision_weights, patch_resnet
 from mammo_monai.networks.whole_image import Bottleneck, WholeImageClassifier
 
-__all__ = ["ARCHITECTURES", "IMAGENET_GREY", "Bottleneck", "GuardedConv2d", "NormalizedConv2d", "WholeImageClassifier",
-           "checkpoint_setting", "guard_convolutions", "input_normalisation", "load_torchvision_weights", "normalize_input",
-           "patch_resnet", "resolve_weights"]
+__all__ = [
+    "ARCHITECTURES",
+    "IMAGENET_GREY",
+    "Bottleneck",
+    "GuardedConv2d",
+    "NormalizedConv2d",
+    "WholeImageClassifier",
+    "checkpoint_setting",
+    "guard_convolutions",
+    "input_normalisation",
+    "load_torchvision_weights",
+    "normalize_input",
+    "patch_resnet",
+    "resolve_weights",
+]

@@ -52,17 +52,26 @@ class GuardedConv2d(nn.Conv2d):
         return super().forward(x)
 
     def _is_narrow_strided_pointwise(self) -> bool:
-        return (self.kernel_size == (1, 1) and self.stride != (1, 1) and self.padding in ((0, 0), "valid")
-                and self.in_channels < ONEDNN_CHANNEL_BLOCK)
+        return (
+            self.kernel_size == (1, 1)
+            and self.stride != (1, 1)
+            and self.padding in ((0, 0), "valid")
+            and self.in_channels < ONEDNN_CHANNEL_BLOCK
+        )
 
     def _is_small_bf16_output(self, x: torch.Tensor) -> bool:
         if self.stride == (1, 1) or self.kernel_size == (1, 1) or isinstance(self.padding, str):
             return False
-        bf16 = x.dtype == torch.bfloat16 or (torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+        bf16 = x.dtype == torch.bfloat16 or (
+            torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+        )
         if not bf16:
             return False
-        out = [(x.shape[-2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel_size[i] - 1) - 1) // self.stride[i] + 1
-               for i in range(2)]
+        out = [
+            (x.shape[-2 + i] + 2 * self.padding[i] - self.dilation[i] * (self.kernel_size[i] - 1) - 1) // self.stride[i]
+            + 1
+            for i in range(2)
+        ]
         return min(out) == 1 < max(out)
 
 

@@ -34,7 +34,9 @@ def _sha256_prefix(path: Path, n: int) -> str:
     return h.hexdigest()[:n]
 
 
-def resolve_weights(spec: str | os.PathLike | None, arch: str, cache_dir: str | os.PathLike | None = None) -> str | None:
+def resolve_weights(
+    spec: str | os.PathLike | None, arch: str, cache_dir: str | os.PathLike | None = None
+) -> str | None:
     """The weights file for ``spec``: None (train from scratch, with a warning), ``"imagenet"``
     (torchvision's file for ``arch``, downloaded once into ``cache_dir``, default torch hub's
     ``checkpoints`` folder, and checked against its published hash) or a local file path.
@@ -45,14 +47,18 @@ def resolve_weights(spec: str | os.PathLike | None, arch: str, cache_dir: str | 
         FileNotFoundError: a local path that does not exist.
     """
     if spec is None or str(spec).strip().lower() in NO_WEIGHTS:
-        logger.warning("no pretrained weights for %s: every layer trains from the first stage (the from-scratch recipe)", arch)
+        logger.warning(
+            "no pretrained weights for %s: every layer trains from the first stage (the from-scratch recipe)", arch
+        )
         return None
     if str(spec).lower() != "imagenet":
         if not os.path.isfile(spec):
             raise FileNotFoundError(f"{spec}: pretrained weights file not found")
         return str(spec)
     if arch not in TORCHVISION_IMAGENET:
-        raise ValueError(f"no ImageNet weights for arch {arch!r}; torchvision has them for {sorted(TORCHVISION_IMAGENET)}")
+        raise ValueError(
+            f"no ImageNet weights for arch {arch!r}; torchvision has them for {sorted(TORCHVISION_IMAGENET)}"
+        )
     url, prefix = TORCHVISION_IMAGENET[arch]
     folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / url.rsplit("/", 1)[-1]
@@ -61,10 +67,14 @@ def resolve_weights(spec: str | os.PathLike | None, arch: str, cache_dir: str | 
         try:
             torch.hub.download_url_to_file(url, str(path), hash_prefix=prefix, progress=True)
         except Exception as err:  # URLError offline, RuntimeError on a hash mismatch
-            raise RuntimeError(f"cannot download the ImageNet weights of {arch} from {url} ({type(err).__name__}: {err}); "
-                               f"offline, copy the file to {path} or pass pretrained_weights=<file>") from err
+            raise RuntimeError(
+                f"cannot download the ImageNet weights of {arch} from {url} ({type(err).__name__}: {err}); "
+                f"offline, copy the file to {path} or pass pretrained_weights=<file>"
+            ) from err
     if _sha256_prefix(path, len(prefix)) != prefix:
-        raise RuntimeError(f"{path}: SHA-256 does not start with {prefix}: a damaged or different file; delete it to download again")
+        raise RuntimeError(
+            f"{path}: SHA-256 does not start with {prefix}: a damaged or different file; delete it to download again"
+        )
     return str(path)
 
 
@@ -87,7 +97,9 @@ class NormalizedConv2d(GuardedConv2d):
         return super().forward((x - self.input_mean) / self.input_std)
 
 
-def normalize_input(net: torch.nn.Module, norm: list[float] | tuple[float, float] | None, stem: str = "conv1") -> torch.nn.Module:
+def normalize_input(
+    net: torch.nn.Module, norm: list[float] | tuple[float, float] | None, stem: str = "conv1"
+) -> torch.nn.Module:
     """Make ``net``'s stem convolution a :class:`NormalizedConv2d` with ``norm`` = (mean, std); None: as is."""
     if not norm:
         return net

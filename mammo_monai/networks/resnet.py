@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import torch
 from monai.networks.nets import ResNet
 
-from mammo_monai.networks.pretrained import normalize_input
 from mammo_monai.networks.onednn_guards import guard_convolutions
+from mammo_monai.networks.pretrained import normalize_input
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,12 @@ ARCHITECTURES: dict[str, tuple[str, list[int], list[int]]] = {
 
 
 def patch_resnet(
-    arch: str = "resnet50", num_classes: int = 5, in_channels: int = 1, pretrained_weights: str | os.PathLike | None = None,
-    widths: Sequence[int] | None = None, input_norm: Sequence[float] | None = None,
+    arch: str = "resnet50",
+    num_classes: int = 5,
+    in_channels: int = 1,
+    pretrained_weights: str | os.PathLike | None = None,
+    widths: Sequence[int] | None = None,
+    input_norm: Sequence[float] | None = None,
 ) -> ResNet:
     """A ResNet patch classifier in torchvision's layout.
 
@@ -55,9 +59,17 @@ def patch_resnet(
         raise ValueError(f"unknown arch {arch!r}; choose from {sorted(ARCHITECTURES)}")
     block, layers, default_widths = ARCHITECTURES[arch]
     net = ResNet(
-        block=block, layers=layers, block_inplanes=list(widths or default_widths), spatial_dims=2,
-        n_input_channels=in_channels, conv1_t_size=7, conv1_t_stride=2, no_max_pool=False,
-        shortcut_type="B", bias_downsample=False, num_classes=num_classes,
+        block=block,
+        layers=layers,
+        block_inplanes=list(widths or default_widths),
+        spatial_dims=2,
+        n_input_channels=in_channels,
+        conv1_t_size=7,
+        conv1_t_stride=2,
+        no_max_pool=False,
+        shortcut_type="B",
+        bias_downsample=False,
+        num_classes=num_classes,
     )
     guard_convolutions(net)
     net.arch = arch  # recorded for checkpoints and the whole-image builder
@@ -67,7 +79,9 @@ def patch_resnet(
     return net
 
 
-def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], optional: tuple[str, ...] = ()) -> str:
+def state_dict_mismatch(
+    own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], optional: tuple[str, ...] = ()
+) -> str:
     """Empty when ``state`` fits ``own`` key for key and shape (keys starting with ``optional`` may
     be absent); else a one-line account of what is missing, unexpected or of another shape."""
     missing = [k for k in own if k not in state and not k.startswith(optional)]
@@ -75,8 +89,10 @@ def state_dict_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Ten
     shapes = [k for k in state if k in own and state[k].shape != own[k].shape]
     if not (missing or unexpected or shapes):
         return ""
-    return (f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(shapes)} of another shape (e.g. {shapes[:3]})")
+    return (
+        f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+        f"{len(shapes)} of another shape (e.g. {shapes[:3]})"
+    )
 
 
 def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> int:
@@ -97,7 +113,12 @@ def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> i
         state["conv1.weight"] = w.sum(1, keepdim=True)
     for key in ("fc.weight", "fc.bias"):
         if key in state and state[key].shape != own[key].shape:
-            logger.info("pretrained %s has shape %s, the network %s: kept the new layer", key, tuple(state[key].shape), tuple(own[key].shape))
+            logger.info(
+                "pretrained %s has shape %s, the network %s: kept the new layer",
+                key,
+                tuple(state[key].shape),
+                tuple(own[key].shape),
+            )
             state.pop(key)
     problem = state_dict_mismatch(own, state, optional=("fc.",))
     if problem:

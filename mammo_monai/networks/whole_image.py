@@ -32,7 +32,9 @@ class Bottleneck(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or in_channels != out_channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), nn.BatchNorm2d(out_channels)
+            )
         guard_convolutions(self)  # see networks/onednn_guards.py
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -59,9 +61,16 @@ class WholeImageClassifier(nn.Module):
     """
 
     def __init__(
-        self, arch: str = "resnet50", num_classes: int = 2, in_channels: int = 1, top_channels: tuple[int, int] | None = None,
-        top_blocks: tuple[int, ...] = (1, 1), dropout: float = 0.5, patch_checkpoint: str | os.PathLike | None = None,
-        widths: list[int] | None = None, input_norm: tuple[float, float] | None = None,
+        self,
+        arch: str = "resnet50",
+        num_classes: int = 2,
+        in_channels: int = 1,
+        top_channels: tuple[int, int] | None = None,
+        top_blocks: tuple[int, ...] = (1, 1),
+        dropout: float = 0.5,
+        patch_checkpoint: str | os.PathLike | None = None,
+        widths: list[int] | None = None,
+        input_norm: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
         patch = patch_resnet(arch, num_classes=5, in_channels=in_channels, widths=widths, input_norm=input_norm)
@@ -95,8 +104,14 @@ class WholeImageClassifier(nn.Module):
         silent partial load (``strict=False`` with mismatched prefixes) is the failure it prevents.
         """
         if not isinstance(checkpoint, dict) and not os.path.isfile(checkpoint):
-            raise FileNotFoundError(f"{checkpoint}: patch classifier checkpoint not found (train the patch classifier first)")
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True) if not isinstance(checkpoint, dict) else checkpoint
+            raise FileNotFoundError(
+                f"{checkpoint}: patch classifier checkpoint not found (train the patch classifier first)"
+            )
+        state = (
+            torch.load(checkpoint, map_location="cpu", weights_only=True)
+            if not isinstance(checkpoint, dict)
+            else checkpoint
+        )
         if "model" in state and isinstance(state["model"], dict):
             state = state["model"]
         state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -111,8 +126,10 @@ class WholeImageClassifier(nn.Module):
             else:
                 moved[key] = src
         if problems:
-            raise ValueError(f"{checkpoint if not isinstance(checkpoint, dict) else 'state_dict'}: patch backbone did not load "
-                             f"({len(moved)} of {len(own)} tensors; {len(problems)} problems, e.g. {problems[:3]})")
+            raise ValueError(
+                f"{checkpoint if not isinstance(checkpoint, dict) else 'state_dict'}: patch backbone did not load "
+                f"({len(moved)} of {len(own)} tensors; {len(problems)} problems, e.g. {problems[:3]})"
+            )
         self.backbone.load_state_dict(moved, strict=True)
         logger.info("moved %d backbone tensors from the patch classifier", len(moved))
         return len(moved)

@@ -12,6 +12,7 @@ from mammo_monai.synthetic.film import (
     add_ruler,
 )
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
+from mammo_monai.synthetic.rsna_tree import make_rsna_tree
 
 __all__ = [
     "FILM_ARTEFACTS",
@@ -29,6 +30,7 @@ __all__ = [
     "draw_lesion",
     "make_cbis_tree",
     "make_patient",
+    "make_rsna_tree",
     "make_uid",
     "save_dataset",
     "write_dicom",

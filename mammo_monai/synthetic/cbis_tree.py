@@ -63,7 +63,9 @@ class SynthOptions:
     p_split_differs: float = 0.3
 
 
-def burn_label(pixels: np.ndarray, region: np.ndarray, text: str, chest_wall_left: bool, rng: np.random.Generator) -> None:
+def burn_label(
+    pixels: np.ndarray, region: np.ndarray, text: str, chest_wall_left: bool, rng: np.random.Generator
+) -> None:
     """Burn a bright text label and a square marker into a corner away from the chest wall, clear of
     the breast (in place)."""
     h, w = pixels.shape
@@ -94,7 +96,9 @@ def _tcia_dirs(rng: np.random.Generator, series: str) -> tuple[str, str]:
     return f"{date}-DDSM-{rng.integers(10000, 99999)}", f"1.000000-{series}-{rng.integers(10000, 99999)}"
 
 
-def _render(rng: np.random.Generator, opts: SynthOptions, view: str, density: int, lesions: list[dict]) -> tuple[np.ndarray, np.ndarray, list[Lesion]]:
+def _render(
+    rng: np.random.Generator, opts: SynthOptions, view: str, density: int, lesions: list[dict]
+) -> tuple[np.ndarray, np.ndarray, list[Lesion]]:
     h, w = opts.size
     img, region, interior = breast_tissue(rng, (h, w), view, density)
     cand = np.argwhere(interior)
@@ -117,7 +121,11 @@ def _render(rng: np.random.Generator, opts: SynthOptions, view: str, density: in
 def _draw_spec(rng: np.random.Generator, opts: SynthOptions, kind: str) -> dict[str, Any]:
     """One abnormality: its type, pathology, look (concordant with the pathology or not) and subtlety."""
     u = rng.random()
-    pathology = "MALIGNANT" if u < opts.p_malignant else ("BENIGN" if u < opts.p_malignant + 0.35 else "BENIGN_WITHOUT_CALLBACK")
+    pathology = (
+        "MALIGNANT"
+        if u < opts.p_malignant
+        else ("BENIGN" if u < opts.p_malignant + 0.35 else "BENIGN_WITHOUT_CALLBACK")
+    )
     concordant = rng.random() < opts.concordance
     look = (pathology == "MALIGNANT") == concordant
     return {"kind": kind, "pathology": pathology, "malignant_look": look, "subtlety": int(rng.integers(1, 6))}
@@ -138,7 +146,7 @@ def make_patient(root: Path, seed: int, index: int, opts: SynthOptions) -> list[
     density = int(rng.integers(1, 5))
     sides = ["LEFT", "RIGHT"] if rng.random() < 0.2 else [["LEFT", "RIGHT"][int(rng.integers(2))]]
     other = "calcification" if kind == "mass" else "mass"
-    other_split = ({"Training": "Test", "Test": "Training"}[split] if both.random() < opts.p_split_differs else split)
+    other_split = {"Training": "Test", "Test": "Training"}[split] if both.random() < opts.p_split_differs else split
     rows = []
     for side in sides:
         specs = [_draw_spec(rng, opts, kind) for _ in range(1 if rng.random() < 0.85 else 2)]
@@ -161,8 +169,13 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
             les.mask = les.mask[:, ::-1]
     film = np.random.default_rng(int(rng.integers(2**31)))  # own stream: the knob changes nothing else
     if film.random() < opts.p_film_artefacts:  # never over a lesion; only an edge strip covers breast
-        add_film_artefacts(img, region, film, chest_wall_left=side == "LEFT",
-                           protect=np.any([les.mask for les in lesions], axis=0) if lesions else None)
+        add_film_artefacts(
+            img,
+            region,
+            film,
+            chest_wall_left=side == "LEFT",
+            protect=np.any([les.mask for les in lesions], axis=0) if lesions else None,
+        )
     burn_label(img, region, f"{side[0]} {view}", side == "LEFT", rng)
     gain = rng.uniform(0.85, 1.0)
     display = np.round(img * gain * 65535).astype(np.uint16)
@@ -170,16 +183,28 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
     stored = (65535 - display) if mono1 else display
     window = None
     if rng.random() < opts.p_window:
-        window = (32768 * rng.uniform(0.95, 1.05), 65536 * rng.uniform(1.0, 1.1), "LINEAR" if rng.random() < 0.8 else "LINEAR_EXACT")
+        window = (
+            32768 * rng.uniform(0.95, 1.05),
+            65536 * rng.uniform(1.0, 1.1),
+            "LINEAR" if rng.random() < 0.8 else "LINEAR_EXACT",
+        )
     splits = splits or {kind: split}
     folders = {k: _case_folder(k, s, pid, side, view) for k, s in splits.items()}
     study, series = make_uid(pid, side, view, "study"), make_uid(pid, side, view, "series")
     d_study, d_series = _tcia_dirs(rng, "full mammogram images")
     codec = "rle" if rng.random() < opts.p_rle else "explicit"
     for folder in folders.values():  # the same film under each table's case folder
-        ds = build_dataset(stored, laterality=side[0], view=view, photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
-                           window=window, patient_id=folder, study_uid=study, series_uid=series,
-                           sop_uid=make_uid(pid, side, view, "sop"))
+        ds = build_dataset(
+            stored,
+            laterality=side[0],
+            view=view,
+            photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
+            window=window,
+            patient_id=folder,
+            study_uid=study,
+            series_uid=series,
+            sop_uid=make_uid(pid, side, view, "sop"),
+        )
         save_dataset(ds, root / folder / d_study / d_series / "1-1.dcm", codec)
     rows = []
     for k, (spec, les) in enumerate(zip(specs, lesions), start=1):
@@ -190,19 +215,41 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
         mask = les.mask.astype(np.uint8) * 255
         if rng.random() < opts.p_mask_off:  # real CBIS masks are sometimes a few pixels off
             dr, dc = (int(x) for x in rng.integers(-4, 5, 2))
-            mask = np.pad(mask, ((0, max(dr, 0)), (0, max(dc, 0))))[: mask.shape[0] + min(dr, 0) or None, : mask.shape[1] + min(dc, 0) or None]
+            mask = np.pad(mask, ((0, max(dr, 0)), (0, max(dc, 0))))[
+                : mask.shape[0] + min(dr, 0) or None, : mask.shape[1] + min(dc, 0) or None
+            ]
         rr, cc = np.nonzero(les.mask)
         pad = int(0.2 * (rr.max() - rr.min())) + 8
         crop = display[max(0, rr.min() - pad) : rr.max() + pad, max(0, cc.min() - pad) : cc.max() + pad]
         d_rstudy, d_rseries = _tcia_dirs(rng, "ROI mask images")
         names = ["1-1.dcm", "1-2.dcm"] if rng.random() < 0.5 else ["1-2.dcm", "1-1.dcm"]
         roi_dir = root / roi_folder / d_rstudy / d_rseries
-        save_dataset(build_dataset(mask, laterality=side[0], view=view, patient_id=roi_folder, study_uid=r_study,
-                                   series_uid=r_series, series_description="ROI mask images",
-                                   sop_uid=make_uid(pid, side, view, k, "mask")), roi_dir / names[0])
-        save_dataset(build_dataset(np.ascontiguousarray(crop), laterality=side[0], view=view, patient_id=roi_folder,
-                                   study_uid=r_study, series_uid=r_series, series_description="cropped images",
-                                   sop_uid=make_uid(pid, side, view, k, "crop")), roi_dir / names[1])
+        save_dataset(
+            build_dataset(
+                mask,
+                laterality=side[0],
+                view=view,
+                patient_id=roi_folder,
+                study_uid=r_study,
+                series_uid=r_series,
+                series_description="ROI mask images",
+                sop_uid=make_uid(pid, side, view, k, "mask"),
+            ),
+            roi_dir / names[0],
+        )
+        save_dataset(
+            build_dataset(
+                np.ascontiguousarray(crop),
+                laterality=side[0],
+                view=view,
+                patient_id=roi_folder,
+                study_uid=r_study,
+                series_uid=r_series,
+                series_description="cropped images",
+                sop_uid=make_uid(pid, side, view, k, "crop"),
+            ),
+            roi_dir / names[1],
+        )
         shapes, dists = DESCRIPTORS[(kind, spec["malignant_look"])]
         malignant = spec["pathology"] == "MALIGNANT"
         # old-layout paths as in the CSVs; calc files put the crop at 000001, mass files the mask
@@ -213,16 +260,25 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
             crop_path += "\n"
         else:
             mask_path += "\n"
-        rows.append({
-            "_csv": CSV_NAMES[(kind, split)],
-            "patient_id": pid, DENSITY_COLUMN[kind]: density, "left or right breast": side, "image view": view,
-            "abnormality id": k, "abnormality type": kind,
-            HEADERS[kind][6]: shapes[int(rng.integers(len(shapes)))], HEADERS[kind][7]: dists[int(rng.integers(len(dists)))],
-            "assessment": int(rng.integers(4, 6)) if malignant else int(rng.integers(2, 5)),
-            "pathology": spec["pathology"], "subtlety": spec["subtlety"],
-            "image file path": f"{folder}/{study}/{series}/000000.dcm",
-            "cropped image file path": crop_path, "ROI mask file path": mask_path,
-        })
+        rows.append(
+            {
+                "_csv": CSV_NAMES[(kind, split)],
+                "patient_id": pid,
+                DENSITY_COLUMN[kind]: density,
+                "left or right breast": side,
+                "image view": view,
+                "abnormality id": k,
+                "abnormality type": kind,
+                HEADERS[kind][6]: shapes[int(rng.integers(len(shapes)))],
+                HEADERS[kind][7]: dists[int(rng.integers(len(dists)))],
+                "assessment": int(rng.integers(4, 6)) if malignant else int(rng.integers(2, 5)),
+                "pathology": spec["pathology"],
+                "subtlety": spec["subtlety"],
+                "image file path": f"{folder}/{study}/{series}/000000.dcm",
+                "cropped image file path": crop_path,
+                "ROI mask file path": mask_path,
+            }
+        )
     return rows
 
 
@@ -234,8 +290,13 @@ def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> Non
 
 
 def make_cbis_tree(
-    out: str | os.PathLike, patients: int = 100, seed: int = 0, size: tuple[int, int] = (1152, 896),
-    workers: int | None = None, progress: bool = False, **options: Any,
+    out: str | os.PathLike,
+    patients: int = 100,
+    seed: int = 0,
+    size: tuple[int, int] = (1152, 896),
+    workers: int | None = None,
+    progress: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
     """Generate ``patients`` synthetic CBIS-DDSM patients under ``out``.
 
@@ -256,7 +317,7 @@ def make_cbis_tree(
     root.mkdir(parents=True, exist_ok=True)
     results = run_parallel(make_patient, [(root, seed, i, opts) for i in range(patients)], workers, "synth", progress)
     rows = [r for res in results for r in res]
-    for (kind, split), name in CSV_NAMES.items():
+    for (kind, _split), name in CSV_NAMES.items():
         header = [h.format(density=DENSITY_COLUMN[kind]) for h in HEADERS[kind]]
         _write_csv(out / name, header, [r for r in rows if r["_csv"] == name])
     columns = ["_csv", "patient_id", "left or right breast", "image view", "pathology", "image file path"]
@@ -264,8 +325,12 @@ def make_cbis_tree(
     films["film"] = films["patient_id"] + "_" + films["left or right breast"] + "_" + films["image view"]
     malignant = films.groupby("film")["pathology"].agg(lambda s: (s == "MALIGNANT").any())
     return {
-        "root": str(out), "patients": patients, "images": len(malignant), "image_files": films["image file path"].nunique(),
+        "root": str(out),
+        "patients": patients,
+        "images": len(malignant),
+        "image_files": films["image file path"].nunique(),
         "images_in_both_tables": int((films.groupby("film")["_csv"].agg(lambda s: s.str[:4].nunique()) > 1).sum()),
-        "lesions": len(rows), "malignant_image_fraction": round(float(malignant.mean()) if len(malignant) else 0.0, 3),
+        "lesions": len(rows),
+        "malignant_image_fraction": round(float(malignant.mean()) if len(malignant) else 0.0, 3),
         "seconds": round(time.time() - t0, 2),
     }

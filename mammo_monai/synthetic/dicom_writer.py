@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from mammo_monai.io.atomic import atomic_path
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
@@ -16,6 +15,8 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
     generate_uid,
 )
+
+from mammo_monai.io.atomic import atomic_path
 
 CBIS_UID_PREFIX = "1.3.6.1.4.1.9590.100.1.2."
 TRANSFER_SYNTAXES = {"explicit": ExplicitVRLittleEndian, "rle": RLELossless, "j2k": JPEG2000Lossless}

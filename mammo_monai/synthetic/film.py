@@ -19,7 +19,9 @@ from PIL import Image, ImageDraw, ImageFont
 FILM_ARTEFACTS = ("frame", "garbage_rows", "label", "ruler", "edge_strip")
 
 
-def _paint(img: np.ndarray, where: np.ndarray, region: np.ndarray, level: float, rng: np.random.Generator) -> np.ndarray:
+def _paint(
+    img: np.ndarray, where: np.ndarray, region: np.ndarray, level: float, rng: np.random.Generator
+) -> np.ndarray:
     """Set ``where & ~region`` to ``level`` plus a little noise; return those pixels."""
     out = where & ~region
     img[out] = np.clip(level + 0.02 * rng.standard_normal(int(out.sum())), 0.0, 1.0)
@@ -39,8 +41,13 @@ def _edge_band(shape: tuple[int, int], side: str, start: int, depth: int, tilt: 
     return (dist >= start) & (dist < start + depth + np.round(tilt * along))
 
 
-def add_frame(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, thickness: int | None = None,
-              sides: Sequence[str] = ("top", "bottom", "left", "right")) -> np.ndarray:
+def add_frame(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    thickness: int | None = None,
+    sides: Sequence[str] = ("top", "bottom", "left", "right"),
+) -> np.ndarray:
     """A bright film border around the image; it touches the breast where the breast meets the edge.
 
     Args:
@@ -60,8 +67,13 @@ def add_frame(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, thi
     return _paint(img, band, region, rng.uniform(0.85, 1.0), rng)
 
 
-def add_garbage_rows(img: np.ndarray, region: np.ndarray, rng: np.random.Generator,
-                     sides: Sequence[str] = ("top",), count: int | None = None) -> np.ndarray:
+def add_garbage_rows(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    sides: Sequence[str] = ("top",),
+    count: int | None = None,
+) -> np.ndarray:
     """One to three saturated, noisy scanner rows (or columns for "left"/"right") at the given edges.
 
     Returns:
@@ -81,8 +93,14 @@ def _clear_spot(region: np.ndarray, rows: slice, cols: slice, margin: int) -> bo
     return not region[r0 : rows.stop + margin, c0 : cols.stop + margin].any()
 
 
-def add_label(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, chest_wall_left: bool = True,
-              frame: int = 0, text: str = "A 1234") -> np.ndarray:
+def add_label(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    chest_wall_left: bool = True,
+    frame: int = 0,
+    text: str = "A 1234",
+) -> np.ndarray:
     """A white film label with dark text, stuck against the far edge (or its ``frame``), clear of the breast.
 
     Args:
@@ -95,7 +113,9 @@ def add_label(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, che
     lh, lw = max(8, int(h * rng.uniform(0.05, 0.08))), max(16, int(w * rng.uniform(0.15, 0.25)))
     c0 = max(0, frame - 1) if not chest_wall_left else w - frame + 1 - lw
     cols = slice(max(0, c0), min(w, c0 + lw))
-    for r0 in rng.permutation([max(0, frame - 1) + int(h * 0.02), h // 2 - lh // 2, h - frame + 1 - lh - int(h * 0.02)]):
+    for r0 in rng.permutation(
+        [max(0, frame - 1) + int(h * 0.02), h // 2 - lh // 2, h - frame + 1 - lh - int(h * 0.02)]
+    ):
         rows = slice(int(r0), int(r0) + lh)
         if _clear_spot(region, rows, cols, margin=max(2, h // 100)):
             break
@@ -111,8 +131,9 @@ def add_label(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, che
     return out
 
 
-def add_ruler(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, side: str = "top",
-              offset: int | None = None) -> np.ndarray:
+def add_ruler(
+    img: np.ndarray, region: np.ndarray, rng: np.random.Generator, side: str = "top", offset: int | None = None
+) -> np.ndarray:
     """A thin bright ruler along ``side`` with ticks pointing into the image.
 
     Args:
@@ -144,8 +165,14 @@ def add_ruler(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, sid
     return _paint(img, ruler, region, rng.uniform(0.8, 1.0), rng)
 
 
-def add_edge_strip(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, side: str = "top",
-                   depth: int | None = None, protect: np.ndarray | None = None) -> np.ndarray:
+def add_edge_strip(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    side: str = "top",
+    depth: int | None = None,
+    protect: np.ndarray | None = None,
+) -> np.ndarray:
     """A wide unexposed film strip along ``side``: bright, shaded along the edge, slightly tilted.
 
     Unlike the other artefacts the strip covers the breast too (no X-rays reached that part of the
@@ -174,8 +201,14 @@ def add_edge_strip(img: np.ndarray, region: np.ndarray, rng: np.random.Generator
     return band
 
 
-def add_film_artefacts(img: np.ndarray, region: np.ndarray, rng: np.random.Generator, chest_wall_left: bool = True,
-                       kinds: Sequence[str] | None = None, protect: np.ndarray | None = None) -> np.ndarray:
+def add_film_artefacts(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    chest_wall_left: bool = True,
+    kinds: Sequence[str] | None = None,
+    protect: np.ndarray | None = None,
+) -> np.ndarray:
     """Paint a random mix (or the given ``kinds``) of film artefacts; return every non-breast pixel painted.
 
     Args:
@@ -192,7 +225,9 @@ def add_film_artefacts(img: np.ndarray, region: np.ndarray, rng: np.random.Gener
     """
     if kinds is None:
         odds = {"frame": 0.6, "garbage_rows": 0.4, "label": 0.4, "ruler": 0.25, "edge_strip": 0.35}
-        kinds = [k for k, p in odds.items() if rng.random() < p] or [FILM_ARTEFACTS[int(rng.integers(len(FILM_ARTEFACTS)))]]
+        kinds = [k for k, p in odds.items() if rng.random() < p] or [
+            FILM_ARTEFACTS[int(rng.integers(len(FILM_ARTEFACTS)))]
+        ]
     unknown = set(kinds) - set(FILM_ARTEFACTS)
     if unknown:
         raise ValueError(f"unknown film artefacts {sorted(unknown)}; choose from {FILM_ARTEFACTS}")
@@ -206,7 +241,9 @@ def add_film_artefacts(img: np.ndarray, region: np.ndarray, rng: np.random.Gener
         frame = max(2, int(round(min(img.shape) * rng.uniform(0.005, 0.015))))
         not_breast |= add_frame(img, region, rng, thickness=frame)
     if "garbage_rows" in kinds:
-        not_breast |= add_garbage_rows(img, region, rng, sides=[s for s in ("top", "bottom") if rng.random() < 0.7] or ["top"])
+        not_breast |= add_garbage_rows(
+            img, region, rng, sides=[s for s in ("top", "bottom") if rng.random() < 0.7] or ["top"]
+        )
     if "ruler" in kinds:
         not_breast |= add_ruler(img, region, rng, side=edges[int(rng.integers(3))], offset=frame or None)
     if "label" in kinds:

@@ -36,12 +36,16 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -
     cw = max(2, int(round(cells * w / h)))
     grid = rng.standard_normal((1, 1, cells + 3, cw + 3)).astype(np.float32)
     grid = ndimage.gaussian_filter(grid, (0, 0, 0.8, 0.8))
-    up = F.interpolate(torch.from_numpy(grid), size=(h + 3 * h // cells, w + 3 * w // cw), mode="bicubic", align_corners=False)
+    up = F.interpolate(
+        torch.from_numpy(grid), size=(h + 3 * h // cells, w + 3 * w // cw), mode="bicubic", align_corners=False
+    )
     out = up[0, 0, h // cells : h // cells + h, w // cw : w // cw + w].numpy()
     return (out - out.mean()) / (out.std() + 1e-6)
 
 
-def breast_silhouette(rng: np.random.Generator, shape: tuple[int, int], view: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def breast_silhouette(
+    rng: np.random.Generator, shape: tuple[int, int], view: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Breast region, normalised depth (0 at the chest wall .. 1 at the skin) and pectoral muscle mask."""
     h, w = shape
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -103,7 +107,9 @@ def filling_breast(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np
     return np.clip(img, 0, 1).astype(np.float32), region
 
 
-def _window(center: tuple[float, float], half: int, shape: tuple[int, int]) -> tuple[slice, slice, np.ndarray, np.ndarray]:
+def _window(
+    center: tuple[float, float], half: int, shape: tuple[int, int]
+) -> tuple[slice, slice, np.ndarray, np.ndarray]:
     r, c = int(round(center[0])), int(round(center[1]))
     r0, r1 = max(0, r - half), min(shape[0], r + half + 1)
     c0, c1 = max(0, c - half), min(shape[1], c + half + 1)
@@ -130,7 +136,7 @@ def draw_mass(img: np.ndarray, lesion: Lesion, rng: np.random.Generator) -> np.n
             across = np.abs(-u * np.sin(a) + v * np.cos(a))
             length = R * rng.uniform(1.6, 2.6)
             line = (along > 0) & (along < length)
-            spic = np.maximum(spic, line * np.exp(-(across / max(0.9, 0.05 * R)) ** 2) * (1 - along / length))
+            spic = np.maximum(spic, line * np.exp(-((across / max(0.9, 0.05 * R)) ** 2)) * (1 - along / length))
         profile = np.maximum(body, 0.6 * spic)
         profile = ndimage.gaussian_filter(profile, 1.0)
     else:
@@ -152,7 +158,11 @@ def draw_calcifications(img: np.ndarray, lesion: Lesion, rng: np.random.Generato
         n = int(rng.integers(12, 30))
         t = rng.uniform(-1, 1, n)  # part of the cluster follows a branching line
         a = rng.uniform(0, np.pi)
-        pts = np.where(rng.random(n)[:, None] < 0.5, np.stack([t * Rc * np.sin(a), t * Rc * np.cos(a)], 1), rng.normal(0, Rc / 2.2, (n, 2)))
+        pts = np.where(
+            rng.random(n)[:, None] < 0.5,
+            np.stack([t * Rc * np.sin(a), t * Rc * np.cos(a)], 1),
+            rng.normal(0, Rc / 2.2, (n, 2)),
+        )
         radii = rng.uniform(0.6, 1.4, n) * scale
         elong = rng.uniform(1.0, 2.5, n)
     else:
@@ -168,7 +178,7 @@ def draw_calcifications(img: np.ndarray, lesion: Lesion, rng: np.random.Generato
         ang = rng.uniform(0, np.pi)
         u = (dr * np.cos(ang) + dc * np.sin(ang)) / el
         v = -dr * np.sin(ang) + dc * np.cos(ang)
-        img[rs, cs] += lesion.contrast * rng.uniform(0.8, 1.2) * np.exp(-((u**2 + v**2) / max(rad, 0.5) ** 2) ** 2)
+        img[rs, cs] += lesion.contrast * rng.uniform(0.8, 1.2) * np.exp(-(((u**2 + v**2) / max(rad, 0.5) ** 2) ** 2))
     rows, cols = np.ogrid[0 : img.shape[0], 0 : img.shape[1]]
     extent = max(Rc * 1.2, float(np.abs(pts).max()) + 3 * scale)
     return (rows - lesion.center[0]) ** 2 + (cols - lesion.center[1]) ** 2 <= extent**2

@@ -2,7 +2,14 @@
 
 from mammo_monai.transforms.augment import RandMammoAugment, RandMammoAugmentd
 from mammo_monai.transforms.intensity import ScaleMammogram, ScaleMammogramd
-from mammo_monai.transforms.mask import BreastMask, BreastMaskd, SegmentBreast, SegmentBreastd, bounding_box, film_border_bands
+from mammo_monai.transforms.mask import (
+    BreastMask,
+    BreastMaskd,
+    SegmentBreast,
+    SegmentBreastd,
+    bounding_box,
+    film_border_bands,
+)
 from mammo_monai.transforms.orientation import FlipToChestWallLeft, FlipToChestWallLeftd, chest_wall_side, tissue_side
 from mammo_monai.transforms.pipelines import eval_transforms, preprocess_transforms, train_transforms
 from mammo_monai.transforms.resize import DEFAULT_SIZE, ResizeMammogram, ResizeMammogramd, resize_mask

@@ -72,7 +72,9 @@ class RandMammoAugmentd(Randomizable, MapTransform):
             ]
         )
 
-    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> RandMammoAugmentd:
+    def set_random_state(
+        self, seed: int | None = None, state: np.random.RandomState | None = None
+    ) -> RandMammoAugmentd:
         super().set_random_state(seed, state)
         self.pipeline.set_random_state(seed, state)
         return self

@@ -11,7 +11,6 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
 
-
 MODES = ("bit_depth", "container", "percentile")
 
 

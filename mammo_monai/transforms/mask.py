@@ -36,8 +36,13 @@ def _lines(binary: np.ndarray, side: str) -> np.ndarray:
     return prof[::-1] if side in ("bottom", "right") else prof
 
 
-def film_border_bands(binary: np.ndarray, fill: Sequence[float] = (0.8, 0.97), max_depth: float = 0.1,
-                      margin: float = 0.03, drop: float = 0.1) -> dict[str, int]:
+def film_border_bands(
+    binary: np.ndarray,
+    fill: Sequence[float] = (0.8, 0.97),
+    max_depth: float = 0.1,
+    margin: float = 0.03,
+    drop: float = 0.1,
+) -> dict[str, int]:
     """Depth of the film border / garbage lines at each edge of a thresholded image.
 
     A border band is a run of rows (columns) that are at least ``fill`` bright, starting within
@@ -149,8 +154,14 @@ class BreastMask(Transform):
 
     backend = [torch.Tensor]
 
-    def __init__(self, threshold: float = 0.05, working_size: int | None = 1024, radius: int | None = None,
-                 border_fill: Sequence[float] = (0.8, 0.97), border_depth: float = 0.1) -> None:
+    def __init__(
+        self,
+        threshold: float = 0.05,
+        working_size: int | None = 1024,
+        radius: int | None = None,
+        border_fill: Sequence[float] = (0.8, 0.97),
+        border_depth: float = 0.1,
+    ) -> None:
         self.threshold = threshold
         self.working_size = working_size
         self.radius = radius
@@ -167,7 +178,9 @@ class BreastMask(Transform):
         arr = x.numpy()
         lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
         if arr.size == 0 or hi <= 0 or hi - lo <= 1e-4 * hi:  # tolerance: resizing leaves float jitter
-            raise MammogramError(_source(img), f"constant or empty image (min {lo:g}, max {hi:g}): no breast to segment")
+            raise MammogramError(
+                _source(img), f"constant or empty image (min {lo:g}, max {hi:g}): no breast to segment"
+            )
         base = _background_level(arr, hi)
         img8 = np.clip((arr - base) / (hi - base) * 255.0, 0, 255).astype(np.uint8)
         mask = self.segment(img8 > int(self.threshold * 255))

@@ -97,8 +97,9 @@ class FlipToChestWallLeft(Transform):
     def __init__(self, use_metadata: bool = True) -> None:
         self.use_metadata = use_metadata
 
-    def decide(self, img: torch.Tensor, laterality: str | None = None,
-               mask: torch.Tensor | None = None) -> tuple[bool, str, bool]:
+    def decide(
+        self, img: torch.Tensor, laterality: str | None = None, mask: torch.Tensor | None = None
+    ) -> tuple[bool, str, bool]:
         """(flip, side read from the pixels, laterality mismatch) for ``img`` and its breast ``mask``.
 
         The mismatch is True only when laterality is known (and trusted) and the pixels tell the
@@ -116,8 +117,13 @@ class FlipToChestWallLeft(Transform):
         """Decide from laterality when known, else from the pixels."""
         return self.decide(img, laterality, mask)[0]
 
-    def __call__(self, img: torch.Tensor, laterality: str | None = None, flip: bool | None = None,
-                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        img: torch.Tensor,
+        laterality: str | None = None,
+        flip: bool | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         checks: dict[str, Any] = {}
         if flip is None:
             flip, pixels, mismatch = self.decide(img, laterality, mask)

@@ -52,8 +52,9 @@ def preprocess_transforms(
     # on the right, away from the chest wall, for both breasts.
     steps += [
         BreastMaskd(image_key, mask_key=mask_key, threshold=threshold, crop=crop, crop_keys=extra_mask_keys),
-        ResizeMammogramd(image_key, size=size, keep_aspect=keep_aspect, mask_keys=extra_mask_keys, region_keys=[mask_key],
-                         pad=False),
+        ResizeMammogramd(
+            image_key, size=size, keep_aspect=keep_aspect, mask_keys=extra_mask_keys, region_keys=[mask_key], pad=False
+        ),
         MaskIntensityd(image_key, mask_key=mask_key),
         FlipToChestWallLeftd([image_key, *masks], mask_key=mask_key, allow_missing_keys=True),
     ]
@@ -65,7 +66,9 @@ def preprocess_transforms(
     return Compose(steps)
 
 
-def eval_transforms(size: Sequence[int] = DEFAULT_SIZE, image_key: str = "image", from_cache: bool = False, **kwargs: Any) -> Compose:
+def eval_transforms(
+    size: Sequence[int] = DEFAULT_SIZE, image_key: str = "image", from_cache: bool = False, **kwargs: Any
+) -> Compose:
     """Evaluation / inference pipeline.
 
     Args:

@@ -31,8 +31,9 @@ class ResizeMammogram(Transform):
 
     backend = [torch.Tensor]
 
-    def __init__(self, size: Sequence[int] = DEFAULT_SIZE, keep_aspect: bool = False, mode: str | None = None,
-                 pad: bool = True) -> None:
+    def __init__(
+        self, size: Sequence[int] = DEFAULT_SIZE, keep_aspect: bool = False, mode: str | None = None, pad: bool = True
+    ) -> None:
         self.size = (int(size[0]), int(size[1]))
         self.keep_aspect = keep_aspect
         self.mode = mode
@@ -61,7 +62,9 @@ class ResizeMammogram(Transform):
         return out
 
 
-def resize_mask(resizer: ResizeMammogram, mask: torch.Tensor, keep_any: bool, target: Sequence[int] | None = None) -> torch.Tensor:
+def resize_mask(
+    resizer: ResizeMammogram, mask: torch.Tensor, keep_any: bool, target: Sequence[int] | None = None
+) -> torch.Tensor:
     """Resize a binary (C, H, W) ``mask`` the way ``resizer`` resizes its image, as float 0/1.
 
     The mask is area-averaged ("area": each output pixel sees every input pixel it covers), then

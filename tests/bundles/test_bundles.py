@@ -2,29 +2,40 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-import shutil
 from pathlib import Path
 
 import mlflow
-import torch
 import pandas as pd
 import pytest
+import torch
 from monai.bundle import ConfigWorkflow
 
 from mammo_monai.cli import main
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
-from mammo_monai.engine.export import open_bundle
-from mammo_monai.engine.workflow import TrainingError, train_bundle
+from mammo_monai.inference.bundle import open_bundle
 from mammo_monai.networks import IMAGENET_GREY, patch_resnet
 from mammo_monai.synthetic import make_cbis_tree
+from mammo_monai.training.workflow import TrainingError, train_bundle
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 #: the fields MONAI's bundle metadata schema requires (checked offline: the schema itself is a download)
-REQUIRED_METADATA = ["version", "changelog", "monai_version", "pytorch_version", "numpy_version", "required_packages_version",
-                     "task", "description", "authors", "copyright", "network_data_format"]
+REQUIRED_METADATA = [
+    "version",
+    "changelog",
+    "monai_version",
+    "pytorch_version",
+    "numpy_version",
+    "required_packages_version",
+    "task",
+    "description",
+    "authors",
+    "copyright",
+    "network_data_format",
+]
 REQUIRED_TENSOR = ["type", "format", "num_channels", "spatial_shape", "dtype", "value_range"]
 TINY = {"batch_size": 8, "num_workers": 0, "cache_rate": 0.0}
 
@@ -54,14 +65,28 @@ def trained(workspace):
     # the paper's three stages, from "ImageNet" weights given as a local file (offline), as a user would
     weights = workspace / "imagenet_like.pth"
     torch.save(patch_resnet("resnet18-narrow", num_classes=1000, in_channels=3).state_dict(), weights)
-    three = {str(k): {"trainable": t, "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 1}
-             for k, t in ((1, ["fc"]), (2, ["layer4", "fc"]), (3, "all"))}
-    patch = train_bundle(workspace / "patch_classifier", ["demo.yaml"],
-                         {**TINY, "dataset_dir": str(workspace / "patches"), "pretrained_weights": str(weights), "stages": three})
-    whole = train_bundle(workspace / "whole_image_classifier", ["demo.yaml"],
-                         {**TINY, "batch_size": 4, "dataset_dir": str(workspace / "manifest"), "image_size": [128, 100],
-                          "patch_checkpoint": str(workspace / "patch_classifier" / "models" / "model.pt"), "stages#1#epochs": 1,
-                          "stages#2#epochs": 1})
+    three = {
+        str(k): {"trainable": t, "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 1}
+        for k, t in ((1, ["fc"]), (2, ["layer4", "fc"]), (3, "all"))
+    }
+    patch = train_bundle(
+        workspace / "patch_classifier",
+        ["demo.yaml"],
+        {**TINY, "dataset_dir": str(workspace / "patches"), "pretrained_weights": str(weights), "stages": three},
+    )
+    whole = train_bundle(
+        workspace / "whole_image_classifier",
+        ["demo.yaml"],
+        {
+            **TINY,
+            "batch_size": 4,
+            "dataset_dir": str(workspace / "manifest"),
+            "image_size": [128, 100],
+            "patch_checkpoint": str(workspace / "patch_classifier" / "models" / "model.pt"),
+            "stages#1#epochs": 1,
+            "stages#2#epochs": 1,
+        },
+    )
     return patch, whole
 
 
@@ -81,11 +106,19 @@ def test_metadata_has_the_fields_monai_requires(name):
 @pytest.mark.parametrize("name,data", [("patch_classifier", "patches"), ("whole_image_classifier", "manifest")])
 def test_configs_pass_monai_property_checks(workspace, trained, name, data):
     configs = workspace / name / "configs"
-    for files, kind in (([configs / "train.yaml", configs / "demo.yaml"], "train"), ([configs / "inference.yaml"], "infer")):
-        wf = ConfigWorkflow(config_file=[str(f) for f in files], workflow_type=kind,
-                            meta_file=str(workspace / name / "configs" / "metadata.json"),
-                            logging_file=str(workspace / name / "configs" / "logging.conf"),
-                            bundle_root=str(workspace / name), dataset_dir=str(workspace / data), input_dir=str(workspace / "raw"))
+    for files, kind in (
+        ([configs / "train.yaml", configs / "demo.yaml"], "train"),
+        ([configs / "inference.yaml"], "infer"),
+    ):
+        wf = ConfigWorkflow(
+            config_file=[str(f) for f in files],
+            workflow_type=kind,
+            meta_file=str(workspace / name / "configs" / "metadata.json"),
+            logging_file=str(workspace / name / "configs" / "logging.conf"),
+            bundle_root=str(workspace / name),
+            dataset_dir=str(workspace / data),
+            input_dir=str(workspace / "raw"),
+        )
         wf.initialize()
         assert not wf.check_properties()  # no missing property (None or an empty list)
 
@@ -110,14 +143,21 @@ def test_every_stage_runs_and_is_one_mlflow_run_nested_under_its_training(worksp
         assert len({r.data.tags["training_id"] for r in runs}) == 1
         for run in children:
             assert run.info.status == "FINISHED"
-            assert {"learning_rate", "epochs", "data_sha256", "data_rows", "code_version", "started_from"} <= set(run.data.params)
+            assert {"learning_rate", "epochs", "data_sha256", "data_rows", "code_version", "started_from"} <= set(
+                run.data.params
+            )
             assert {"train_loss", "val_acc", "val_auc"} <= set(run.data.metrics)
-            assert len(client.get_metric_history(run.info.run_id, "val_acc")) == len(client.get_metric_history(run.info.run_id, "train_loss"))
+            assert len(client.get_metric_history(run.info.run_id, "val_acc")) == len(
+                client.get_metric_history(run.info.run_id, "train_loss")
+            )
             artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
             assert {"model.pt", "roc.png", "confusion.png", "config"} <= artifacts
             configs = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, "config")}
             assert {"train.yaml", "demo.yaml", "merged_config.json"} <= configs
-            assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest == run.data.params["data_sha256"]
+            assert (
+                run.inputs.dataset_inputs
+                and run.inputs.dataset_inputs[0].dataset.digest == run.data.params["data_sha256"]
+            )
 
 
 def test_compare_prints_one_row_per_stage(workspace, trained, capsys):
@@ -135,8 +175,14 @@ def test_export_round_trip_gives_the_same_probabilities(workspace, trained, tmp_
         shutil.copy(d, inputs / f"case{i}.dcm")
 
     def infer(root, out):
-        wf = ConfigWorkflow(config_file=str(root / "configs" / "inference.yaml"), workflow_type="infer", bundle_root=str(root),
-                            input_dir=str(inputs), output_dir=str(out), logging_file=str(root / "configs" / "logging.conf"))
+        wf = ConfigWorkflow(
+            config_file=str(root / "configs" / "inference.yaml"),
+            workflow_type="infer",
+            bundle_root=str(root),
+            input_dir=str(inputs),
+            output_dir=str(out),
+            logging_file=str(root / "configs" / "logging.conf"),
+        )
         wf.initialize()
         wf.run()
         return pd.read_csv(out / "predictions.csv")
@@ -163,15 +209,22 @@ def test_label_outside_the_class_list_fails_before_training(workspace, tmp_path)
     fresh = tmp_path / "patch_classifier"
     shutil.copytree(BUNDLES / "patch_classifier", fresh)
     with pytest.raises(TrainingError, match="label outside 0..1"):
-        train_bundle(fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches"), "num_classes": 2}, stages=[1])
+        train_bundle(
+            fresh, ["demo.yaml"], {**TINY, "dataset_dir": str(workspace / "patches"), "num_classes": 2}, stages=[1]
+        )
 
 
 def test_evaluate_writes_metrics_and_an_mlflow_run(workspace, trained, tmp_path):
-    from mammo_monai.engine.evaluation import evaluate
+    from mammo_monai.inference.evaluate import evaluate
 
-    metrics = evaluate(workspace / "whole_image_classifier", workspace / "manifest", split="train", tta=True, out_dir=tmp_path)
+    metrics = evaluate(
+        workspace / "whole_image_classifier", workspace / "manifest", split="train", tta=True, out_dir=tmp_path
+    )
     assert metrics["tta"] and {"image", "exam_mean", "exam_max"} <= set(metrics)
-    assert 0 <= metrics["image"]["auc"] <= 1 and metrics["image"]["n"] == (pd.read_csv(workspace / "manifest" / "images.csv")["split"] == "train").sum()
+    assert (
+        0 <= metrics["image"]["auc"] <= 1
+        and metrics["image"]["n"] == (pd.read_csv(workspace / "manifest" / "images.csv")["split"] == "train").sum()
+    )
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / "roc.png").is_file()
     client = mlflow.MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier-evaluation").experiment_id])
@@ -181,7 +234,7 @@ def test_evaluate_writes_metrics_and_an_mlflow_run(workspace, trained, tmp_path)
 def test_predict_real_dicoms_with_a_corrupt_file_and_heatmaps(workspace, trained, real_dicoms, tmp_path):
     import nibabel as nib
 
-    from mammo_monai.engine.predict import predict
+    from mammo_monai.inference.predict import predict
 
     folder = tmp_path / "in"
     folder.mkdir()
@@ -189,14 +242,31 @@ def test_predict_real_dicoms_with_a_corrupt_file_and_heatmaps(workspace, trained
         (folder / f.parent.name).mkdir(exist_ok=True)
         shutil.copy(f, folder / f.parent.name / f.name)
     (folder / "corrupt.dcm").write_bytes(real_dicoms[0].read_bytes()[:5000])
-    table = predict(workspace / "whole_image_classifier", [str(folder)], tmp_path / "preds.csv", tta=True,
-                    heatmaps=tmp_path / "maps", patch_bundle=workspace / "patch_classifier", stride=16, progress=False)
+    table = predict(
+        workspace / "whole_image_classifier",
+        [str(folder)],
+        tmp_path / "preds.csv",
+        tta=True,
+        heatmaps=tmp_path / "maps",
+        patch_bundle=workspace / "patch_classifier",
+        stride=16,
+        progress=False,
+    )
     images = table[table["level"] == "image"]
     ok = images[images["status"] == "ok"]
     assert len(ok) == 8 and ok["probability"].between(0, 1).all()
     bad = images[images["status"] != "ok"]
     assert len(bad) == 1 and "corrupt.dcm" in bad["status"].iloc[0]
-    expected = {"1-130": "L", "1-131": "L", "1-132": "R", "1-133": "R", "1-280": "L", "1-281": "L", "1-282": "R", "1-283": "R"}
+    expected = {
+        "1-130": "L",
+        "1-131": "L",
+        "1-132": "R",
+        "1-133": "R",
+        "1-280": "L",
+        "1-281": "L",
+        "1-282": "R",
+        "1-283": "R",
+    }
     for _, row in ok.iterrows():
         assert row["laterality"] == expected[Path(row["file"]).stem]
     assert (table["level"] == "exam").sum() == 4  # two patients x two breasts
@@ -213,9 +283,20 @@ def test_finetune_overlay_runs_only_the_all_layers_stage_from_a_trained_model(wo
     bundle = tmp_path / "whole_image_classifier"
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
     start = workspace / "whole_image_classifier" / "models" / "model.pt"
-    shutil.copytree(workspace / "whole_image_classifier" / "models", bundle / "models", ignore=shutil.ignore_patterns("stage*"))
-    results = train_bundle(bundle, ["finetune.yaml"], {**TINY, "batch_size": 4, "dataset_dir": str(workspace / "manifest"),
-                                                       "start_from": str(start), "stages#2#epochs": 1})
+    shutil.copytree(
+        workspace / "whole_image_classifier" / "models", bundle / "models", ignore=shutil.ignore_patterns("stage*")
+    )
+    results = train_bundle(
+        bundle,
+        ["finetune.yaml"],
+        {
+            **TINY,
+            "batch_size": 4,
+            "dataset_dir": str(workspace / "manifest"),
+            "start_from": str(start),
+            "stages#2#epochs": 1,
+        },
+    )
     assert [r["stage"] for r in results] == [2]
     client = mlflow.MlflowClient()
     run = client.search_runs([client.get_experiment_by_name("whole_image_classifier-finetune").experiment_id])[0]
@@ -240,7 +321,7 @@ def test_imagenet_normalisation_travels_from_the_patch_network_to_the_whole_imag
     for name in ("patch_classifier", "whole_image_classifier"):
         meta = json.loads((workspace / name / "models" / "model_meta.json").read_text())
         assert meta["input_norm"] == list(IMAGENET_GREY)
-    from mammo_monai.engine.export import build_inference_network
+    from mammo_monai.inference.bundle import build_inference_network
 
     net = build_inference_network(workspace / "whole_image_classifier")
     assert type(net.backbone.conv1).__name__ == "NormalizedConv2d" and net.backbone.conv1.input_mean == IMAGENET_GREY[0]
@@ -283,17 +364,37 @@ runpy.run_module('monai.bundle', run_name='__main__')
 def test_an_exported_bundle_runs_with_monai_alone(workspace, trained, tmp_path):
     assert main(["export", "--bundle", str(workspace / "whole_image_classifier"), "--out", str(tmp_path / "dist")]) == 0
     root = open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "x")
-    assert (root / "scripts" / "mammo_monai" / "io" / "dicom.py").is_file() and not (root / "scripts" / "mammo_monai" / "bundles").exists()
+    assert (root / "scripts" / "mammo_monai" / "io" / "dicom.py").is_file() and not (
+        root / "scripts" / "mammo_monai" / "bundles"
+    ).exists()
     meta = json.loads((root / "configs" / "metadata.json").read_text())
     assert "mammo-monai" not in meta["required_packages_version"] and "pydicom" in meta["required_packages_version"]
     inputs = tmp_path / "in"
     inputs.mkdir()
-    for i, d in enumerate(sorted((workspace / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]):
+    for i, d in enumerate(
+        sorted((workspace / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]
+    ):
         shutil.copy(d, inputs / f"case{i}.dcm")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([sys.executable, "-c", BLOCK_INSTALLED, "run", "--config_file", "configs/inference.yaml",
-                          "--input_dir", str(inputs), "--output_dir", str(tmp_path / "out")],
-                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            BLOCK_INSTALLED,
+            "run",
+            "--config_file",
+            "configs/inference.yaml",
+            "--input_dir",
+            str(inputs),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     table = pd.read_csv(tmp_path / "out" / "predictions.csv")
     assert len(table) == 2 and table["probability"].between(0, 1).all()
@@ -304,14 +405,16 @@ def test_monai_bundle_load_reads_the_exported_torchscript_with_its_metadata(work
 
     assert main(["export", "--bundle", str(workspace / "whole_image_classifier"), "--out", str(tmp_path / "dist")]) == 0
     open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "b")
-    net, meta, extra = load(name="whole_image_classifier", bundle_dir=str(tmp_path / "b"), source="disk", load_ts_module=True)
+    net, meta, extra = load(
+        name="whole_image_classifier", bundle_dir=str(tmp_path / "b"), source="disk", load_ts_module=True
+    )
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [128, 100]
     assert net(torch.rand(1, 1, 128, 100)).shape == (1, 2)
 
 
 def test_evaluate_refuses_a_cache_made_differently_from_the_training_data(workspace, trained, tmp_path):
     from mammo_monai.data.cache_record import CacheMismatchError
-    from mammo_monai.engine.evaluation import evaluate
+    from mammo_monai.inference.evaluate import evaluate
 
     manifest = tmp_path / "manifest"
     shutil.copytree(workspace / "manifest", manifest)

@@ -16,12 +16,21 @@ import mlflow
 import pytest
 
 from mammo_monai.data.prepare import prepare
-from mammo_monai.engine.workflow import TrainingError, train_bundle
 from mammo_monai.synthetic import make_cbis_tree
+from mammo_monai.training.workflow import TrainingError, train_bundle
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
-FROM_SCRATCH = ["patch_checkpoint=null", "stages#1#trainable=all", "arch=resnet10-tiny", "batch_size=4", "num_workers=0",
-                "cache_rate=0.0", "image_size=[96,72]", "stages#1#epochs=2", "stages#2#epochs=4"]
+FROM_SCRATCH = [
+    "patch_checkpoint=null",
+    "stages#1#trainable=all",
+    "arch=resnet10-tiny",
+    "batch_size=4",
+    "num_workers=0",
+    "cache_rate=0.0",
+    "image_size=[96,72]",
+    "stages#1#epochs=2",
+    "stages#2#epochs=4",
+]
 
 
 def _sha(path: Path) -> str:
@@ -37,8 +46,18 @@ def manifest(tmp_path_factory):
 
 
 def _train_command(bundle: Path, manifest: Path) -> list[str]:
-    return [sys.executable, "-m", "mammo_monai.cli", "train", "--bundle", str(bundle), "--overlay", "demo.yaml",
-            f"dataset_dir={manifest}", *FROM_SCRATCH]
+    return [
+        sys.executable,
+        "-m",
+        "mammo_monai.cli",
+        "train",
+        "--bundle",
+        str(bundle),
+        "--overlay",
+        "demo.yaml",
+        f"dataset_dir={manifest}",
+        *FROM_SCRATCH,
+    ]
 
 
 def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
@@ -46,8 +65,14 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
     stage2 = bundle / "models" / "stage2"
-    proc = subprocess.Popen(_train_command(bundle, manifest), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        _train_command(bundle, manifest),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while not (stage2 / "resume.pt").is_file():  # stage 2 has finished its first epoch
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
@@ -60,9 +85,11 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
     best1, last1 = _sha(stage1 / "model.pt"), _sha(stage1 / "last.pt")
     assert not (stage2 / "done.json").exists()
 
-    again = subprocess.run(_train_command(bundle, manifest), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        _train_command(bundle, manifest), env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr[-3000:]
-    results = json.loads(again.stdout[again.stdout.rindex("[\n  {"):])
+    results = json.loads(again.stdout[again.stdout.rindex("[\n  {") :])
     assert results[0]["stage"] == 1 and results[0].get("skipped") is True  # finished: not trained again
     assert (_sha(stage1 / "model.pt"), _sha(stage1 / "last.pt")) == (best1, last1)  # never overwritten
     done2 = json.loads((stage2 / "done.json").read_text())
@@ -81,8 +108,14 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
 
     # a restart starts a new training and moves the finished stage folders aside
     command = _train_command(bundle, manifest)
-    restart = subprocess.run([*command[:4], "--restart", *command[4:], "stages#1#epochs=1", "stages#2#epochs=1"],
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    restart = subprocess.run(
+        [*command[:4], "--restart", *command[4:], "stages#1#epochs=1", "stages#2#epochs=1"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert restart.returncode == 0, restart.stderr[-3000:]
     moved = sorted(p.name for p in (bundle / "models").glob("stage1.replaced-*"))
     assert len(moved) == 1 and _sha(bundle / "models" / moved[0] / "model.pt") == best1
@@ -94,8 +127,17 @@ def test_a_stage_refuses_a_previous_stage_of_another_training(manifest, tmp_path
     bundle = tmp_path / "whole_image_classifier"
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
     overrides = {k: v for k, v in (item.split("=", 1) for item in FROM_SCRATCH)}
-    overrides = {**overrides, "patch_checkpoint": None, "image_size": [96, 72], "stages#1#epochs": 1, "stages#2#epochs": 1,
-                 "batch_size": 4, "num_workers": 0, "cache_rate": 0.0, "dataset_dir": str(manifest)}
+    overrides = {
+        **overrides,
+        "patch_checkpoint": None,
+        "image_size": [96, 72],
+        "stages#1#epochs": 1,
+        "stages#2#epochs": 1,
+        "batch_size": 4,
+        "num_workers": 0,
+        "cache_rate": 0.0,
+        "dataset_dir": str(manifest),
+    }
     train_bundle(bundle, ["demo.yaml"], overrides, stages=[1])
     (bundle / "models" / "training.json").write_text(json.dumps({"training_id": "another"}))
     with pytest.raises(TrainingError, match="belongs to training .* not another"):
@@ -108,9 +150,18 @@ def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypa
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     bundle = tmp_path / "whole_image_classifier"
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
-    overrides = {"patch_checkpoint": None, "stages#1#trainable": "all", "arch": "resnet10-tiny", "image_size": [96, 72],
-                 "stages#1#epochs": 1, "batch_size": 4, "num_workers": 0, "cache_rate": 0.0, "dataset_dir": str(manifest),
-                 "loss": {"_target_": "torch.nn.NLLLoss", "weight": "$torch.ones(7)"}}  # fails in the first iteration
+    overrides = {
+        "patch_checkpoint": None,
+        "stages#1#trainable": "all",
+        "arch": "resnet10-tiny",
+        "image_size": [96, 72],
+        "stages#1#epochs": 1,
+        "batch_size": 4,
+        "num_workers": 0,
+        "cache_rate": 0.0,
+        "dataset_dir": str(manifest),
+        "loss": {"_target_": "torch.nn.NLLLoss", "weight": "$torch.ones(7)"},
+    }  # fails in the first iteration
     with pytest.raises(TrainingError):
         train_bundle(bundle, ["demo.yaml"], overrides, stages=[1])
     client = mlflow.MlflowClient()
@@ -122,8 +173,13 @@ def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
-    proc = subprocess.Popen([*_train_command(bundle, manifest), "stages#1#epochs=50"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*_train_command(bundle, manifest), "stages#1#epochs=50"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 240
     while not (bundle / "models" / "stage1" / "resume.pt").is_file():
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
@@ -142,10 +198,25 @@ def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, t
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(BUNDLES.parent)}
-    args = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "['configs/train.yaml','configs/demo.yaml']",
-            "--stage", "1", "--tracking", "mlflow", "--dataset_dir", str(manifest), "--tracking_uri", uri,
-            "--patch_checkpoint", "$None",  # fire drops a plain None override
-            *[a for item in FROM_SCRATCH[1:] for a in (f"--{item.split('=', 1)[0]}", item.split("=", 1)[1])]]
+    args = [
+        sys.executable,
+        "-m",
+        "monai.bundle",
+        "run",
+        "--config_file",
+        "['configs/train.yaml','configs/demo.yaml']",
+        "--stage",
+        "1",
+        "--tracking",
+        "mlflow",
+        "--dataset_dir",
+        str(manifest),
+        "--tracking_uri",
+        uri,
+        "--patch_checkpoint",
+        "$None",  # fire drops a plain None override
+        *[a for item in FROM_SCRATCH[1:] for a in (f"--{item.split('=', 1)[0]}", item.split("=", 1)[1])],
+    ]
     done = subprocess.run(args, env=env, cwd=bundle, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     client = mlflow.MlflowClient(tracking_uri=uri)

@@ -16,11 +16,15 @@ from tests.conftest import make_breast
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cbis-ddsm"
 # P_00001's left CC film listed again in the calcification TEST table (P_00001 is in mass TRAINING)
-CALC_TWIN = ("P_00001,3,LEFT,CC,1,calcification,PLEOMORPHIC,CLUSTERED,3,BENIGN,2,Calc-Test_P_00001_LEFT_CC/1.2.3/1.2.4/000000.dcm,"
-             '"Calc-Test_P_00001_LEFT_CC_1/1.2.5/1.2.6/000001.dcm\n",Calc-Test_P_00001_LEFT_CC_1/1.2.5/1.2.6/000000.dcm\n')
+CALC_TWIN = (
+    "P_00001,3,LEFT,CC,1,calcification,PLEOMORPHIC,CLUSTERED,3,BENIGN,2,Calc-Test_P_00001_LEFT_CC/1.2.3/1.2.4/000000.dcm,"
+    '"Calc-Test_P_00001_LEFT_CC_1/1.2.5/1.2.6/000001.dcm\n",Calc-Test_P_00001_LEFT_CC_1/1.2.5/1.2.6/000000.dcm\n'
+)
 
 
-def build_old_layout(root: Path, unknown_pathology: bool = False, missing_image: str | None = None, twin: bool = False) -> Path:
+def build_old_layout(
+    root: Path, unknown_pathology: bool = False, missing_image: str | None = None, twin: bool = False
+) -> Path:
     """The fixture CSVs (real rows) plus small synthetic DICOMs at the old-layout paths they name;
     ``twin`` adds :data:`CALC_TWIN`, ``missing_image`` leaves that case folder's full image out."""
     root.mkdir(parents=True, exist_ok=True)
@@ -28,7 +32,9 @@ def build_old_layout(root: Path, unknown_pathology: bool = False, missing_image:
         shutil.copy(csv, root / csv.name)
     if unknown_pathology:
         path = root / "mass_case_description_train_set.csv"
-        path.write_text(path.read_text().replace("BENIGN,3,Mass-Training_P_00004_LEFT_CC", "UNSURE,3,Mass-Training_P_00004_LEFT_CC"))
+        path.write_text(
+            path.read_text().replace("BENIGN,3,Mass-Training_P_00004_LEFT_CC", "UNSURE,3,Mass-Training_P_00004_LEFT_CC")
+        )
     if twin:
         with open(root / "calc_case_description_test_set.csv", "a") as fh:
             fh.write(CALC_TWIN)
@@ -89,7 +95,9 @@ def test_a_film_in_both_tables_is_one_image_with_both_lesions(tmp_path):
 
 
 def test_a_film_in_both_tables_uses_the_file_that_exists(tmp_path):
-    found = load_cbis_ddsm(build_old_layout(tmp_path / "cbis", twin=True, missing_image="Mass-Training_P_00001_LEFT_CC"))
+    found = load_cbis_ddsm(
+        build_old_layout(tmp_path / "cbis", twin=True, missing_image="Mass-Training_P_00001_LEFT_CC")
+    )
     twin = found.images.set_index("image_id").loc["P_00001_LEFT_CC"]
     assert "Calc-Test_P_00001_LEFT_CC" in twin["image"] and Path(twin["image"]).is_file() and not found.errors
 
@@ -100,7 +108,8 @@ def test_official_split_puts_a_patient_of_both_parts_in_test_and_says_so(tmp_pat
     assert split == {"P_00001": {"test"}, "P_00004": {"train"}, "P_00038": {"test"}}
     assert [e["reason"] for e in found.errors] == [
         "patient P_00001 is in the training part of mass_case_description_train_set.csv and the test part of "
-        "calc_case_description_test_set.csv; put in test"]
+        "calc_case_description_test_set.csv; put in test"
+    ]
 
 
 @pytest.mark.parametrize("column", ["pathology", "image file path"])
@@ -136,8 +145,11 @@ def test_synthetic_tree_goes_through_unchanged(synth_manifest):
     errors = pd.read_csv(base / "manifest" / "errors.csv")
     assert len(images) == summary["images"] and len(lesions) == summary["lesions"]
     assert result["failed_images"] == 0
-    off = sum((pydicom.dcmread(m, stop_before_pixels=True).Rows, pydicom.dcmread(m, stop_before_pixels=True).Columns) != (192, 150)
-              for m in lesions["mask"])
+    off = sum(
+        (pydicom.dcmread(m, stop_before_pixels=True).Rows, pydicom.dcmread(m, stop_before_pixels=True).Columns)
+        != (192, 150)
+        for m in lesions["mask"]
+    )
     assert off > 0 and errors["reason"].str.contains("differs from the image's").sum() == off
     assert all(Path(p).is_file() for p in images["image"]) and all(Path(p).is_file() for p in lesions["cached_mask"])
     assert (images["laterality"].isin(["L", "R"])).all() and (images["flipped"] == (images["laterality"] == "R")).all()
@@ -155,7 +167,9 @@ def test_prepare_rerun_skips_cached_images(synth_manifest):
 
 
 def test_synthetic_films_in_both_tables_become_one_row_each(tmp_path):
-    summary = make_cbis_tree(tmp_path, patients=6, seed=2, size=(96, 72), workers=1, p_both_tables=1.0, p_split_differs=0.5)
+    summary = make_cbis_tree(
+        tmp_path, patients=6, seed=2, size=(96, 72), workers=1, p_both_tables=1.0, p_split_differs=0.5
+    )
     table = pd.concat([read_cbis_csv(p) for p in sorted(tmp_path.glob("*.csv"))])
     table["film"] = table["patient_id"] + "_" + table["left or right breast"] + "_" + table["image view"]
     found = load_cbis_ddsm(tmp_path, official_split=True)

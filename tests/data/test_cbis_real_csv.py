@@ -43,7 +43,9 @@ def test_the_71_films_of_both_tables_carry_both_lesion_types(merged):
 
 def test_16_films_whose_tables_disagree_are_malignant(merged):
     images, lesions, _ = merged
-    per_table = lesions.assign(m=lesions["pathology"] == "malignant").groupby(["image_id", "lesion_type"])["m"].any().unstack()
+    per_table = (
+        lesions.assign(m=lesions["pathology"] == "malignant").groupby(["image_id", "lesion_type"])["m"].any().unstack()
+    )
     conflict = per_table.dropna()
     conflict = conflict[conflict["mass"] != conflict["calc"]]
     assert len(conflict) == 16
@@ -60,5 +62,7 @@ def test_official_split_moves_31_patients_to_test_and_no_patient_is_in_two_split
     assert set(images["split"]) == {"train", "test"}
     assert set(images.loc[images["patient_id"].isin(moved), "split"]) == {"test"}
     first = next(e["reason"] for e in errors if e["file"] == "P_00016")
-    assert first == ("patient P_00016 is in the training part of calc_case_description_train_set.csv "
-                     "and the test part of mass_case_description_test_set.csv; put in test")
+    assert first == (
+        "patient P_00016 is in the training part of calc_case_description_train_set.csv "
+        "and the test part of mass_case_description_test_set.csv; put in test"
+    )

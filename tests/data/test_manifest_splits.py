@@ -13,8 +13,18 @@ def _images(n_patients=400, seed=0):
     for p in range(n_patients):
         positive = rng.random() < 0.3
         for k in range(int(rng.integers(2, 5))):
-            rows.append({"image_id": f"p{p}_{k}", "image": f"/x/p{p}_{k}.png", "patient_id": f"p{p}", "laterality": "L",
-                         "view": "CC", "label": int(positive and k % 2 == 0), "dataset": "t", "split": ""})
+            rows.append(
+                {
+                    "image_id": f"p{p}_{k}",
+                    "image": f"/x/p{p}_{k}.png",
+                    "patient_id": f"p{p}",
+                    "laterality": "L",
+                    "view": "CC",
+                    "label": int(positive and k % 2 == 0),
+                    "dataset": "t",
+                    "split": "",
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -38,12 +48,31 @@ def test_validation_lists_every_problem(tmp_path):
     images.loc[0, "laterality"] = "X"
     images.loc[1, "label"] = 2
     images.loc[2, "split"] = "holdout"
-    lesions = pd.DataFrame([{"image_id": "nope", "image": "", "lesion_type": "tumour", "pathology": "malignant",
-                             "center_row": 1, "center_col": 1, "radius": 1, "mask": ""}])
+    lesions = pd.DataFrame(
+        [
+            {
+                "image_id": "nope",
+                "image": "",
+                "lesion_type": "tumour",
+                "pathology": "malignant",
+                "center_row": 1,
+                "center_col": 1,
+                "radius": 1,
+                "mask": "",
+            }
+        ]
+    )
     with pytest.raises(ManifestError) as info:
         validate(images, lesions, check_files=True)
     text = str(info.value)
-    for needle in ("laterality 'X'", "label 2", "split 'holdout'", "file not found", "lesion_type 'tumour'", "'nope' has no row"):
+    for needle in (
+        "laterality 'X'",
+        "label 2",
+        "split 'holdout'",
+        "file not found",
+        "lesion_type 'tumour'",
+        "'nope' has no row",
+    ):
         assert needle in text
 
 

@@ -35,7 +35,9 @@ def build_mias(root):
 def test_mias_bottom_origin_pairs_and_missing_coordinates(tmp_path):
     found = load_mias(build_mias(tmp_path / "mias"))
     images = found.images.set_index("image_id")
-    assert images.loc["mdb001", "patient_id"] == images.loc["mdb002", "patient_id"] != images.loc["mdb003", "patient_id"]
+    assert (
+        images.loc["mdb001", "patient_id"] == images.loc["mdb002", "patient_id"] != images.loc["mdb003", "patient_id"]
+    )
     assert images["label"].to_dict() == {"mdb001": 0, "mdb002": 0, "mdb003": 1, "mdb004": 0, "mdb005": 0}
     first = found.lesions.iloc[0]
     assert (first["center_row"], first["center_col"], first["radius"]) == (128 - 80, 40, 10)
@@ -61,12 +63,24 @@ def test_inbreast_birads_cut_patient_key_and_xml_outline(tmp_path):
     (root / "INbreast.csv").write_text(
         "Patient ID;Patient age;Laterality;View;Acquisition date;File Name;ACR;Bi-Rads\n"
         "removed;removed;L;CC;200903;11111111;2;4c\nremoved;removed;R;CC;200903;22222222;2;2\n"
-        "removed;removed;R;MLO;200903;33333333;2;3\n")
+        "removed;removed;R;MLO;200903;33333333;2;3\n"
+    )
     for fid, side in (("11111111", "L"), ("22222222", "R"), ("33333333", "R")):
-        write_dicom(root / "AllDICOMs" / f"{fid}_abcdef0123456789_MG_{side}_{'ML' if fid[0] == '3' else 'CC'}_ANON.dcm", make_breast()[0])
+        write_dicom(
+            root / "AllDICOMs" / f"{fid}_abcdef0123456789_MG_{side}_{'ML' if fid[0] == '3' else 'CC'}_ANON.dcm",
+            make_breast()[0],
+        )
     (root / "AllDICOMs" / "badname.dcm").write_bytes(b"")
-    plist = {"Images": [{"ROIs": [{"Name": "Mass", "Point_px": ["(10, 20)", "(30, 20)", "(20, 40)"]},
-                                  {"Name": "Spiculated Region", "Point_px": ["(1, 1)"]}]}]}
+    plist = {
+        "Images": [
+            {
+                "ROIs": [
+                    {"Name": "Mass", "Point_px": ["(10, 20)", "(30, 20)", "(20, 40)"]},
+                    {"Name": "Spiculated Region", "Point_px": ["(1, 1)"]},
+                ]
+            }
+        ]
+    }
     with open(root / "AllXML" / "11111111.xml", "wb") as fh:
         plistlib.dump(plist, fh)
     found = load_inbreast(root)
@@ -83,9 +97,17 @@ def test_inbreast_birads_cut_patient_key_and_xml_outline(tmp_path):
 def test_rsna_exam_ids_and_missing_files(tmp_path):
     root = tmp_path / "rsna"
     (root / "train_images" / "10006").mkdir(parents=True)
-    pd.DataFrame({"site_id": [2, 2, 2], "patient_id": ["10006"] * 3, "image_id": ["462822612", "1459541791", "999"],
-                  "laterality": ["L", "R", "R"], "view": ["CC", "MLO", "CC"], "age": [61, 61, 61], "cancer": [0, 1, 1]}
-                 ).to_csv(root / "train.csv", index=False)
+    pd.DataFrame(
+        {
+            "site_id": [2, 2, 2],
+            "patient_id": ["10006"] * 3,
+            "image_id": ["462822612", "1459541791", "999"],
+            "laterality": ["L", "R", "R"],
+            "view": ["CC", "MLO", "CC"],
+            "age": [61, 61, 61],
+            "cancer": [0, 1, 1],
+        }
+    ).to_csv(root / "train.csv", index=False)
     for image_id in ("462822612", "1459541791"):
         write_dicom(root / "train_images" / "10006" / f"{image_id}.dcm", make_breast()[0])
     found = load_rsna(root)
@@ -94,7 +116,12 @@ def test_rsna_exam_ids_and_missing_files(tmp_path):
 
 
 def test_folder_layout_keeps_split_and_class(tmp_path):
-    for split, cls, name in (("train", "neg", "a_L_CC.png"), ("train", "pos", "b.png"), ("test", "pos", "c.tif"), ("odd", "pos", "d.png")):
+    for split, cls, name in (
+        ("train", "neg", "a_L_CC.png"),
+        ("train", "pos", "b.png"),
+        ("test", "pos", "c.tif"),
+        ("odd", "pos", "d.png"),
+    ):
         (tmp_path / split / cls).mkdir(parents=True, exist_ok=True)
         Image.fromarray(make_breast()[0]).save(tmp_path / split / cls / name)
     found = load_folder(tmp_path)
@@ -160,12 +187,21 @@ def test_inbreast_table_without_a_column_names_it_and_a_broken_xml_keeps_the_ima
 
 def test_rsna_table_without_a_column_names_it_and_bad_labels_are_rows(tmp_path):
     (tmp_path / "train_images" / "1").mkdir(parents=True)
-    pd.DataFrame({"patient_id": ["1"], "image_id": ["2"], "laterality": ["L"], "view": ["CC"]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame({"patient_id": ["1"], "image_id": ["2"], "laterality": ["L"], "view": ["CC"]}).to_csv(
+        tmp_path / "train.csv", index=False
+    )
     with pytest.raises(DatasetTableError) as info:
         load_rsna(tmp_path)
     assert str(info.value) == f"{tmp_path / 'train.csv'}: missing column(s) ['cancer']"
-    pd.DataFrame({"patient_id": ["1", "1"], "image_id": ["2", "3"], "laterality": ["L", "R"], "view": ["CC", "CC"],
-                  "cancer": ["1", "maybe"]}).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(
+        {
+            "patient_id": ["1", "1"],
+            "image_id": ["2", "3"],
+            "laterality": ["L", "R"],
+            "view": ["CC", "CC"],
+            "cancer": ["1", "maybe"],
+        }
+    ).to_csv(tmp_path / "train.csv", index=False)
     for i in ("2", "3"):
         write_dicom(tmp_path / "train_images" / "1" / f"{i}.dcm", make_breast()[0])
     found = load_rsna(tmp_path)
@@ -185,23 +221,42 @@ def test_folder_same_names_in_two_folders_are_two_patients_and_duplicate_ids_are
     table = found.images.set_index("image_id")
     assert sorted(table.index) == ["train__neg__a", "train__pos__case1__img", "train__pos__case2__img"]
     assert table["patient_id"].is_unique and table.loc["train__neg__a", "image"].endswith("a.png")
-    assert found.errors == [{"file": str(tmp_path / "train/neg/a.tif"),
-                             "reason": f"image id 'train__neg__a' already used by {tmp_path / 'train/neg/a.png'}; skipped"}]
+    assert found.errors == [
+        {
+            "file": str(tmp_path / "train/neg/a.tif"),
+            "reason": f"image id 'train__neg__a' already used by {tmp_path / 'train/neg/a.png'}; skipped",
+        }
+    ]
 
 
 def test_folder_patients_csv_groups_files_and_reports_what_does_not_match(tmp_path):
     for rel in ("train/pos/case1/img.png", "train/pos/case2/img.png", "test/neg/x.png", "val/neg/y.png"):
         _png(tmp_path / rel)
     mapping = tmp_path.parent / "patients.csv"
-    pd.DataFrame({"file": ["train/pos/case1/img.png", str(tmp_path / "train/pos/case2/img.png"), "test/neg/x.png", "gone.png"],
-                  "patient_id": ["W1", "W1", "W1", "W2"]}).to_csv(mapping, index=False)
+    pd.DataFrame(
+        {
+            "file": [
+                "train/pos/case1/img.png",
+                str(tmp_path / "train/pos/case2/img.png"),
+                "test/neg/x.png",
+                "gone.png",
+            ],
+            "patient_id": ["W1", "W1", "W1", "W2"],
+        }
+    ).to_csv(mapping, index=False)
     found = load_folder(tmp_path, patients_csv=mapping)
     assert found.images.set_index("image_id")["patient_id"].to_dict() == {
-        "test__neg__x": "W1", "train__pos__case1__img": "W1", "train__pos__case2__img": "W1", "val__neg__y": "val__neg__y"}
+        "test__neg__x": "W1",
+        "train__pos__case1__img": "W1",
+        "train__pos__case2__img": "W1",
+        "val__neg__y": "val__neg__y",
+    }
     reasons = {e["file"]: e["reason"] for e in found.errors}
-    assert reasons == {str(tmp_path / "val/neg/y.png"): "not in the patients CSV; its own patient",
-                       "gone.png": f"listed in patients.csv but not found under {tmp_path}",
-                       "W1": "patient W1 has images in the test and train folders"}
+    assert reasons == {
+        str(tmp_path / "val/neg/y.png"): "not in the patients CSV; its own patient",
+        "gone.png": f"listed in patients.csv but not found under {tmp_path}",
+        "W1": "patient W1 has images in the test and train folders",
+    }
     pd.DataFrame({"path": ["x"], "patient_id": ["1"]}).to_csv(mapping, index=False)
     with pytest.raises(DatasetTableError, match=r"missing column\(s\) \['file'\]"):
         load_folder(tmp_path, patients_csv=mapping)
@@ -218,7 +273,8 @@ def test_walk_reports_symlink_loops_repeated_folders_and_broken_links(tmp_path):
     assert {e["file"]: e["reason"].split(" (")[0].split(";")[0] for e in errors} == {
         str(tmp_path / "train/pos/a/loop"): f"symlink loop: points back to {tmp_path / 'train'}",
         str(tmp_path / "train/pos/again"): "symlink to a folder already read",
-        str(tmp_path / "train/pos/dead.png"): "broken symlink"}
+        str(tmp_path / "train/pos/dead.png"): "broken symlink",
+    }
     found = load_folder(tmp_path)
     assert len(found.images) == 1 and len(found.errors) == 3
 
@@ -236,7 +292,9 @@ def test_unreadable_folders_are_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "scandir", scandir)
     found = load_folder(tmp_path)
     assert found.images["image_id"].tolist() == ["train__pos__a__img"]
-    assert found.errors == [{"file": str(tmp_path / "train/pos/locked"), "reason": "folder cannot be read (Permission denied); skipped"}]
+    assert found.errors == [
+        {"file": str(tmp_path / "train/pos/locked"), "reason": "folder cannot be read (Permission denied); skipped"}
+    ]
 
 
 def test_chmod_000_folder_is_reported(tmp_path):

@@ -43,7 +43,12 @@ def test_cutoff_drops_until_a_thin_roi_can_be_sampled():
 def test_cut_patch_pads_outside_the_image():
     img = np.arange(100, dtype=np.uint16).reshape(10, 10)
     patch = cut_patch(img, 0, 0, 6)
-    assert patch.shape == (6, 6) and patch[3, 3] == 0 and patch[0, 0] == 0 and patch[3:, 3:].tolist() == img[:3, :3].tolist()
+    assert (
+        patch.shape == (6, 6)
+        and patch[3, 3] == 0
+        and patch[0, 0] == 0
+        and patch[3:, 3:].tolist() == img[:3, :3].tolist()
+    )
 
 
 def test_s_scheme_one_patch_per_roi_plus_one_background(manifest, tmp_path):
@@ -53,7 +58,9 @@ def test_s_scheme_one_patch_per_roi_plus_one_background(manifest, tmp_path):
     table = pd.read_csv(tmp_path / "patches.csv")
     assert (table["label"] > 0).sum() == len(lesions) and (table["label"] == 0).sum() == len(images)
     expected = {("calc", "malignant"): 1, ("calc", "benign"): 2, ("mass", "malignant"): 3, ("mass", "benign"): 4}
-    assert sorted(table.loc[table.label > 0, "label"]) == sorted(expected[(t, p)] for t, p in zip(lesions.lesion_type, lesions.pathology))
+    assert sorted(table.loc[table.label > 0, "label"]) == sorted(
+        expected[(t, p)] for t, p in zip(lesions.lesion_type, lesions.pathology)
+    )
     assert summary["patches"] == len(table)
     patch = np.asarray(Image.open(table["path"].iloc[0]))
     assert patch.shape == (48, 48) and patch.dtype == np.uint16
@@ -86,8 +93,25 @@ def test_empty_roi_mask_is_reported_and_the_rest_cut(manifest, tmp_path):
     keep = np.asarray(Image.open(broken)).copy()
     Image.fromarray(np.zeros_like(keep)).save(broken)
     try:
-        assert main(["patches", "--manifest", str(manifest), "--out", str(tmp_path), "--scheme", "s", "--patch-size", "32",
-                     "--workers", "1", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "patches",
+                    "--manifest",
+                    str(manifest),
+                    "--out",
+                    str(tmp_path),
+                    "--scheme",
+                    "s",
+                    "--patch-size",
+                    "32",
+                    "--workers",
+                    "1",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     finally:
         Image.fromarray(keep).save(broken)
     errors = pd.read_csv(tmp_path / "patch_errors.csv")

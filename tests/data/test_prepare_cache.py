@@ -13,9 +13,9 @@ from mammo_monai.data.cache import cache_image, fit_mask
 from mammo_monai.data.cache_record import CacheMismatchError, preprocessing_settings
 from mammo_monai.data.patches import Overlap, make_patches, sample_background_centres
 from mammo_monai.data.prepare import prepare
-from mammo_monai.engine.data import records
 from mammo_monai.io import MammogramError
 from mammo_monai.synthetic import make_cbis_tree, write_dicom
+from mammo_monai.training.records import records
 from tests.conftest import make_breast
 
 
@@ -55,9 +55,26 @@ def test_splits_and_labels_are_derived_afresh_not_read_from_the_cache(raw, tmp_p
 def test_duplicate_image_ids_are_excluded_and_reported_before_anything_is_written(tmp_path, monkeypatch):
     files = []
     for i, side in enumerate("LRL"):
-        files.append(str(write_dicom(tmp_path / f"f{i}.dcm", make_breast((96, 72), side=side, seed=i)[0], laterality=side, view="CC")))
-    rows = [{"image_id": iid, "image": f, "patient_id": f"p{i}", "laterality": "L", "view": "CC", "label": i % 2,
-             "dataset": "t", "split": "train"} for i, (iid, f) in enumerate(zip(["a", "dup", "dup"], files))]
+        files.append(
+            str(
+                write_dicom(
+                    tmp_path / f"f{i}.dcm", make_breast((96, 72), side=side, seed=i)[0], laterality=side, view="CC"
+                )
+            )
+        )
+    rows = [
+        {
+            "image_id": iid,
+            "image": f,
+            "patient_id": f"p{i}",
+            "laterality": "L",
+            "view": "CC",
+            "label": i % 2,
+            "dataset": "t",
+            "split": "train",
+        }
+        for i, (iid, f) in enumerate(zip(["a", "dup", "dup"], files))
+    ]
     monkeypatch.setitem(ADAPTERS, "folder", lambda root: AdapterResult.from_rows(rows, [], []))
     summary = prepare("folder", tmp_path, tmp_path / "out", size=(48, 36), workers=1, progress=False)
     assert summary["images"] == 1 and summary["failed_images"] == 2
@@ -98,10 +115,31 @@ def test_bad_lesion_rows_keep_their_image_and_lesions_outside_the_breast_are_fla
     centre = np.argwhere(lesion).mean(0)
     air = np.argwhere(~region)[-1]  # bottom right: film, not breast
     lesions = [
-        {"lesion_type": "calc", "pathology": "malignant", "center_row": "*NOTE 3*", "center_col": "", "radius": "", "mask": ""},
+        {
+            "lesion_type": "calc",
+            "pathology": "malignant",
+            "center_row": "*NOTE 3*",
+            "center_col": "",
+            "radius": "",
+            "mask": "",
+        },
         {"lesion_type": "mass", "pathology": "benign", "mask": str(big)},
-        {"lesion_type": "mass", "pathology": "malignant", "center_row": air[0], "center_col": air[1], "radius": 4, "mask": ""},
-        {"lesion_type": "mass", "pathology": "malignant", "center_row": centre[0], "center_col": centre[1], "radius": 8, "mask": ""},
+        {
+            "lesion_type": "mass",
+            "pathology": "malignant",
+            "center_row": air[0],
+            "center_col": air[1],
+            "radius": 4,
+            "mask": "",
+        },
+        {
+            "lesion_type": "mass",
+            "pathology": "malignant",
+            "center_row": centre[0],
+            "center_col": centre[1],
+            "radius": 8,
+            "mask": "",
+        },
     ]
     image = {"image_id": "img", "image": src, "patient_id": "p", "laterality": "L", "view": "CC", "label": 1}
     cached, kept, problems = cache_image(image, lesions, tmp_path / "cache", preprocessing_settings((80, 60)))
@@ -132,8 +170,21 @@ def test_cli_prepare_reports_counts_and_exits_1_when_an_image_fails(raw, tmp_pat
     shutil.copytree(raw, copy)
     victim = sorted((copy / "CBIS-DDSM").glob("*_CC/*/*full mammogram*/1-1.dcm"))[0]
     victim.write_bytes(victim.read_bytes()[:2000])  # truncated: pixel data missing
-    args = ["prepare", "--dataset", "cbis-ddsm", "--root", str(copy), "--out", str(tmp_path / "m"), "--size", "48", "36",
-            "--workers", "1", "--quiet"]
+    args = [
+        "prepare",
+        "--dataset",
+        "cbis-ddsm",
+        "--root",
+        str(copy),
+        "--out",
+        str(tmp_path / "m"),
+        "--size",
+        "48",
+        "36",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "label 0:" in err and "truth rows" in err and "1 image(s) failed" in err

@@ -11,7 +11,9 @@ from mammo_monai.io import MammogramError, read_dicom, read_mammogram
 
 @pytest.mark.parametrize("transfer_syntax", ["explicit", "rle", "j2k"])
 @pytest.mark.parametrize("photometric", ["MONOCHROME1", "MONOCHROME2"])
-@pytest.mark.parametrize("window", [None, (32768.0, 65536.0, "LINEAR"), (30000.0, 60000.0, "LINEAR_EXACT"), (32768.0, 50000.0, "SIGMOID")])
+@pytest.mark.parametrize(
+    "window", [None, (32768.0, 65536.0, "LINEAR"), (30000.0, 60000.0, "LINEAR_EXACT"), (32768.0, 50000.0, "SIGMOID")]
+)
 def test_every_variant_reads_rows_first_with_dense_tissue_bright(dicom_file, transfer_syntax, photometric, window):
     path, pixels, region, lesion = dicom_file(photometric=photometric, transfer_syntax=transfer_syntax, window=window)
     image, meta = read_dicom(path)

@@ -7,7 +7,9 @@ from PIL import Image
 from mammo_monai.io import LoadMammogram, LoadMammogramd, MammogramError, parse_name, parse_path, read_mammogram
 
 
-@pytest.mark.parametrize("suffix,dtype", [(".png", np.uint8), (".png", np.uint16), (".pgm", np.uint8), (".tif", np.uint16)])
+@pytest.mark.parametrize(
+    "suffix,dtype", [(".png", np.uint8), (".png", np.uint16), (".pgm", np.uint8), (".tif", np.uint16)]
+)
 def test_raster_formats_keep_rows_first_and_bit_depth(tmp_path, suffix, dtype):
     arr = np.zeros((30, 20), dtype)
     arr[2, 15] = np.iinfo(dtype).max  # a pixel near the top-right corner
@@ -45,7 +47,13 @@ def test_laterality_and_view_from_names(name, expected):
 
 
 def test_laterality_found_in_parent_folder_of_tcia_layout(tmp_path):
-    path = tmp_path / "Mass-Training_P_00001_RIGHT_MLO" / "07-20-2016-DDSM-74994" / "1.000000-full mammogram images-24515" / "1-1.dcm"
+    path = (
+        tmp_path
+        / "Mass-Training_P_00001_RIGHT_MLO"
+        / "07-20-2016-DDSM-74994"
+        / "1.000000-full mammogram images-24515"
+        / "1-1.dcm"
+    )
     assert parse_path(path) == ("R", "MLO")
 
 
@@ -73,10 +81,14 @@ def test_12_bit_data_in_a_16_bit_png_fills_zero_to_one(tmp_path):
     assert meta["intensity_range"] == [0.0, 4095.0] and meta["container_range"] == [0.0, 65535.0]
     out = preprocess_transforms(size=(240, 180))({"image": str(path)})["image"][0].numpy()
     breast = out[region]
-    assert breast.max() > 0.5 and np.percentile(breast, 50) > 0.1  # spread over [0, 1]; the container scale gave <= 0.0625
+    assert (
+        breast.max() > 0.5 and np.percentile(breast, 50) > 0.1
+    )  # spread over [0, 1]; the container scale gave <= 0.0625
 
 
-@pytest.mark.parametrize("maximum,bits", [(255, 8), (1000, 10), (3000, 12), (4095, 12), (4096, 14), (16383, 14), (40000, 16)])
+@pytest.mark.parametrize(
+    "maximum,bits", [(255, 8), (1000, 10), (3000, 12), (4095, 12), (4096, 14), (16383, 14), (40000, 16)]
+)
 def test_bit_depth_is_inferred_from_the_maximum(tmp_path, maximum, bits):
     arr = np.zeros((8, 8), np.uint16)
     arr[3, 3] = maximum

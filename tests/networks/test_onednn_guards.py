@@ -37,8 +37,18 @@ def test_bf16_conv_with_a_one_column_output_runs_in_float32():
 
 
 def test_guarding_keeps_parameter_names_and_counts_every_conv():
-    plain = ResNet(block="basic", layers=[1, 1, 1, 1], block_inplanes=[8, 16, 32, 64], spatial_dims=2, n_input_channels=1,
-                   conv1_t_size=7, conv1_t_stride=2, shortcut_type="B", bias_downsample=False, num_classes=5)
+    plain = ResNet(
+        block="basic",
+        layers=[1, 1, 1, 1],
+        block_inplanes=[8, 16, 32, 64],
+        spatial_dims=2,
+        n_input_channels=1,
+        conv1_t_size=7,
+        conv1_t_stride=2,
+        shortcut_type="B",
+        bias_downsample=False,
+        num_classes=5,
+    )
     keys, convs = list(plain.state_dict()), sum(type(m) is nn.Conv2d for m in plain.modules())
     assert convs > 8 and guard_convolutions(plain) == convs and guard_convolutions(plain) == 0
     assert list(plain.state_dict()) == keys

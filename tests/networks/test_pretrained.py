@@ -6,8 +6,7 @@ import logging
 import pytest
 import torch
 
-from mammo_monai.networks import IMAGENET_GREY, input_normalisation, patch_resnet, resolve_weights
-from mammo_monai.networks import pretrained
+from mammo_monai.networks import IMAGENET_GREY, input_normalisation, patch_resnet, pretrained, resolve_weights
 
 
 def _torchvision_like(path, arch="resnet18"):
@@ -18,7 +17,9 @@ def _torchvision_like(path, arch="resnet18"):
 def test_imagenet_is_downloaded_once_into_the_cache_and_hash_checked(tmp_path, monkeypatch):
     source = tmp_path / "published.pth"
     prefix = _torchvision_like(source)
-    monkeypatch.setitem(pretrained.TORCHVISION_IMAGENET, "resnet18", (f"https://example.invalid/resnet18-{prefix}.pth", prefix))
+    monkeypatch.setitem(
+        pretrained.TORCHVISION_IMAGENET, "resnet18", (f"https://example.invalid/resnet18-{prefix}.pth", prefix)
+    )
     calls = []
 
     def fake_download(url, dst, hash_prefix=None, progress=True):
@@ -45,7 +46,9 @@ def test_offline_download_failure_says_what_to_do(tmp_path, monkeypatch):
         raise OSError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError, match="cannot download the ImageNet weights of resnet50.*pretrained_weights=<file>"):
+    with pytest.raises(
+        RuntimeError, match="cannot download the ImageNet weights of resnet50.*pretrained_weights=<file>"
+    ):
         resolve_weights("imagenet", "resnet50", cache_dir=tmp_path)
     with pytest.raises(ValueError, match="no ImageNet weights for arch 'resnet10-tiny'"):
         resolve_weights("imagenet", "resnet10-tiny", cache_dir=tmp_path)

@@ -11,8 +11,12 @@ from mammo_monai.io import read_mammogram
 from mammo_monai.synthetic import make_cbis_tree
 from tests.conftest import SHARED
 
-CSVS = ["mass_case_description_train_set.csv", "mass_case_description_test_set.csv",
-        "calc_case_description_train_set.csv", "calc_case_description_test_set.csv"]
+CSVS = [
+    "mass_case_description_train_set.csv",
+    "mass_case_description_test_set.csv",
+    "calc_case_description_train_set.csv",
+    "calc_case_description_test_set.csv",
+]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,9 @@ def test_images_have_both_sides_monochrome1_and_masks_off_by_a_few_pixels(tree):
 
 
 def test_some_films_are_listed_in_both_tables_under_both_folders(tmp_path):
-    summary = make_cbis_tree(tmp_path, patients=8, seed=5, size=(96, 72), workers=1, p_both_tables=0.5, p_split_differs=1.0)
+    summary = make_cbis_tree(
+        tmp_path, patients=8, seed=5, size=(96, 72), workers=1, p_both_tables=0.5, p_split_differs=1.0
+    )
     assert 0 < summary["images_in_both_tables"] < summary["images"]
     assert summary["image_files"] == summary["images"] + summary["images_in_both_tables"]
     rows = pd.concat([pd.read_csv(tmp_path / n, dtype=str).assign(csv=n) for n in CSVS])
@@ -95,5 +101,7 @@ def test_some_films_are_listed_in_both_tables_under_both_folders(tmp_path):
             les = g[g["csv"].str.startswith(table)]
             assert set(les["abnormality type"]) == {"mass" if table == "mass" else "calcification"}
             assert les["folder"].str.startswith(table.capitalize()).all()
-            assert all(list((tmp_path / "CBIS-DDSM").glob(f"{f}_{k}/*/*/1-1.dcm"))
-                       for f, k in zip(les["folder"], les["abnormality id"]))
+            assert all(
+                list((tmp_path / "CBIS-DDSM").glob(f"{f}_{k}/*/*/1-1.dcm"))
+                for f, k in zip(les["folder"], les["abnormality id"])
+            )

@@ -45,8 +45,15 @@ def _score(mask: torch.Tensor, breast: np.ndarray, junk: np.ndarray) -> tuple[in
     return int((m & junk & ~near).sum()), float((m & breast).sum() / breast.sum())
 
 
-CASES = [("frame", "CC", "L"), ("frame", "MLO", "R"), ("garbage_rows", "MLO", "L"), ("label", "CC", "L"),
-         ("label", "MLO", "R"), ("ruler", "MLO", "L"), ("edge_strip", "MLO", "R")]
+CASES = [
+    ("frame", "CC", "L"),
+    ("frame", "MLO", "R"),
+    ("garbage_rows", "MLO", "L"),
+    ("label", "CC", "L"),
+    ("label", "MLO", "R"),
+    ("ruler", "MLO", "L"),
+    ("edge_strip", "MLO", "R"),
+]
 
 
 @pytest.mark.parametrize("kind, view, side", CASES)

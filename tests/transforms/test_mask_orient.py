@@ -38,7 +38,9 @@ def test_mask_at_working_resolution_matches_full_resolution():
 
 def test_crop_to_breast_bounding_box_records_it():
     pixels, region, _ = make_breast((240, 180))
-    d = SegmentBreastd("image", crop=True, crop_keys=["roi"])({"image": as_metatensor(pixels[None]), "roi": torch.zeros(1, 240, 180)})
+    d = SegmentBreastd("image", crop=True, crop_keys=["roi"])(
+        {"image": as_metatensor(pixels[None]), "roi": torch.zeros(1, 240, 180)}
+    )
     rows, cols = np.nonzero(region)
     r0, r1, c0, c1 = d["image"].meta["breast_bbox"]
     assert (r0, c0) == (rows.min(), cols.min()) and d["image"].shape[-2:] == (r1 - r0, c1 - c0)
@@ -70,6 +72,8 @@ def test_side_inferred_from_tissue_without_laterality():
 
 def test_dict_flip_moves_masks_with_the_image():
     pixels, region, _ = make_breast((240, 180), side="R")
-    d = FlipToChestWallLeftd(["image", "mask"])({"image": as_metatensor(pixels[None]), "mask": torch.from_numpy(region[None]), "laterality": "R"})
+    d = FlipToChestWallLeftd(["image", "mask"])(
+        {"image": as_metatensor(pixels[None]), "mask": torch.from_numpy(region[None]), "laterality": "R"}
+    )
     assert d["flipped"] is True
     assert torch.equal(d["mask"][0], torch.from_numpy(region[:, ::-1].copy()))

@@ -37,7 +37,8 @@ def test_chest_wall_side_reads_the_edge_the_mask_spans():
 def test_disagreement_between_laterality_and_pixels_is_recorded():
     pixels, region, _ = make_breast((240, 180), side="L")
     d = FlipToChestWallLeftd(["image", "mask"])(
-        {"image": as_metatensor(pixels[None]), "mask": torch.from_numpy(region[None]), "laterality": "R"})
+        {"image": as_metatensor(pixels[None]), "mask": torch.from_numpy(region[None]), "laterality": "R"}
+    )
     assert d["flipped"] is True  # metadata first
     assert d["pixel_side"] == "L" and d["laterality_mismatch"] is True
     assert d["image"].meta["laterality_mismatch"] is True and d["image"].meta["pixel_side"] == "L"

@@ -4,7 +4,13 @@ import numpy as np
 import torch
 
 from mammo_monai.io import as_metatensor
-from mammo_monai.transforms import RandMammoAugment, RandMammoAugmentd, ResizeMammogram, ScaleMammogram, train_transforms
+from mammo_monai.transforms import (
+    RandMammoAugment,
+    RandMammoAugmentd,
+    ResizeMammogram,
+    ScaleMammogram,
+    train_transforms,
+)
 from tests.conftest import make_breast
 
 
@@ -69,6 +75,13 @@ def test_train_pipeline_from_dicom_is_seeded(dicom_file):
 
 def test_container_mode_scales_our_own_cache_by_the_full_16_bit_range():
     """A dark cached PNG (max 30000 of 65535) must keep its values: the bit-depth guess would double them."""
-    img = as_metatensor(np.array([[[0, 15000, 30000]]], np.float32), {"intensity_range": [0.0, 32767.0], "container_range": [0.0, 65535.0]})
-    np.testing.assert_allclose(ScaleMammogram("container")(img)[0, 0].numpy(), [0, 15000 / 65535, 30000 / 65535], rtol=1e-6)
-    np.testing.assert_allclose(ScaleMammogram("bit_depth")(img)[0, 0].numpy(), [0, 15000 / 32767, 30000 / 32767], rtol=1e-6)
+    img = as_metatensor(
+        np.array([[[0, 15000, 30000]]], np.float32),
+        {"intensity_range": [0.0, 32767.0], "container_range": [0.0, 65535.0]},
+    )
+    np.testing.assert_allclose(
+        ScaleMammogram("container")(img)[0, 0].numpy(), [0, 15000 / 65535, 30000 / 65535], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        ScaleMammogram("bit_depth")(img)[0, 0].numpy(), [0, 15000 / 32767, 30000 / 32767], rtol=1e-6
+    )

@@ -15,5 +15,14 @@ ADAPTERS = {
     "folder": load_folder,
 }
 
-__all__ = ["ADAPTERS", "AdapterResult", "DatasetTableError", "load_cbis_ddsm", "load_folder", "load_inbreast", "load_mias", "load_rsna",
-           "walk_files"]
+__all__ = [
+    "ADAPTERS",
+    "AdapterResult",
+    "DatasetTableError",
+    "load_cbis_ddsm",
+    "load_folder",
+    "load_inbreast",
+    "load_mias",
+    "load_rsna",
+    "walk_files",
+]

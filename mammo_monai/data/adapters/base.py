@@ -32,13 +32,22 @@ class AdapterResult:
     truth_rows: int | None = None
 
     @classmethod
-    def from_rows(cls, images: list[dict] | pd.DataFrame, lesions: list[dict] | pd.DataFrame,
-                  errors: list[dict[str, str]], truth_rows: int | None = None) -> AdapterResult:
+    def from_rows(
+        cls,
+        images: list[dict] | pd.DataFrame,
+        lesions: list[dict] | pd.DataFrame,
+        errors: list[dict[str, str]],
+        truth_rows: int | None = None,
+    ) -> AdapterResult:
         """Build a result with the contract columns first (missing ones added empty)."""
         img = pd.DataFrame(images)
-        img = img.reindex(columns=IMAGE_COLUMNS + [c for c in img.columns if c not in IMAGE_COLUMNS]).reset_index(drop=True)
+        img = img.reindex(columns=IMAGE_COLUMNS + [c for c in img.columns if c not in IMAGE_COLUMNS]).reset_index(
+            drop=True
+        )
         les = pd.DataFrame(lesions)
-        les = les.reindex(columns=LESION_COLUMNS + [c for c in les.columns if c not in LESION_COLUMNS]).reset_index(drop=True)
+        les = les.reindex(columns=LESION_COLUMNS + [c for c in les.columns if c not in LESION_COLUMNS]).reset_index(
+            drop=True
+        )
         return cls(img, les, errors, None if truth_rows is None else int(truth_rows))
 
 

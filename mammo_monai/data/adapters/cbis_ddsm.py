@@ -14,7 +14,14 @@ import pandas as pd
 import pydicom
 
 from mammo_monai.data.adapters.base import AdapterResult, walk_files
-from mammo_monai.data.adapters.cbis_tables import CSV_GLOB, LESION_TYPE, PATHOLOGY, find_csvs, merge_images, read_cbis_csv
+from mammo_monai.data.adapters.cbis_tables import (
+    CSV_GLOB,
+    LESION_TYPE,
+    PATHOLOGY,
+    find_csvs,
+    merge_images,
+    read_cbis_csv,
+)
 
 __all__ = ["CSV_GLOB", "LESION_TYPE", "PATHOLOGY", "index_dicoms", "load_cbis_ddsm", "pick_mask", "read_cbis_csv"]
 
@@ -103,6 +110,11 @@ def load_cbis_ddsm(root: str | os.PathLike, official_split: bool = False) -> Ada
     lesions["mask"] = [str(m) if m else "" for m in masks]
     for csv, case, abn, m in zip(lesions["csv"], lesions["case_folder"], lesions["abnormality_id"], masks):
         if m is None:
-            errors.append({"file": f"{csv}: {case} abnormality {abn}", "reason": "ROI mask not found; abnormality kept without geometry"})
+            errors.append(
+                {
+                    "file": f"{csv}: {case} abnormality {abn}",
+                    "reason": "ROI mask not found; abnormality kept without geometry",
+                }
+            )
     lesions = lesions.drop(columns=["roi_path", "csv"])
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(table))

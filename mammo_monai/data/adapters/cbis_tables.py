@@ -19,8 +19,16 @@ from mammo_monai.data.adapters.base import read_table, require_columns, safe_nam
 CSV_GLOB = "*_case_description_*_set.csv"
 PATHOLOGY = {"MALIGNANT": "malignant", "BENIGN": "benign", "BENIGN_WITHOUT_CALLBACK": "benign"}
 LESION_TYPE = {"mass": "mass", "calcification": "calc"}
-REQUIRED = ["patient_id", "left or right breast", "image view", "abnormality id", "abnormality type", "pathology",
-            "image file path", "ROI mask file path"]
+REQUIRED = [
+    "patient_id",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "pathology",
+    "image file path",
+    "ROI mask file path",
+]
 PATH_COLUMNS = ("image file path", "cropped image file path", "ROI mask file path")
 SIDES = {"LEFT": "L", "RIGHT": "R"}
 PARTS = {"training": "train", "train": "train", "test": "test"}
@@ -73,7 +81,9 @@ def describe_rows(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def merge_images(table: pd.DataFrame, official_split: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
+def merge_images(
+    table: pd.DataFrame, official_split: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
     """One row per physical image (patient, side, view) from the rows of all four tables.
 
     Args:
@@ -105,12 +115,19 @@ def merge_images(table: pd.DataFrame, official_split: bool = False) -> tuple[pd.
     doubtful = t.loc[t["pathology_norm"] == "", "image_id"].unique()
     excluded = sorted(i for i in doubtful if not malignant[i])
     for i in excluded:
-        errors.append({"file": i, "reason": "image label unknown (a lesion's pathology is unknown, none is malignant); image excluded"})
+        errors.append(
+            {
+                "file": i,
+                "reason": "image label unknown (a lesion's pathology is unknown, none is malignant); image excluded",
+            }
+        )
     t = t[~t["image_id"].isin(excluded)]
     order = t.assign(_mass=t["table"] != "mass").sort_values(["image_id", "_mass", "case"], kind="stable")
     firsts = order.groupby("image_id", sort=True)
     images = firsts.agg(
-        patient_id=("patient_id", "first"), laterality=("laterality", "first"), view=("view", "first"),
+        patient_id=("patient_id", "first"),
+        laterality=("laterality", "first"),
+        view=("view", "first"),
         label=("pathology_norm", lambda s: int((s == "malignant").any())),
         case_folders=("case", lambda s: ";".join(dict.fromkeys(s))),
         csv_paths=("image file path", lambda s: ";".join(dict.fromkeys(s))),
@@ -125,11 +142,17 @@ def merge_images(table: pd.DataFrame, official_split: bool = False) -> tuple[pd.
         images["split"] = images["patient_id"].map(split).fillna("")
         errors += problems
     known = order[order["pathology_norm"] != ""]
-    lesions = pd.DataFrame({
-        "image_id": known["image_id"], "lesion_type": known["lesion_type"], "pathology": known["pathology_norm"],
-        "abnormality_id": known["abnormality id"], "case_folder": known["case"], "roi_path": known["ROI mask file path"],
-        "csv": known["csv"],
-    }).reset_index(drop=True)
+    lesions = pd.DataFrame(
+        {
+            "image_id": known["image_id"],
+            "lesion_type": known["lesion_type"],
+            "pathology": known["pathology_norm"],
+            "abnormality_id": known["abnormality id"],
+            "case_folder": known["case"],
+            "roi_path": known["ROI mask file path"],
+            "csv": known["csv"],
+        }
+    ).reset_index(drop=True)
     return images, lesions, errors
 
 
@@ -143,5 +166,10 @@ def official_splits(t: pd.DataFrame) -> tuple[pd.Series, list[dict[str, str]]]:
         rows = t[t["patient_id"] == pid]
         train = ", ".join(sorted(rows.loc[rows["part"] == "train", "csv"].unique()))
         test = ", ".join(sorted(rows.loc[rows["part"] == "test", "csv"].unique()))
-        errors.append({"file": pid, "reason": f"patient {pid} is in the training part of {train} and the test part of {test}; put in test"})
+        errors.append(
+            {
+                "file": pid,
+                "reason": f"patient {pid} is in the training part of {train} and the test part of {test}; put in test",
+            }
+        )
     return split, errors

@@ -72,34 +72,58 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
     for split_dir in _subfolders(root, errors):
         split = SPLIT_NAMES.get(split_dir.name.lower())
         if split is None:
-            errors.append({"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"})
+            errors.append(
+                {"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"}
+            )
             continue
         for class_dir in _subfolders(split_dir, errors):
             label = CLASS_NAMES.get(class_dir.name.lower())
             if label is None:
-                errors.append({"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"})
+                errors.append(
+                    {"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"}
+                )
                 continue
             for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
                 rel = f.relative_to(root)
                 side, view = parse_path(f, levels=len(rel.parts) - 3)
-                images.append({"image_id": file_id(rel), "image": str(f), "patient_id": file_id(rel), "laterality": side,
-                               "view": view, "label": label, "dataset": "folder", "split": split, "file": rel.as_posix()})
+                images.append(
+                    {
+                        "image_id": file_id(rel),
+                        "image": str(f),
+                        "patient_id": file_id(rel),
+                        "laterality": side,
+                        "view": view,
+                        "label": label,
+                        "dataset": "folder",
+                        "split": split,
+                        "file": rel.as_posix(),
+                    }
+                )
     if not images:
         errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ folders"})
         return AdapterResult.from_rows(images, [], errors)
     table = pd.DataFrame(images)
     first = table.drop_duplicates("image_id").set_index("image_id")["image"]
     dup = table["image_id"].duplicated()
-    errors += [{"file": f, "reason": f"image id {i!r} already used by {first[i]}; skipped"}
-               for f, i in zip(table.loc[dup, "image"], table.loc[dup, "image_id"])]
+    errors += [
+        {"file": f, "reason": f"image id {i!r} already used by {first[i]}; skipped"}
+        for f, i in zip(table.loc[dup, "image"], table.loc[dup, "image_id"])
+    ]
     table = table[~dup].copy()
     if patients is not None:
         mapped = table["file"].map(patients)
-        errors += [{"file": f, "reason": "not in the patients CSV; its own patient"} for f in table.loc[mapped.isna(), "image"]]
-        errors += [{"file": f, "reason": f"listed in {Path(patients_csv).name} but not found under {root}"}
-                   for f in sorted(set(patients) - set(table["file"]))]
+        errors += [
+            {"file": f, "reason": "not in the patients CSV; its own patient"} for f in table.loc[mapped.isna(), "image"]
+        ]
+        errors += [
+            {"file": f, "reason": f"listed in {Path(patients_csv).name} but not found under {root}"}
+            for f in sorted(set(patients) - set(table["file"]))
+        ]
         table["patient_id"] = mapped.fillna(table["patient_id"])
         splits = table.groupby("patient_id")["split"].agg(lambda s: sorted(set(s)))
-        errors += [{"file": pid, "reason": f"patient {pid} has images in the {' and '.join(s)} folders"}
-                   for pid, s in splits.items() if len(s) > 1]
+        errors += [
+            {"file": pid, "reason": f"patient {pid} has images in the {' and '.join(s)} folders"}
+            for pid, s in splits.items()
+            if len(s) > 1
+        ]
     return AdapterResult.from_rows(table.drop(columns="file"), [], errors)

@@ -28,7 +28,10 @@ def read_xml_rois(path: Path) -> list[dict]:
     rois = []
     for image in doc.get("Images", []):
         for roi in image.get("ROIs", []):
-            pts = [(float(y), float(x)) for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", []) if _POINT.match(p))]
+            pts = [
+                (float(y), float(x))
+                for x, y in (_POINT.match(p).groups() for p in roi.get("Point_px", []) if _POINT.match(p))
+            ]
             if pts:
                 rois.append({"name": str(roi.get("Name", "")), "points": np.array(pts)})
     return rois
@@ -60,7 +63,9 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
     for dcm in (p for p in files if p.suffix.lower() == ".dcm"):
         m = _NAME.match(dcm.stem)
         if not m:
-            errors.append({"file": str(dcm), "reason": "name does not follow <id>_<hash>_MG_<L|R>_<view>_ANON.dcm; skipped"})
+            errors.append(
+                {"file": str(dcm), "reason": "name does not follow <id>_<hash>_MG_<L|R>_<view>_ANON.dcm; skipped"}
+            )
             continue
         file_id, key, side, view = m.groups()
         score = birads.get(file_id, float("nan"))
@@ -68,13 +73,28 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
             errors.append({"file": str(dcm), "reason": f"no Bi-Rads for file {file_id} in {table_path.name}; skipped"})
             continue
         label = int(score >= birads_cut)
-        images.append({"image_id": file_id, "image": str(dcm), "patient_id": key, "laterality": side.upper(),
-                       "view": view.upper(), "label": label, "dataset": "inbreast", "split": "", "birads": score})
+        images.append(
+            {
+                "image_id": file_id,
+                "image": str(dcm),
+                "patient_id": key,
+                "laterality": side.upper(),
+                "view": view.upper(),
+                "label": label,
+                "dataset": "inbreast",
+                "split": "",
+                "birads": score,
+            }
+        )
         try:
             rois = read_xml_rois(xmls[file_id]) if file_id in xmls else []
         except Exception as err:  # plistlib raises InvalidFileException, ExpatError or ValueError
-            errors.append({"file": str(xmls[file_id]),
-                           "reason": f"ROI file cannot be read ({type(err).__name__}: {err}); image kept without lesions"})
+            errors.append(
+                {
+                    "file": str(xmls[file_id]),
+                    "reason": f"ROI file cannot be read ({type(err).__name__}: {err}); image kept without lesions",
+                }
+            )
             rois = []
         for roi in rois:
             kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
@@ -82,7 +102,16 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
                 continue
             center = roi["points"].mean(0)
             radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
-            lesions.append({"image_id": file_id, "image": str(dcm), "lesion_type": kind,
-                            "pathology": "malignant" if label else "benign", "center_row": round(float(center[0]), 1),
-                            "center_col": round(float(center[1]), 1), "radius": round(radius, 1), "mask": ""})
+            lesions.append(
+                {
+                    "image_id": file_id,
+                    "image": str(dcm),
+                    "lesion_type": kind,
+                    "pathology": "malignant" if label else "benign",
+                    "center_row": round(float(center[0]), 1),
+                    "center_col": round(float(center[1]), 1),
+                    "radius": round(radius, 1),
+                    "mask": "",
+                }
+            )
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(table))

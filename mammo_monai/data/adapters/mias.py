@@ -12,7 +12,9 @@ from mammo_monai.data.adapters.base import AdapterResult, walk_files
 
 # reference, background tissue, class, then an optional severity and whatever follows: three
 # numbers (x, y, radius; x sometimes starts with '*'), or a note such as '*NOTE 3*', or nothing
-_ROW = re.compile(r"^(mdb\d{3})\s+([FGD])\s+(CALC|CIRC|SPIC|MISC|ARCH|ASYM|NORM)(?:\s+([BM])(?=\s|$))?\s*(.*?)\s*$", re.I)
+_ROW = re.compile(
+    r"^(mdb\d{3})\s+([FGD])\s+(CALC|CIRC|SPIC|MISC|ARCH|ASYM|NORM)(?:\s+([BM])(?=\s|$))?\s*(.*?)\s*$", re.I
+)
 _NUMBER = re.compile(r"^\*?(\d+(?:\.\d+)?)\*?$")
 
 
@@ -33,11 +35,21 @@ def parse_info_row(line: str) -> dict | None:
     if not m:
         return None
     ref, tissue, cls, severity, rest = m.groups()
-    row = {"ref": ref.lower(), "tissue": tissue.upper(), "cls": cls.upper(), "severity": (severity or "").upper(),
-           "x": None, "y": None, "radius": None, "note": rest}
+    row = {
+        "ref": ref.lower(),
+        "tissue": tissue.upper(),
+        "cls": cls.upper(),
+        "severity": (severity or "").upper(),
+        "x": None,
+        "y": None,
+        "radius": None,
+        "note": rest,
+    }
     numbers = [_NUMBER.match(tok) for tok in rest.split()]
     if len(numbers) == 3 and all(numbers):
-        row["x"], row["y"], row["radius"] = (float(n.group(1)) if "." in n.group(1) else int(n.group(1)) for n in numbers)
+        row["x"], row["y"], row["radius"] = (
+            float(n.group(1)) if "." in n.group(1) else int(n.group(1)) for n in numbers
+        )
         row["note"] = ""
     return row
 
@@ -92,7 +104,12 @@ def load_mias(root: str | os.PathLike) -> AdapterResult:
             if r["cls"] != "NORM" and not r["severity"]:
                 doubtful.setdefault(ref, "an abnormal row without severity")
         if ref in doubtful and not malignant:
-            errors.append({"file": f"{ref}.pgm", "reason": f"label unknown ({doubtful[ref]} and no malignant row); image excluded"})
+            errors.append(
+                {
+                    "file": f"{ref}.pgm",
+                    "reason": f"label unknown ({doubtful[ref]} and no malignant row); image excluded",
+                }
+            )
             continue
         if ref not in pgms:
             errors.append({"file": f"{ref}.pgm", "reason": "image listed in Info.txt not found"})
@@ -101,18 +118,34 @@ def load_mias(root: str | os.PathLike) -> AdapterResult:
         if height is None:
             errors.append({"file": str(pgms[ref]), "reason": why})
             continue
-        images.append({"image_id": ref, "image": str(pgms[ref]), "patient_id": f"mias_{(int(ref[3:]) + 1) // 2:03d}",
-                       "laterality": "", "view": "MLO", "label": int(malignant), "dataset": "mias", "split": "",
-                       "background_tissue": refs[0]["tissue"] if refs else ""})
+        images.append(
+            {
+                "image_id": ref,
+                "image": str(pgms[ref]),
+                "patient_id": f"mias_{(int(ref[3:]) + 1) // 2:03d}",
+                "laterality": "",
+                "view": "MLO",
+                "label": int(malignant),
+                "dataset": "mias",
+                "split": "",
+                "background_tissue": refs[0]["tissue"] if refs else "",
+            }
+        )
         for r in refs:
             if r["cls"] == "NORM":
                 continue
             if not r["severity"]:
                 errors.append({"file": r["where"], "reason": f"{ref}: abnormal row without severity; lesion skipped"})
                 continue
-            lesion = {"image_id": ref, "image": str(pgms[ref]), "lesion_type": "calc" if r["cls"] == "CALC" else "mass",
-                      "pathology": "malignant" if r["severity"] == "M" else "benign", "mias_class": r["cls"], "mask": "",
-                      "note": r["note"]}
+            lesion = {
+                "image_id": ref,
+                "image": str(pgms[ref]),
+                "lesion_type": "calc" if r["cls"] == "CALC" else "mass",
+                "pathology": "malignant" if r["severity"] == "M" else "benign",
+                "mias_class": r["cls"],
+                "mask": "",
+                "note": r["note"],
+            }
             if r["x"] is None:
                 what = f"note {r['note']!r} instead of coordinates" if r["note"] else "no coordinates"
                 errors.append({"file": r["where"], "reason": f"{ref}: {what}; lesion kept without geometry"})
@@ -120,5 +153,9 @@ def load_mias(root: str | os.PathLike) -> AdapterResult:
                 lesion.update(center_row=height - r["y"], center_col=r["x"], radius=r["radius"])
             lesions.append(lesion)
     listed = set(rows)
-    errors += [{"file": str(p), "reason": "not listed in Info.txt; skipped"} for ref, p in sorted(pgms.items()) if ref not in listed]
+    errors += [
+        {"file": str(p), "reason": "not listed in Info.txt; skipped"}
+        for ref, p in sorted(pgms.items())
+        if ref not in listed
+    ]
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=truth_rows)

@@ -33,17 +33,27 @@ def load_rsna(root: str | os.PathLike, table: str = "train.csv", images_dir: str
     df["path"] = [root / images_dir / str(p) / f"{i}.dcm" for p, i in zip(df["patient_id"], df["image_id"])]
     truth_rows = len(df)
     bad = df[~df["label"].isin([0, 1])]
-    errors = [{"file": f"{csv_path.name}: image {i}", "reason": f"cancer {c!r} is not 0 or 1; skipped"}
-              for i, c in zip(bad["image_id"], bad["cancer"])]
+    errors = [
+        {"file": f"{csv_path.name}: image {i}", "reason": f"cancer {c!r} is not 0 or 1; skipped"}
+        for i, c in zip(bad["image_id"], bad["cancer"])
+    ]
     df = df[df["label"].isin([0, 1])]
     found = df["path"].map(Path.is_file).astype(bool)
     errors += [{"file": str(p), "reason": f"listed in {table} but not found; skipped"} for p in df.loc[~found, "path"]]
     df = df[found]
-    images = pd.DataFrame({
-        "image_id": df["patient_id"] + "_" + df["image_id"], "image": df["path"].map(str), "patient_id": df["patient_id"],
-        "laterality": df["laterality"], "view": df["view"], "label": df["label"].astype(int), "dataset": "rsna", "split": "",
-        "exam": df["patient_id"] + "_" + df["laterality"],
-    })
+    images = pd.DataFrame(
+        {
+            "image_id": df["patient_id"] + "_" + df["image_id"],
+            "image": df["path"].map(str),
+            "patient_id": df["patient_id"],
+            "laterality": df["laterality"],
+            "view": df["view"],
+            "label": df["label"].astype(int),
+            "dataset": "rsna",
+            "split": "",
+            "exam": df["patient_id"] + "_" + df["laterality"],
+        }
+    )
     for col in EXTRA:
         if col in df.columns:
             images[col] = df[col]

@@ -1,0 +1,140 @@
+"""Batch preprocessing: mammogram files -> masked, oriented, resized 16-bit PNGs plus a report CSV."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mammo_monai.io.atomic import write_csv
+from mammo_monai.io.errors import describe_error
+from mammo_monai.io.raster import atomic_write_png, to_uint16
+from mammo_monai.io.walk import find_images
+from mammo_monai.parallel import run_parallel
+
+logger = logging.getLogger(__name__)
+
+REPORT_COLUMNS = [
+    "file",
+    "status",
+    "output",
+    "mask",
+    "laterality",
+    "view",
+    "flipped",
+    "pixel_side",
+    "laterality_mismatch",
+    "mask_fraction",
+    "rows",
+    "columns",
+]
+RECORD = "preprocess.json"
+
+
+def preprocess_file(
+    path: str | os.PathLike, out_dir: str | os.PathLike, name: str, size: Sequence[int] = (1152, 896), **options: Any
+) -> dict[str, Any]:
+    """Process one file; never raises for bad input, returns its report row instead."""
+    from mammo_monai.transforms.pipelines import preprocess_transforms
+
+    out_dir = Path(out_dir)
+    row: dict[str, Any] = {
+        "file": str(path),
+        "output": str(out_dir / f"{name}.png"),
+        "mask": str(out_dir / f"{name}_mask.png"),
+    }
+    try:
+        d = preprocess_transforms(size=size, **options)({"image": str(path)})
+        image, mask = d["image"], d["mask"]
+        atomic_write_png(row["mask"], (mask[0].numpy() > 0.5).astype("uint8") * 255)
+        atomic_write_png(row["output"], to_uint16(image[0].numpy()))  # written last: its presence means done
+        meta = image.meta
+        row.update(
+            status="ok",
+            laterality=meta.get("laterality", ""),
+            view=meta.get("view", ""),
+            flipped=bool(d.get("flipped")),
+            pixel_side=d.get("pixel_side", ""),
+            laterality_mismatch=bool(d.get("laterality_mismatch", False)),
+            mask_fraction=round(float(meta.get("mask_fraction", float("nan"))), 4),
+            rows=meta["original_shape"][0],
+            columns=meta["original_shape"][1],
+        )
+    except Exception as err:  # one bad file must not stop the batch
+        row.update(status=f"error: {describe_error(err, path)}", output="", mask="")
+    return row
+
+
+def _preprocess_job(path: Path, out: Path, name: str, size: Sequence[int], options: dict[str, Any]) -> dict[str, Any]:
+    return preprocess_file(path, out, name, size, **options)
+
+
+def _write_report(path: Path, rows: list[dict[str, Any]]) -> None:
+    write_csv(pd.DataFrame(rows, columns=REPORT_COLUMNS).sort_values("file"), path)
+
+
+def preprocess(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    size: Sequence[int] = (1152, 896),
+    workers: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> pd.DataFrame:
+    """Preprocess every image under ``inputs`` into ``out_dir`` and write ``preprocess.csv``.
+
+    Runs ``workers`` processes (default: all cores). A file whose PNG already exists and whose row
+    in a previous ``preprocess.csv`` says ``ok`` is skipped, provided ``preprocess.json`` shows the
+    outputs were made with the same settings and code; otherwise the run is refused (``overwrite``
+    redoes everything). Bad files, unreadable folders and link loops become error rows.
+
+    Args:
+        options: keep_aspect, crop, intensity, threshold (see
+            :func:`mammo_monai.transforms.preprocess_transforms`) and modalities (accepted DICOM
+            Modality values; None for any).
+
+    Raises:
+        CacheMismatchError: earlier outputs in ``out_dir`` were made differently and not ``overwrite``.
+
+    Returns:
+        The report, one row per input file.
+    """
+    from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
+
+    out = Path(out_dir)
+    report = out / "preprocess.csv"
+    settings = preprocessing_settings(size, options)
+    claim_cache(
+        out, settings, overwrite, cached_dirs=(), record=RECORD, has_outputs=report.exists(), flag="--overwrite"
+    )
+    options = {**options, "modalities": settings["modalities"]}
+    previous: dict[str, dict[str, Any]] = {}
+    if report.exists() and not overwrite:
+        old = pd.read_csv(report, dtype=str, keep_default_na=False)
+        previous = {r["file"]: r for r in old.to_dict("records") if r["status"] == "ok" and Path(r["output"]).exists()}
+    problems: list[dict[str, str]] = []
+    found = find_images(inputs, problems)
+    rows: list[dict[str, Any]] = [{"file": p["file"], "status": f"error: {p['file']}: {p['reason']}"} for p in problems]
+    todo = []
+    for f, name in found:
+        if str(f) in previous and previous[str(f)]["output"] == str(out / f"{name}.png"):
+            rows.append(previous[str(f)])
+        else:
+            todo.append((f, name))
+    if previous:
+        logger.info("preprocess: %d finished outputs skipped, %d to do", len(found) - len(todo), len(todo))
+    rows += run_parallel(
+        _preprocess_job,
+        [(f, out, name, size, options) for f, name in todo],
+        workers,
+        "preprocess",
+        progress,
+        on_error=lambda job, err: {"file": str(job[0]), "status": f"error: {job[0]}: {type(err).__name__}: {err}"},
+    )
+    _write_report(report, rows)
+    return pd.read_csv(report, keep_default_na=False)

@@ -1,0 +1,59 @@
+"""Figures of a table of predictions: per image and per exam (mean and max of its images), AUC with
+patient-resampled intervals, operating thresholds chosen on another split."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from mammo_monai.evaluation.scores import aggregate_exams, binary_report, tune_thresholds
+
+
+def exam_key(table: pd.DataFrame) -> pd.Series:
+    """The exam of each image: the manifest's ``exam`` column, else patient + laterality."""
+    if "exam" in table.columns:
+        return table["exam"].astype(str)
+    return table["patient_id"].astype(str) + "_" + table["laterality"].astype(str)
+
+
+def level_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Rows to score per level: ``image`` (one per image) and ``exam_mean`` / ``exam_max`` (one per
+    exam, probability = mean or max of its images), each with ``label``, ``probability`` and, when
+    the table has it, ``patient_id``."""
+    table = table.assign(exam=exam_key(table))
+    levels = {"image": table}
+    for how in ("mean", "max"):
+        exams = aggregate_exams(table, how=how)
+        if "patient_id" in table.columns:
+            exams["patient_id"] = exams["exam"].map(table.drop_duplicates("exam").set_index("exam")["patient_id"])
+        levels[f"exam_{how}"] = exams
+    return levels
+
+
+def split_metrics(
+    table: pd.DataFrame,
+    tuning: pd.DataFrame | None = None,
+    tuning_split: str = "val",
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """:func:`~mammo_monai.evaluation.scores.binary_report` per level (see :func:`level_tables`) of the
+    predictions in ``table``: AUC intervals resample patients (``patient_id``), and the Youden and
+    best-pF1 thresholds are chosen on ``tuning`` (the validation predictions, same level) and
+    applied to ``table``. Without ``tuning`` only the in-sample ("oracle") thresholds are reported."""
+    tuned_levels = level_tables(tuning) if tuning is not None and not tuning.empty else {}
+    reports = {}
+    for level, rows in level_tables(table).items():
+        tune = tuned_levels.get(level)
+        thresholds = tune_thresholds(tune["label"], tune["probability"]) if tune is not None else None
+        reports[level] = binary_report(
+            rows["label"],
+            rows["probability"],
+            seed,
+            n_boot,
+            groups=rows.get("patient_id"),
+            thresholds=thresholds,
+            thresholds_from=f"split {tuning_split!r} ({len(tune) if tune is not None else 0} rows)",
+        )
+    return reports

@@ -1,0 +1,107 @@
+"""Export a trained bundle as ``<name>-<version>.zip`` in the Model Zoo layout, with TorchScript."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from monai.bundle import ConfigParser
+from monai.data import save_net_with_metadata
+
+from mammo_monai.inference.bundle import build_inference_network
+from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
+from mammo_monai.io.atomic import atomic_path
+from mammo_monai.training.model_meta import MODEL_META, trained_setting
+
+#: what goes into the zip; stage checkpoints, evaluation output and local runs stay behind
+KEEP = ("configs", "docs", "LICENSE")
+
+
+def trained_size(bundle: Path, default: list[int]) -> list[int]:
+    """The input size the network was trained at: the cache's patch size or image size as recorded
+    with the weights, else the recorded ``image_size``, else ``default``."""
+    prep = trained_setting(bundle, "preprocessing", None) or {}
+    if prep.get("patch_size"):
+        return [int(prep["patch_size"])] * 2
+    return list(prep.get("size") or trained_setting(bundle, "image_size", default))
+
+
+def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
+    """``metadata.json`` as it is true for the trained weights: the input size the network was trained
+    at, its preprocessing, and outputs that are logits (``model.ts`` returns them; ``inference.yaml``
+    writes softmax probabilities)."""
+    out = json.loads(json.dumps(meta))
+    fmt = out["network_data_format"]
+    fmt["inputs"]["image"]["spatial_shape"] = [int(size[0]), int(size[1])]
+    preprocessing = trained_setting(bundle, "preprocessing", None)
+    if preprocessing:
+        fmt["inputs"]["image"]["preprocessing"] = preprocessing
+    norm = trained_setting(bundle, "input_norm", None)
+    if norm:
+        fmt["inputs"]["image"]["normalisation_inside_network"] = {"mean": norm[0], "std": norm[1]}
+    for tensor in fmt["outputs"].values():
+        tensor.update(
+            type="logits",
+            value_range=[],
+            is_onehot=False,
+            description="class logits of models/model.ts; softmax gives the probabilities inference.yaml writes",
+        )
+    return out
+
+
+def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Write ``<out>/<name>-<version>.zip``: configs, docs, LICENSE, ``models/model.pt``,
+    ``models/model_meta.json`` and ``models/model.ts`` (TorchScript, traced and checked against the
+    eager network). Written to a temporary name, then renamed."""
+    bundle = Path(bundle_dir).resolve()
+    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
+    name, version = meta.get("name", bundle.name), meta["version"]
+    if not (bundle / "models" / "model.pt").is_file():
+        raise FileNotFoundError(f"{bundle}: models/model.pt not found; train the bundle first")
+    net = build_inference_network(bundle)
+    h, w = trained_size(bundle, meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+    example = torch.rand(1, 1, int(h), int(w))
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+        if not torch.allclose(traced(example), net(example), atol=1e-5):
+            raise RuntimeError(f"{bundle}: TorchScript output differs from the network's")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}-{version}.zip"
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / name
+        for item in KEEP:
+            src = bundle / item
+            if src.is_dir():
+                shutil.copytree(src, stage / item)
+            elif src.is_file():
+                shutil.copy2(src, stage / item)
+        (stage / "models").mkdir(parents=True)
+        shutil.copy2(bundle / "models" / "model.pt", stage / "models" / "model.pt")
+        if (bundle / "models" / MODEL_META).is_file():
+            shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
+        trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
+        write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
+        required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
+        trained_meta["required_packages_version"] = {**required, **runtime_requirements()}
+        (stage / "configs" / "metadata.json").write_text(json.dumps(trained_meta, indent=2))
+        inference = ConfigParser.load_config_file(str(bundle / "configs" / "inference.yaml"))
+        # as monai.bundle ckpt_export does: metadata and the inference config travel inside model.ts
+        save_net_with_metadata(
+            traced,
+            str(stage / "models" / "model"),
+            include_config_vals=False,
+            append_timestamp=False,
+            meta_values=trained_meta,
+            more_extra_files={"inference.json": json.dumps(inference).encode()},
+        )
+        with atomic_path(target) as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
+            for f in sorted(stage.rglob("*")):
+                if f.is_file():
+                    zf.write(f, f.relative_to(Path(tmp)))
+    return target

@@ -1,0 +1,150 @@
+"""``mammo-monai predict``: a folder of mammograms -> probabilities (and optional heatmaps)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from mammo_monai.data.cache_record import transform_options
+from mammo_monai.inference.bundle import FLIPS, load_networks, open_bundle
+from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.io.atomic import write_csv
+from mammo_monai.io.errors import describe_error
+from mammo_monai.io.walk import find_images
+from mammo_monai.training.model_meta import trained_setting
+from mammo_monai.transforms.pipelines import preprocess_transforms
+
+
+def model_preprocessing(
+    bundle_root: str | os.PathLike, modalities: Sequence[str] | None | str = "model"
+) -> dict[str, Any]:
+    """The preprocessing a model was trained with (recorded from its cache at training time), as
+    keyword arguments for :func:`_load`; models trained before it was recorded get the defaults at
+    their recorded image size. ``modalities`` other than "model" replace the recorded ones."""
+    recorded = trained_setting(bundle_root, "preprocessing", None) or {}
+    settings = {
+        "size": recorded.get("size") or trained_setting(bundle_root, "image_size", [1152, 896]),
+        **transform_options(recorded),
+        "modalities": recorded.get("modalities", ["MG"]),
+    }
+    if modalities != "model":
+        settings["modalities"] = modalities
+    return settings
+
+
+def _load(path: str, **settings: Any) -> dict[str, Any]:
+    return preprocess_transforms(**settings)({"image": path})
+
+
+@torch.inference_mode()
+def predict(
+    bundle: str | os.PathLike,
+    inputs: str | os.PathLike | Sequence[str],
+    out_csv: str | os.PathLike,
+    tta: bool = False,
+    heatmaps: str | os.PathLike | None = None,
+    patch_bundle: str | os.PathLike | None = None,
+    batch_size: int = 4,
+    stride: int | None = None,
+    progress: bool = True,
+    modalities: Sequence[str] | None | str = "model",
+) -> pd.DataFrame:
+    """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
+    error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
+    window (``stride`` px, default a quarter patch) and save the maps (see :func:`save_heatmaps`).
+    Images are preprocessed exactly as the model's training data were (size, aspect, crop,
+    intensity scaling, accepted modalities: :func:`model_preprocessing`).
+
+    Rows: file, level (image / exam), exam, laterality, view, probability, status. Exams are the
+    images of one folder and laterality; their probability is the mean of their images'.
+    """
+    if heatmaps and not patch_bundle:
+        raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
+    problems: list[dict[str, str]] = []
+    files = find_images(
+        [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems
+    )  # (file, unique name)
+    if not files:
+        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = open_bundle(bundle, Path(tmp) / "whole")
+        nets = load_networks(root, (), tmp)
+        prep = model_preprocessing(root, modalities)
+        patch_net, patch_size, class_names = None, None, None
+        if heatmaps:
+            proot = open_bundle(patch_bundle, Path(tmp) / "patch")
+            patch_net = load_networks(proot, (), tmp)[0]
+            patch_size = int(trained_setting(proot, "image_size", [224, 224])[0])
+            class_names = trained_setting(proot, "class_names", [str(i) for i in range(5)])
+        rows: list[dict[str, Any]] = [
+            {"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"} for p in problems
+        ]
+        pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            x = (
+                torch.stack([d["image"].as_tensor() for d, _ in pending])
+                .float()
+                .contiguous(memory_format=torch.channels_last)
+            )
+            flips = FLIPS if tta else ((),)
+            probs = sum(torch.softmax(net(torch.flip(x, f) if f else x), 1)[:, 1] for net in nets for f in flips) / (
+                len(nets) * len(flips)
+            )
+            for (_, row), p in zip(pending, probs.tolist()):
+                row.update(probability=p, status="ok")
+                rows.append(row)
+            pending.clear()
+
+        for path, name in tqdm(files, desc="predict", disable=not progress, unit="img"):
+            f = str(path)
+            row: dict[str, Any] = {"file": f, "level": "image"}
+            try:
+                d = _load(f, **prep)
+            except Exception as err:
+                rows.append({**row, "status": f"error: {describe_error(err, f)}"})
+                continue
+            meta = d["image"].meta
+            row.update(
+                laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"), view=meta.get("view", "")
+            )
+            row["exam"] = f"{Path(f).parent.name}_{row['laterality']}"
+            pending.append((d, row))
+            if heatmaps:
+                maps = sliding_window_probabilities(
+                    patch_net, d["image"].as_tensor().float(), d["mask"], patch_size, stride or max(1, patch_size // 4)
+                )
+                spacing = [
+                    sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))
+                ]
+                save_heatmaps(
+                    heatmaps, name, d["image"][0].numpy(), maps.numpy(), class_names, spacing
+                )  # mm of the resized pixels
+            if len(pending) >= batch_size:
+                flush()
+        flush()
+    table = pd.DataFrame(rows)
+    ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
+    if not ok.empty:
+        exams = (
+            ok.groupby("exam")
+            .agg(probability=("probability", "mean"), images=("file", "count"), laterality=("laterality", "first"))
+            .reset_index()
+        )
+        exams = exams[exams["images"] > 1]
+        table = pd.concat(
+            [table, exams.assign(file="", level="exam", view="", status="ok").drop(columns="images")], ignore_index=True
+        )
+    columns = ["file", "level", "exam", "laterality", "view", "probability", "status"]
+    table = table.reindex(columns=columns)
+    write_csv(table, out_csv)
+    return table

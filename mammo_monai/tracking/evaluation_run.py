@@ -1,0 +1,49 @@
+"""One MLflow run per ``evaluate``, in the experiment ``<bundle>-evaluation``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mammo_monai.tracking.runs import artifact_location, default_tracking_uri
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    flat = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}".replace(".", "_")
+        if isinstance(v, dict):
+            flat.update(_flat(v, key + "_"))
+        elif isinstance(v, list):
+            flat.update({f"{key}_{i}": float(x) for i, x in enumerate(v)})
+        elif isinstance(v, (int, float, np.floating)) and not isinstance(v, bool):
+            flat[key] = float(v)
+    return flat
+
+
+def log_evaluation(bundle_name: str, metrics: dict[str, Any], out: Path) -> None:
+    """One run in ``<bundle_name>-evaluation``: settings, every finite figure of ``metrics``, and the
+    files ``evaluate`` wrote into ``out``."""
+    import mlflow
+
+    uri = default_tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp_name = f"{bundle_name}-evaluation"
+    exp = client.get_experiment_by_name(exp_name)
+    exp_id = (
+        exp.experiment_id
+        if exp
+        else client.create_experiment(exp_name, artifact_location=artifact_location(uri, exp_name))
+    )
+    run = client.create_run(exp_id, run_name=f"evaluate-{metrics['split']}{'-tta' if metrics['tta'] else ''}")
+    client.log_param(run.info.run_id, "tta", metrics["tta"])
+    client.log_param(run.info.run_id, "models", metrics["models"])
+    client.log_param(run.info.run_id, "thresholds_from", metrics["thresholds_from"] or "none (in-sample only)")
+    for key, value in _flat({k: v for k, v in metrics.items() if isinstance(v, dict)}).items():
+        if np.isfinite(value):
+            client.log_metric(run.info.run_id, key, value)
+    for f in ("metrics.json", "roc.png", "predictions.csv"):
+        client.log_artifact(run.info.run_id, str(out / f))
+    client.set_terminated(run.info.run_id)

@@ -1,0 +1,80 @@
+"""Ignite handlers for staged training: validation plots, publishing the best model."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from mammo_monai.evaluation.metrics import pred_label
+from mammo_monai.io.atomic import atomic_path
+from mammo_monai.training.model_meta import MODEL_META, write_model_meta
+
+logger = logging.getLogger(__name__)
+
+
+class ValidationPlots:
+    """After each validation epoch, write ``roc.png`` and ``confusion.png`` (and ``*_best.png`` when
+    the key metric improved) into ``output_dir``, from the epoch's outputs."""
+
+    def __init__(self, output_dir: str, class_names: Sequence[str] | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.class_names = list(class_names) if class_names else None
+        self.logits: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self._collect)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self._plot)
+
+    def _reset(self, engine: Engine) -> None:
+        self.logits, self.labels = [], []
+
+    def _collect(self, engine: Engine) -> None:
+        logits, labels = pred_label(engine.state.output)
+        self.logits.append(logits.detach().cpu())
+        self.labels.append(labels.cpu())
+
+    def _plot(self, engine: Engine) -> None:
+        if not self.logits:
+            return
+        from mammo_monai.evaluation.plots import plot_confusion, plot_roc
+
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        probs = torch.softmax(torch.cat(self.logits), 1).numpy()
+        labels = torch.cat(self.labels).numpy()
+        names = self.class_names or [str(i) for i in range(probs.shape[1])]
+        plot_roc(probs, labels, names, self.output_dir / "roc.png")
+        plot_confusion(probs.argmax(1), labels, names, self.output_dir / "confusion.png")
+        if getattr(engine.state, "best_metric_epoch", -1) == engine.state.epoch:
+            for name in ("roc", "confusion"):
+                shutil.copyfile(self.output_dir / f"{name}.png", self.output_dir / f"{name}_best.png")
+        np.savez(self.output_dir / "last_validation.npz", probs=probs, labels=labels)
+
+
+class PublishBest:
+    """When training completes, copy the stage's best checkpoint to the bundle's ``models/model.pt``
+    (through a temporary file), so the bundle always serves its latest finished stage, and record
+    ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference."""
+
+    def __init__(self, source: str, target: str, settings: dict[str, Any] | None = None) -> None:
+        self.source, self.target = Path(source), Path(target)
+        self.settings = settings or {}
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if not self.source.is_file():
+            logger.warning("no best checkpoint at %s (no validation ran?): %s not updated", self.source, self.target)
+            return
+        with atomic_path(self.target) as tmp:
+            shutil.copyfile(self.source, tmp)
+        write_model_meta(self.target.parent / MODEL_META, self.settings)

@@ -1,0 +1,70 @@
+"""Training data from the manifest / patch tables, checked before any training starts."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch.utils.data import WeightedRandomSampler
+
+from mammo_monai.data.manifest import check_one_split_per_patient
+
+
+def records(
+    table: str | os.PathLike,
+    split: str,
+    num_classes: int,
+    image_key: str = "image",
+    label_key: str = "label",
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``split`` from a CSV as MONAI data dicts ``{"image": path, "label": int, ...}``.
+
+    Raises (before training): a missing table, a patient in more than one split, no rows for the
+    split, a label outside ``0 .. num_classes - 1``, or a missing image file.
+    """
+    if not os.path.isfile(table):
+        raise FileNotFoundError(f"{table}: data table not found (run `mammo-monai prepare` / `patches` first)")
+    df = pd.read_csv(table, dtype={"patient_id": str})
+    for col in (image_key, label_key, "split"):
+        if col not in df.columns:
+            raise ValueError(f"{table}: column {col!r} missing")
+    check_one_split_per_patient(df, str(table))
+    df = df[df["split"] == split]
+    if df.empty:
+        raise ValueError(f"{table}: no rows in split {split!r}: the dataset is empty")
+    labels = pd.to_numeric(df[label_key], errors="coerce")
+    bad = df[~labels.isin(range(num_classes))]
+    if not bad.empty:
+        raise ValueError(
+            f"{table}: {len(bad)} row(s) of split {split!r} have a label outside 0..{num_classes - 1}, "
+            f"e.g. {bad[label_key].head(3).tolist()}"
+        )
+    missing = [p for p in df[image_key] if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(
+            f"{table}: {len(missing)} image file(s) of split {split!r} not found, e.g. {missing[:2]}"
+        )
+    if limit:
+        df = df.sample(n=min(limit, len(df)), random_state=0)
+    keep = [c for c in ("patient_id", "image_id", "laterality", "view", "exam") if c in df.columns]
+    return [
+        {"image": r[image_key], "label": int(r[label_key]), **{k: r[k] for k in keep}} for r in df.to_dict("records")
+    ]
+
+
+def make_sampler(data: list[dict[str, Any]], balance: bool, seed: int = 0) -> WeightedRandomSampler | None:
+    """With ``balance``, a sampler drawing every class equally often (weights 1 / class count);
+    otherwise None (plain shuffling)."""
+    if not balance:
+        return None
+    import torch
+
+    labels = np.array([d["label"] for d in data])
+    counts = np.bincount(labels)
+    weights = 1.0 / counts[labels]
+    return WeightedRandomSampler(
+        weights.tolist(), num_samples=len(labels), replacement=True, generator=torch.Generator().manual_seed(seed)
+    )

@@ -1,0 +1,312 @@
+"""Stages that survive a crash: which training a stage folder belongs to, resuming an interrupted
+stage from its last epoch, skipping finished stages, never overwriting a finished stage's files.
+
+On disk, per bundle: ``models/training.json`` (the current training's id) and, per stage,
+``models/stage<N>/``: ``model.pt`` (best), ``last.pt``, ``resume.pt`` (everything needed to go on
+after the last finished epoch) and ``done.json`` (written when the stage finished; a finished stage
+is skipped unless restarted, and a restart moves its folder aside instead of overwriting it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ignite.engine import Engine, Events
+
+from mammo_monai.io.atomic import atomic_path, write_json
+from mammo_monai.tracking.runs import end_stage_run
+from mammo_monai.training.interrupt import StopRequest
+
+logger = logging.getLogger(__name__)
+
+TRAINING_RECORD = "training.json"
+DONE, RESUME = "done.json", "resume.pt"
+
+
+class ForeignCheckpointError(ValueError):
+    """A stage was asked to start from a checkpoint made by another training."""
+
+
+def new_training_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def training_id(ckpt_dir: str | os.PathLike | None = None, restart: bool = False) -> str:
+    """The id that ties a training's stages, checkpoints and MLflow runs together.
+
+    ``MAMMO_TRAINING_ID`` (set by ``mammo-monai train``) wins; else the id recorded in
+    ``<ckpt_dir>/training.json``, so stages run one by one with ``python -m monai.bundle run`` belong to
+    one training; ``restart`` (of a training's first stage) or no record starts a new one.
+    """
+    if os.environ.get("MAMMO_TRAINING_ID"):
+        return os.environ["MAMMO_TRAINING_ID"]
+    return new_training_id() if ckpt_dir is None else recorded_training_id(ckpt_dir, restart)
+
+
+def recorded_training_id(ckpt_dir: str | os.PathLike, restart: bool = False) -> str:
+    """The id in ``<ckpt_dir>/training.json``; a new one (recorded there) when there is none or ``restart``."""
+    record = Path(ckpt_dir) / TRAINING_RECORD
+    if record.is_file() and not restart:
+        return json.loads(record.read_text())["training_id"]
+    tid = new_training_id()
+    write_json({"training_id": tid, "started": time.strftime("%Y-%m-%d %H:%M:%S")}, record)
+    return tid
+
+
+def read_done(stage_dir: str | os.PathLike) -> dict[str, Any] | None:
+    """The record of a finished stage, or None."""
+    path = Path(stage_dir) / DONE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def archive_stage(stage_dir: str | os.PathLike) -> Path | None:
+    """Move a stage folder aside (``stage2.replaced-<time>``) so a restart never overwrites it."""
+    stage_dir = Path(stage_dir)
+    if not stage_dir.is_dir() or not any(stage_dir.iterdir()):
+        return None
+    target = stage_dir.with_name(f"{stage_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}")
+    stage_dir.rename(target)
+    logger.warning("%s moved to %s (restart)", stage_dir, target)
+    return target
+
+
+def previous_stage_checkpoint(
+    ckpt_dir: str | os.PathLike, stage: int, tid: str, allow_foreign: bool = False
+) -> str | None:
+    """The checkpoint stage ``stage`` starts from (``stage<N-1>/model.pt``), checked to belong to training
+    ``tid``: a previous stage of another training is refused unless ``allow_foreign``."""
+    if stage <= 1:
+        return None
+    prev = Path(ckpt_dir) / f"stage{stage - 1}"
+    done = read_done(prev)
+    if done is None:
+        raise FileNotFoundError(f"{prev}: stage {stage - 1} has not finished (no {DONE}); run it first")
+    if done.get("training_id") != tid and not allow_foreign:
+        raise ForeignCheckpointError(
+            f"{prev / 'model.pt'} belongs to training {done.get('training_id')}, not {tid}; start the training again "
+            "(--restart) or set allow_foreign_checkpoint=true to use it anyway"
+        )
+    return str(prev / "model.pt")
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+class StageCheckpoint:
+    """Save everything a stage needs to go on after each epoch, resume from it, and mark the stage done.
+
+    Attach to the trainer after the ``ValidationHandler`` (so the epoch's validation is in the
+    checkpoint). Saved in ``resume.pt`` after every epoch (temporary file, then rename): network,
+    optimizer, scheduler, trainer epoch and iteration, the evaluator's best metric and its epoch, the
+    early-stopping counter and best score, the random states. On start, a ``resume.pt`` of the same
+    training is loaded and the trainer goes on from the epoch after it: at most the interrupted epoch
+    is lost. On completion ``done.json`` is written and ``resume.pt`` removed.
+
+    Args:
+        stage_dir: the stage's folder.
+        training_id: the training this stage belongs to.
+        stage: the stage number.
+        network, optimizer: what to save.
+        evaluator: the validation engine (its best metric is saved); None without validation.
+        early_stop: MONAI's ``EarlyStopHandler`` (its counter is saved); None without.
+        lr_scheduler: an optional scheduler.
+        started_from: the checkpoint the stage started from (recorded in ``done.json``).
+    """
+
+    def __init__(
+        self,
+        stage_dir: str,
+        training_id: str,
+        stage: int,
+        network: torch.nn.Module,
+        optimizer: Any,
+        evaluator: Engine | None = None,
+        early_stop: Any = None,
+        lr_scheduler: Any = None,
+        started_from: str | None = None,
+    ) -> None:
+        self.stage_dir = Path(stage_dir)
+        self.training_id, self.stage = training_id, int(stage)
+        self.network, self.optimizer, self.lr_scheduler = network, optimizer, lr_scheduler
+        self.evaluator, self.early_stop = evaluator, early_stop
+        self.started_from = started_from
+        self.resumed_from_epoch: int | None = None
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.resume)
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
+
+    def _attach_finish(self, engine: Engine) -> None:
+        # registered at start, after every other handler: done.json is written last (after publishing)
+        if not engine.has_event_handler(self.finish, Events.COMPLETED):
+            engine.add_event_handler(Events.COMPLETED, self.finish)
+
+    def _early_stopping(self) -> Any:
+        return getattr(self.early_stop, "_handler", None)
+
+    def state(self, engine: Engine) -> dict[str, Any]:
+        stopper = self._early_stopping()
+        return {
+            "training_id": self.training_id,
+            "stage": self.stage,
+            "epoch": engine.state.epoch,
+            "iteration": engine.state.iteration,
+            "network": self.network.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
+            "best_metric": getattr(self.evaluator.state, "best_metric", None) if self.evaluator else None,
+            "best_metric_epoch": getattr(self.evaluator.state, "best_metric_epoch", None) if self.evaluator else None,
+            "early_stopping": {"counter": stopper.counter, "best_score": stopper.best_score}
+            if stopper is not None
+            else None,
+            "rng": _rng_state(),
+        }
+
+    def save(self, engine: Engine) -> None:
+        self.stage_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.stage_dir / RESUME) as tmp:
+            torch.save(self.state(engine), tmp)
+
+    def resume(self, engine: Engine) -> None:
+        self._attach_finish(engine)
+        path = self.stage_dir / RESUME
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state.get("training_id") != self.training_id:
+            archived = path.with_name(f"resume.{state.get('training_id')}.pt")
+            path.rename(archived)
+            logger.warning(
+                "%s belongs to training %s, not %s: not resumed (kept as %s)",
+                path,
+                state.get("training_id"),
+                self.training_id,
+                archived.name,
+            )
+            return
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
+            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
+        if self.evaluator is not None and state.get("best_metric") is not None:
+            self.evaluator.state.best_metric = state["best_metric"]
+            self.evaluator.state.best_metric_epoch = state["best_metric_epoch"]
+        stopper = self._early_stopping()
+        if stopper is not None and state.get("early_stopping"):
+            stopper.counter = state["early_stopping"]["counter"]
+            stopper.best_score = state["early_stopping"]["best_score"]
+        _set_rng_state(state["rng"])
+        engine.state.epoch, engine.state.iteration = int(state["epoch"]), int(state["iteration"])
+        self.resumed_from_epoch = int(state["epoch"])
+        logger.warning(
+            "stage %d resumed after epoch %d of %s (training %s)",
+            self.stage,
+            state["epoch"],
+            engine.state.max_epochs,
+            self.training_id,
+        )
+
+    def finish(self, engine: Engine) -> None:
+        best = getattr(self.evaluator.state, "best_metric", None) if self.evaluator else None
+        write_json(
+            {
+                "training_id": self.training_id,
+                "stage": self.stage,
+                "epochs": engine.state.epoch,
+                "best_metric": best,
+                "best_metric_epoch": getattr(self.evaluator.state, "best_metric_epoch", None)
+                if self.evaluator
+                else None,
+                "started_from": self.started_from,
+                "resumed_from_epoch": self.resumed_from_epoch,
+                "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+            self.stage_dir / DONE,
+        )
+        (self.stage_dir / RESUME).unlink(missing_ok=True)
+
+
+class SaveBest:
+    """Write the network to ``<stage_dir>/model.pt`` (temporary file, then rename) whenever the
+    evaluator's key metric improves, as MONAI's workflow tracks it (``state.best_metric_epoch``).
+
+    Unlike a fresh ``CheckpointSaver``, this survives a resume: the restored best metric decides, so
+    a worse epoch after a restart never replaces the best checkpoint saved before the crash."""
+
+    def __init__(self, save_dir: str, network: torch.nn.Module, filename: str = "model.pt") -> None:
+        self.path = Path(save_dir) / filename
+        self.network = network
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.path) as tmp:
+            torch.save({"model": self.network.state_dict()}, tmp)
+
+
+class StageRunner:
+    """What ``run`` does in a bundle's train config: skip a finished stage, or run the trainer.
+
+    With ``restart`` a finished (or interrupted) stage folder is moved aside first, never overwritten.
+    A stage that raises, or is interrupted (SIGINT or SIGTERM, honoured at the next iteration: see
+    :class:`~mammo_monai.training.interrupt.StopRequest`),
+    ends its MLflow run FAILED or KILLED (see :func:`mammo_monai.tracking.runs.end_stage_run`).
+    """
+
+    def __init__(self, stage_dir: str, stage: int, training_id: str, restart: bool = False) -> None:
+        self.stage_dir, self.stage, self.training_id, self.restart = (
+            Path(stage_dir),
+            int(stage),
+            training_id,
+            bool(restart),
+        )
+        if self.restart:
+            archive_stage(self.stage_dir)
+
+    def run(self, trainer: Engine) -> bool:
+        """Run ``trainer`` unless the stage is finished; True when it ran."""
+        done = read_done(self.stage_dir)
+        if done is not None:
+            logger.warning(
+                "stage %d already finished (training %s, best %s); skipped: restart it with restart=true",
+                self.stage,
+                done.get("training_id"),
+                done.get("best_metric"),
+            )
+            return False
+        with StopRequest() as stop:
+            stop.attach(trainer)
+            try:
+                trainer.run()
+            except KeyboardInterrupt:
+                end_stage_run(self.stage_dir, "KILLED")
+                raise
+            except Exception:
+                end_stage_run(self.stage_dir, "FAILED")
+                raise
+        if (
+            stop.requested is not None
+        ):  # the signal came during the last epoch: the stage is finished, the training is not
+            end_stage_run(self.stage_dir, "KILLED", parent_only=True)
+            raise KeyboardInterrupt(f"signal {stop.requested}")
+        return True
