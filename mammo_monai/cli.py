@@ -77,6 +77,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="share of breasts listed in both the mass and the calcification tables, as in CBIS-DDSM (default: 0.05)",
     )
+    p.add_argument(
+        "--layout",
+        choices=["cbis-ddsm", "rsna"],
+        default="cbis-ddsm",
+        help="cbis-ddsm: DICOMs, ROI masks, four CSVs; rsna: the RSNA screening challenge's train.csv and "
+        "train_images/<patient>/<image>.dcm (JPEG 2000 / JPEG lossless, MONOCHROME1 with SIGMOID windows)",
+    )
+    p.add_argument(
+        "--positive-fraction",
+        type=float,
+        default=0.03,
+        metavar="P",
+        help="rsna: share of breasts with cancer, at least one (default: 0.03)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

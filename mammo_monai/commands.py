@@ -23,8 +23,20 @@ def modalities(args: argparse.Namespace) -> list[str] | None:
 
 
 def synth(args: argparse.Namespace) -> int:
-    from mammo_monai.synthetic import make_cbis_tree
+    from mammo_monai.synthetic import make_cbis_tree, make_rsna_tree
 
+    if args.layout == "rsna":
+        summary = make_rsna_tree(
+            args.out,
+            patients=args.patients,
+            seed=args.seed,
+            size=tuple(args.size),
+            positive_fraction=args.positive_fraction,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
+        print(json.dumps(summary, indent=2))
+        return 0
     summary = make_cbis_tree(
         args.out,
         patients=args.patients,

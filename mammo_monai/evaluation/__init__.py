@@ -1,7 +1,13 @@
 """Scores of predictions: AUC with patient-resampled intervals, pF1, operating thresholds, exam
 aggregation, the Ignite metrics of validation, and plots."""
 
-from mammo_monai.evaluation.metrics import PresentClassROCAUC, pred_label, prob_label
+from mammo_monai.evaluation.metrics import (
+    PresentClassROCAUC,
+    positive_probability,
+    pred_label,
+    prob_label,
+    sigmoid_label,
+)
 from mammo_monai.evaluation.report import exam_key, level_tables, split_metrics
 from mammo_monai.evaluation.scores import aggregate_exams, best_pf1, binary_report, pf1, tune_thresholds
 
@@ -13,8 +19,10 @@ __all__ = [
     "exam_key",
     "level_tables",
     "pf1",
+    "positive_probability",
     "pred_label",
     "prob_label",
+    "sigmoid_label",
     "split_metrics",
     "tune_thresholds",
 ]

@@ -38,6 +38,19 @@ def prob_label(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return probs, torch.nn.functional.one_hot(labels, probs.shape[1])
 
 
+def positive_probability(logits: torch.Tensor) -> torch.Tensor:
+    """P(positive) (B,) from logits (B, 1) (sigmoid: one screening output) or (B, 2) (softmax, class 1)."""
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=1)[:, 1]
+
+
+def sigmoid_label(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P(positive) (B,), labels (B,)) of a one-logit network, for MONAI's ROCAUC."""
+    return positive_probability(_stack(output, "pred").view(-1, 1)), _stack(output, "label").long().view(-1)
+
+
 def present_class_auc(
     probs: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, class_names: Sequence[str] | None = None
 ) -> tuple[float, dict[str, float], list[str]]:

@@ -16,6 +16,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
+from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.networks import guard_convolutions
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast, load_weights
 
@@ -80,7 +81,7 @@ def load_networks(
 def predict_probabilities(
     networks: Sequence[torch.nn.Module], data: list[dict[str, Any]], transform, tta: bool = False, batch_size: int = 4
 ) -> np.ndarray:
-    """P(malignant) per item: softmax averaged over the networks and, with ``tta``, over the four
+    """P(malignant) per item (softmax of two logits, sigmoid of one) averaged over the networks and, with ``tta``, over the four
     flips (none, horizontal, vertical, both)."""
     loader = DataLoader(Dataset(data, transform), batch_size=batch_size, shuffle=False, num_workers=0)
     out = []
@@ -91,6 +92,6 @@ def predict_probabilities(
         for net in networks:
             for dims in flips:
                 xi = torch.flip(x, dims) if dims else x
-                probs += torch.softmax(net(xi).float(), 1)[:, 1]
+                probs += positive_probability(net(xi))
         out.append(probs / (len(networks) * len(flips)))
     return torch.cat(out).numpy()

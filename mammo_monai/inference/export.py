@@ -49,7 +49,8 @@ def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
             type="logits",
             value_range=[],
             is_onehot=False,
-            description="class logits of models/model.ts; softmax gives the probabilities inference.yaml writes",
+            description="logits of models/model.ts; softmax (two classes) or sigmoid (one output) gives the "
+            "probabilities inference.yaml writes",
         )
     return out
 

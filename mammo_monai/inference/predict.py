@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from mammo_monai.data.cache_record import transform_options
+from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.inference.bundle import FLIPS, load_networks, open_bundle
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
 from mammo_monai.io.atomic import write_csv
@@ -97,7 +98,7 @@ def predict(
                 .contiguous(memory_format=torch.channels_last)
             )
             flips = FLIPS if tta else ((),)
-            probs = sum(torch.softmax(net(torch.flip(x, f) if f else x), 1)[:, 1] for net in nets for f in flips) / (
+            probs = sum(positive_probability(net(torch.flip(x, f) if f else x)) for net in nets for f in flips) / (
                 len(nets) * len(flips)
             )
             for (_, row), p in zip(pending, probs.tolist()):

@@ -33,7 +33,11 @@ class PredictionWriter:
 
     def _collect(self, engine: Engine) -> None:
         for batch_item, out in zip(engine.state.batch, engine.state.output):
-            probs = torch.softmax(torch.as_tensor(out["pred"]).float(), 0).tolist()
+            logits = torch.as_tensor(out["pred"]).float().view(-1)
+            if logits.numel() == 1:  # one screening logit: P(positive), then the two classes' probabilities
+                positive = torch.sigmoid(logits)
+                logits = torch.log(torch.cat([1 - positive, positive]).clamp_min(1e-12))
+            probs = torch.softmax(logits, 0).tolist()
             row = {"file": batch_item.get(self.path_key, "")}
             row.update({f"prob_{name}": p for name, p in zip(self.class_names, probs)})
             if len(probs) == 2:

@@ -10,9 +10,12 @@ from mammo_monai.networks.pretrained import (
     resolve_weights,
 )
 from mammo_monai.networks.resnet import ARCHITECTURES, load_torchvision_weights, patch_resnet
+from mammo_monai.networks.seresnext import SERESNEXT, screening_seresnext
 from mammo_monai.networks.whole_image import Bottleneck, WholeImageClassifier
 
 __all__ = [
+    "SERESNEXT",
+    "screening_seresnext",
     "ARCHITECTURES",
     "IMAGENET_GREY",
     "Bottleneck",

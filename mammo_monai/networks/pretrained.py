@@ -19,6 +19,9 @@ logger = logging.getLogger(__name__)
 TORCHVISION_IMAGENET = {
     "resnet50": ("https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61"),
     "resnet18": ("https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd"),
+    # Cadene's pretrainedmodels file, the one MONAI's SEResNext50(pretrained=True) downloads; its name's
+    # suffix is not documented as a SHA-256 prefix, so no hash is checked for it
+    "seresnext50": ("http://data.lip6.fr/cadene/pretrainedmodels/se_resnext50_32x4d-a260b3a4.pth", None),
 }
 #: ImageNet's per-channel mean and std, averaged over RGB: the normalisation of a grey image that the
 #: folded (summed) stem of an ImageNet network sees as the same grey repeated over three channels
@@ -56,9 +59,7 @@ def resolve_weights(
             raise FileNotFoundError(f"{spec}: pretrained weights file not found")
         return str(spec)
     if arch not in TORCHVISION_IMAGENET:
-        raise ValueError(
-            f"no ImageNet weights for arch {arch!r}; torchvision has them for {sorted(TORCHVISION_IMAGENET)}"
-        )
+        raise ValueError(f"no ImageNet weights for arch {arch!r}; known for {sorted(TORCHVISION_IMAGENET)}")
     url, prefix = TORCHVISION_IMAGENET[arch]
     folder = Path(cache_dir) if cache_dir else Path(torch.hub.get_dir()) / "checkpoints"
     path = folder / url.rsplit("/", 1)[-1]
@@ -71,7 +72,7 @@ def resolve_weights(
                 f"cannot download the ImageNet weights of {arch} from {url} ({type(err).__name__}: {err}); "
                 f"offline, copy the file to {path} or pass pretrained_weights=<file>"
             ) from err
-    if _sha256_prefix(path, len(prefix)) != prefix:
+    if prefix and _sha256_prefix(path, len(prefix)) != prefix:
         raise RuntimeError(
             f"{path}: SHA-256 does not start with {prefix}: a damaged or different file; delete it to download again"
         )

@@ -15,6 +15,7 @@ from ignite.engine import Engine, Events
 from mammo_monai.evaluation.metrics import pred_label
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.training.model_meta import MODEL_META, write_model_meta
+from mammo_monai.training.selection import read_selection
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,14 @@ class PublishBest:
     (through a temporary file), so the bundle always serves its latest finished stage, and record
     ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference."""
 
-    def __init__(self, source: str, target: str, settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, source: str, target: str, settings: dict[str, Any] | None = None, selection_dir: str | None = None
+    ) -> None:
         self.source, self.target = Path(source), Path(target)
         self.settings = settings or {}
+        self.selection_dir = (
+            selection_dir  # a stage folder whose selection.json (threshold, aggregation) is recorded too
+        )
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -77,4 +83,7 @@ class PublishBest:
             return
         with atomic_path(self.target) as tmp:
             shutil.copyfile(self.source, tmp)
-        write_model_meta(self.target.parent / MODEL_META, self.settings)
+        settings = dict(self.settings)
+        if self.selection_dir is not None:
+            settings["selection"] = read_selection(self.selection_dir)
+        write_model_meta(self.target.parent / MODEL_META, settings)

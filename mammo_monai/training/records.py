@@ -10,6 +10,7 @@ import pandas as pd
 from torch.utils.data import WeightedRandomSampler
 
 from mammo_monai.data.manifest import check_one_split_per_patient
+from mammo_monai.evaluation.report import exam_key
 
 
 def records(
@@ -49,22 +50,36 @@ def records(
         )
     if limit:
         df = df.sample(n=min(limit, len(df)), random_state=0)
+    if "exam" not in df.columns and {"patient_id", "laterality"} <= set(df.columns):
+        df = df.assign(exam=exam_key(df))  # the breast: patient + laterality, as evaluation groups it
     keep = [c for c in ("patient_id", "image_id", "laterality", "view", "exam") if c in df.columns]
     return [
         {"image": r[image_key], "label": int(r[label_key]), **{k: r[k] for k in keep}} for r in df.to_dict("records")
     ]
 
 
-def make_sampler(data: list[dict[str, Any]], balance: bool, seed: int = 0) -> WeightedRandomSampler | None:
-    """With ``balance``, a sampler drawing every class equally often (weights 1 / class count);
-    otherwise None (plain shuffling)."""
-    if not balance:
+def make_sampler(data: list[dict[str, Any]], balance: bool | float, seed: int = 0) -> WeightedRandomSampler | None:
+    """A sampler that oversamples the rarer classes, or None (plain shuffling) when ``balance`` is false.
+
+    ``balance`` True draws every class equally often (weights 1 / class count); a number in (0, 1)
+    draws the positive class (label 1) that often and the others in proportion, for screening data
+    where about 2 % of the images are positive (the RSNA recipe oversamples positives, not 50/50).
+    """
+    if balance is False or balance is None or balance == 0:
         return None
     import torch
 
     labels = np.array([d["label"] for d in data])
     counts = np.bincount(labels)
-    weights = 1.0 / counts[labels]
+    if balance is True or balance == 1:
+        weights = 1.0 / counts[labels]
+    else:
+        fraction = float(balance)
+        if not 0 < fraction < 1:
+            raise ValueError(f"balance must be true/false or a positive fraction in (0, 1), got {balance}")
+        if len(counts) < 2 or counts[1] == 0:
+            raise ValueError("balance as a positive fraction needs positives (label 1) in the training data")
+        weights = np.where(labels == 1, fraction / counts[1], (1 - fraction) / (len(labels) - counts[1]))
     return WeightedRandomSampler(
         weights.tolist(), num_samples=len(labels), replacement=True, generator=torch.Generator().manual_seed(seed)
     )
