@@ -184,6 +184,13 @@ def evaluate(args: argparse.Namespace) -> int:
         )
     else:
         line += " (no validation split: thresholds only in-sample, see 'oracle')"
+    if "decision" in metrics:
+        d = metrics["decision"]
+        line += (
+            f"\n{args.split}: the model's stored decision per {d['level']} at {d['threshold']:.3f}: pF1 {d['pf1']:.3f} "
+            f"(raw {d['pf1_raw']:.3f}), sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
+            f"recall rate {d['recall_rate']:.3f}"
+        )
     print(line)
     print(json.dumps(metrics, indent=2))
     return 0

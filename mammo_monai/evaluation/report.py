@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from mammo_monai.evaluation.scores import aggregate_exams, binary_report, tune_thresholds
+from mammo_monai.evaluation.scores import aggregate_exams, binary_report, operating_point, pf1, tune_thresholds
 
 
 def exam_key(table: pd.DataFrame) -> pd.Series:
@@ -57,3 +57,27 @@ def split_metrics(
             thresholds_from=f"split {tuning_split!r} ({len(tune) if tune is not None else 0} rows)",
         )
     return reports
+
+
+def stored_decision(table: pd.DataFrame, selection: dict[str, Any]) -> dict[str, Any]:
+    """The decision of a model that stores its operating point (the screening recipe's pF1
+    selection: ``{"aggregation": "mean"|"max", "threshold": t, ...}`` chosen on validation at
+    training time): per breast (``exam``), the aggregated probability called positive at ``t``.
+
+    Returns pF1 raw (probabilities as they are) and thresholded, and the operating point
+    (sensitivity, specificity, recall rate) at the stored threshold.
+    """
+    how, threshold = selection["aggregation"], float(selection["threshold"])
+    breasts = aggregate_exams(table.assign(exam=exam_key(table)), how=how)
+    y, p = breasts["label"].to_numpy(), breasts["probability"].to_numpy()
+    return {
+        "level": f"breast ({how} of its views)",
+        "n": int(len(breasts)),
+        "positives": int(y.sum()),
+        "threshold": threshold,
+        "threshold_from": "stored with the model (validation pF1 at training time)",
+        "pf1_raw": pf1(y, p),
+        "pf1": pf1(y, p >= threshold),
+        **{k: v for k, v in operating_point(y, p, threshold).items() if k != "threshold"},
+        "recall_rate": float((p >= threshold).mean()) if len(p) else 0.0,  # the fraction of breasts recalled
+    }

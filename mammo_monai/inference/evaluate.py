@@ -16,7 +16,7 @@ import pandas as pd
 
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
 from mammo_monai.data.manifest import check_one_split_per_patient
-from mammo_monai.evaluation.report import exam_key, split_metrics
+from mammo_monai.evaluation.report import exam_key, split_metrics, stored_decision
 from mammo_monai.inference.bundle import load_networks, open_bundle, predict_probabilities
 from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.tracking.evaluation_run import log_evaluation
@@ -75,6 +75,7 @@ def evaluate(
             tuning["probability"] = predict_probabilities(
                 nets, [{"image": p} for p in tuning["image"]], transform, tta, batch_size
             )
+        selection = trained_setting(root, "selection", None)
         name = json.loads((root / "configs" / "metadata.json").read_text()).get("name", root.name)
     has_tuning = tuning is not None and not tuning.empty
     metrics = {
@@ -84,6 +85,8 @@ def evaluate(
         "thresholds_from": threshold_split if has_tuning else None,
         **split_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
     }
+    if selection:  # a model that stores its operating point (the screening recipe): its own decision
+        metrics["decision"] = stored_decision(table, selection)
     table["exam"] = exam_key(table)
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")
     out.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,10 @@ def predict(
     intensity scaling, accepted modalities: :func:`model_preprocessing`).
 
     Rows: file, level (image / exam), exam, laterality, view, probability, status. Exams are the
-    images of one folder and laterality; their probability is the mean of their images'.
+    images of one folder and laterality (one breast); their probability is the mean of their images'.
+    A model that stores its operating point (the screening recipe's pF1 selection) aggregates each
+    breast its way (mean or max), gives every breast a row, even of one image, and adds ``decision``
+    (1: recall) at its stored threshold.
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
@@ -78,6 +81,7 @@ def predict(
         root = open_bundle(bundle, Path(tmp) / "whole")
         nets = load_networks(root, (), tmp)
         prep = model_preprocessing(root, modalities)
+        selection = trained_setting(root, "selection", None)
         patch_net, patch_size, class_names = None, None, None
         if heatmaps:
             proot = open_bundle(patch_bundle, Path(tmp) / "patch")
@@ -136,16 +140,29 @@ def predict(
     table = pd.DataFrame(rows)
     ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
     if not ok.empty:
+        how = selection["aggregation"] if selection else "mean"
         exams = (
             ok.groupby("exam")
-            .agg(probability=("probability", "mean"), images=("file", "count"), laterality=("laterality", "first"))
+            .agg(probability=("probability", how), images=("file", "count"), laterality=("laterality", "first"))
             .reset_index()
         )
-        exams = exams[exams["images"] > 1]
+        if selection:
+            exams["decision"] = (exams["probability"] >= float(selection["threshold"])).astype(int)
+        else:
+            exams = exams[exams["images"] > 1]
         table = pd.concat(
             [table, exams.assign(file="", level="exam", view="", status="ok").drop(columns="images")], ignore_index=True
         )
-    columns = ["file", "level", "exam", "laterality", "view", "probability", "status"]
+    columns = [
+        "file",
+        "level",
+        "exam",
+        "laterality",
+        "view",
+        "probability",
+        *(["decision"] if selection else []),
+        "status",
+    ]
     table = table.reindex(columns=columns)
     write_csv(table, out_csv)
     return table

@@ -103,7 +103,16 @@ def test_export_then_predict_and_evaluate(trained, tmp_path):
     table = predict(zipped, [str(d) for d in dicoms], tmp_path / "pred.csv", progress=False)
     probs = table.loc[table["level"] == "image", "probability"]
     assert len(probs) == 2 and probs.between(0, 1).all() and probs.nunique() == 2  # sigmoid of one logit
+    threshold = json.loads((base / "screening_classifier" / "models" / "model_meta.json").read_text())["selection"]
+    breasts = table[table["level"] == "exam"]
+    assert len(breasts) == 2  # every breast gets its decision, even from one image
+    assert (breasts["decision"] == (breasts["probability"] >= threshold["threshold"]).astype(int)).all()
     metrics = evaluate(zipped, base / "manifest", split="test", out_dir=tmp_path / "eval", track=False)
     assert metrics["image"]["n"] == int((images["split"] == "test").sum())
+    decision = metrics["decision"]  # the stored threshold and aggregation, per breast
+    assert decision["threshold"] == threshold["threshold"] and decision["level"].startswith(
+        f"breast ({threshold['aggregation']}"
+    )
+    assert {"pf1", "pf1_raw", "sensitivity", "specificity", "recall_rate"} <= set(decision)
     scores = pd.read_csv(tmp_path / "eval" / "predictions.csv")["probability"]
     assert scores.between(0, 1).all() and scores.nunique() > 1
