@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="manifest and cache folder")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
     p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
+    p.add_argument("--test-fraction", type=float, default=0.15, help="patients held out for test (default: 0.15)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.10,
+        help="of the rest, patients for validation (default: 0.10; a 70/20/10 split: --test-fraction 0.1 --val-fraction 0.2222)",
+    )
     p.add_argument("--birads-cut", type=int, default=4, help="inbreast: label 1 from this Bi-Rads up (default: 4)")
     p.add_argument(
         "--patients-csv",
@@ -256,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ensemble", nargs="*", default=[], help="more checkpoints or bundles to average with")
     p.add_argument("--out", default=None, help="output folder (default: <manifest>/evaluation/<split>)")
     p.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+    p.add_argument(
+        "--patch-bundle",
+        default=None,
+        help="with a lesion_segmentation bundle: the patch classifier that scores its candidate lesions",
+    )
     p.set_defaults(func=commands.evaluate)
 
     p = sub.add_parser(
@@ -270,7 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--tta", action="store_true", help="average over the 4 flips")
     p.add_argument("--heatmaps", default=None, help="folder for patch-classifier heatmaps (NIfTI + overlay PNG)")
-    p.add_argument("--patch-bundle", default=None, help="patch classifier bundle (folder or zip) for --heatmaps")
+    p.add_argument(
+        "--patch-bundle",
+        default=None,
+        help="patch classifier bundle (folder or zip): draws --heatmaps; with a lesion_segmentation --bundle, scores "
+        "its candidate lesions (segment-then-classify; --heatmaps then writes the lesion maps and candidates)",
+    )
     p.add_argument("--stride", type=int, default=None, help="heatmap window stride in pixels (default: patch size / 4)")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
     _accept_modality(p)

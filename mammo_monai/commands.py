@@ -94,6 +94,8 @@ def prepare(args: argparse.Namespace) -> int:
         size=tuple(args.size),
         split_seed=args.split_seed,
         official_split=args.official_split,
+        test_fraction=args.test_fraction,
+        val_fraction=args.val_fraction,
         workers=args.workers,
         progress=not args.quiet,
         adapter_options=adapter,
@@ -170,6 +172,7 @@ def evaluate(args: argparse.Namespace) -> int:
         ensemble=args.ensemble,
         out_dir=args.out,
         track=not args.no_tracking,
+        patch_bundle=args.patch_bundle,
     )
     img, ex = metrics["image"], metrics["exam_mean"]
     line = (

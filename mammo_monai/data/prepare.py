@@ -38,11 +38,28 @@ def drop_duplicate_ids(images: pd.DataFrame, errors: list[dict[str, str]]) -> pd
     return images[~dup]
 
 
-def split_images(images: pd.DataFrame, dataset: str, split_seed: int, official_split: bool) -> pd.DataFrame:
-    """The one place where splits are assigned: over the whole image set of this run, by patient."""
-    if dataset == "folder":
-        return images  # the folder layout names the split
-    return assign_splits(images, seed=split_seed, keep_test=official_split and dataset == "cbis-ddsm")
+#: the default fractions (Shen et al.: 85/15, then 90/10 of the rest for validation)
+TEST_FRACTION, VAL_FRACTION = 0.15, 0.10
+
+
+def split_images(
+    images: pd.DataFrame,
+    dataset: str,
+    split_seed: int,
+    official_split: bool,
+    test_fraction: float = TEST_FRACTION,
+    val_fraction: float = VAL_FRACTION,
+) -> pd.DataFrame:
+    """The one place where splits are assigned: over the whole image set of this run, by patient.
+
+    ``val_fraction`` is taken from what is left after the test split (a 70 / 20 / 10 split is
+    ``test_fraction`` 0.1, ``val_fraction`` 0.2 / 0.9). A folder layout that names every image's split
+    keeps it."""
+    if dataset == "folder" and images["split"].isin(["train", "val", "test"]).all():
+        return images
+    return assign_splits(
+        images, test_fraction, val_fraction, seed=split_seed, keep_test=official_split and dataset == "cbis-ddsm"
+    )
 
 
 def prepare(
@@ -57,6 +74,8 @@ def prepare(
     adapter_options: dict[str, Any] | None = None,
     transform_options: dict[str, Any] | None = None,
     rebuild: bool = False,
+    test_fraction: float = TEST_FRACTION,
+    val_fraction: float = VAL_FRACTION,
 ) -> dict[str, Any]:
     """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest.
 
@@ -89,7 +108,7 @@ def prepare(
         raise ValueError(
             f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
         )
-    images = split_images(images, dataset, split_seed, official_split)
+    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)
     out = Path(out_dir)
     reused = claim_cache(
         out,
@@ -99,6 +118,9 @@ def prepare(
             "root": str(Path(root).resolve()),
             "split_seed": split_seed,
             "official_split": official_split,
+            # recorded when not the defaults, so caches made before the fractions could be set stay valid
+            **({"test_fraction": test_fraction} if test_fraction != TEST_FRACTION else {}),
+            **({"val_fraction": val_fraction} if val_fraction != VAL_FRACTION else {}),
         },
         rebuild,
     )

@@ -5,7 +5,9 @@ from mammo_monai.evaluation.metrics import (
     PresentClassROCAUC,
     positive_probability,
     pred_label,
+    pred_target,
     prob_label,
+    seg_pred_label,
     sigmoid_label,
 )
 from mammo_monai.evaluation.report import exam_key, level_tables, split_metrics
@@ -21,7 +23,11 @@ __all__ = [
     "pf1",
     "positive_probability",
     "pred_label",
+    "pred_target",
+    "pred_target",
     "prob_label",
+    "seg_pred_label",
+    "seg_pred_label",
     "sigmoid_label",
     "split_metrics",
     "tune_thresholds",

@@ -136,3 +136,20 @@ class PresentClassROCAUC(IgniteMetricHandler):
                 ", ".join(fn.unscored),
             )
         return auc
+
+
+def pred_target(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(prediction, target) from MONAI's decollated output, flattened to one value per pixel, so ignite's
+    regression metrics (which average over the first dimension) give the per-pixel error of
+    self-supervised reconstruction."""
+    return _stack(output, "pred").float().reshape(-1), _stack(output, "label").float().reshape(-1)
+
+
+def seg_pred_label(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(one-hot argmax of the logits (B, C, H, W), one-hot labels (B, C, H, W)) for MONAI's ``MeanDice``
+    from a segmenter's decollated output (labels (B, 1, H, W) of class indices)."""
+    logits = _stack(output, "pred").float()
+    classes = logits.shape[1]
+    pred = torch.nn.functional.one_hot(logits.argmax(1), classes).permute(0, 3, 1, 2).float()
+    labels = _stack(output, "label").long()[:, 0]
+    return pred, torch.nn.functional.one_hot(labels, classes).permute(0, 3, 1, 2).float()

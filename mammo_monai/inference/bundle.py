@@ -19,6 +19,7 @@ from monai.data import DataLoader, Dataset
 from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.networks import guard_convolutions
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast, load_weights
+from mammo_monai.training.model_meta import trained_setting
 
 
 def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
@@ -32,6 +33,12 @@ def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
     if len(top) != 1:
         raise ValueError(f"{p}: expected one bundle folder in the zip, found {sorted(top)}")
     return Path(workdir) / top.pop()
+
+
+def is_lesion_segmenter(bundle_dir: str | os.PathLike) -> bool:
+    """True for a trained lesion segmenter (its recorded architecture is a U-Net): its output is a map,
+    and it classifies images only together with a patch classifier (segment-then-classify)."""
+    return str(trained_setting(bundle_dir, "arch", "")).startswith("unet")
 
 
 def build_inference_network(bundle_dir: str | os.PathLike) -> torch.nn.Module:

@@ -17,7 +17,8 @@ import pandas as pd
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
 from mammo_monai.data.manifest import check_one_split_per_patient
 from mammo_monai.evaluation.report import exam_key, split_metrics, stored_decision
-from mammo_monai.inference.bundle import load_networks, open_bundle, predict_probabilities
+from mammo_monai.inference.bundle import is_lesion_segmenter, load_networks, open_bundle, predict_probabilities
+from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.tracking.evaluation_run import log_evaluation
 from mammo_monai.training.model_meta import trained_setting
@@ -35,8 +36,13 @@ def evaluate(
     seed: int = 0,
     batch_size: int = 4,
     threshold_split: str | None = "val",
+    patch_bundle: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Evaluate a whole-image bundle (folder or exported zip) on ``split`` of a prepared manifest.
+
+    A lesion segmenter (``lesion_segmentation``) is evaluated as segment-then-classify with the patch
+    classifier of ``patch_bundle`` (:class:`~mammo_monai.inference.segment_classify.SegmentThenClassify`:
+    an image is as suspicious as its most suspicious candidate lesion); no TTA or ensembles there.
 
     The images of ``threshold_split`` (validation) are predicted too, with the same networks and
     TTA, to choose the Youden and best-pF1 thresholds that are then applied to ``split``; the
@@ -66,15 +72,29 @@ def evaluate(
             read_record(manifest_dir),
             f"{manifest_dir} for {Path(bundle).name}",
         )
-        nets = load_networks(root, ensemble, tmp)
         transform = eval_transforms(from_cache=True)
-        table["probability"] = predict_probabilities(
-            nets, [{"image": p} for p in table["image"]], transform, tta, batch_size
-        )
+        if is_lesion_segmenter(root):
+            if not patch_bundle:
+                raise ValueError(
+                    f"{bundle}: a lesion segmenter; evaluate it with --patch-bundle (the patch classifier)"
+                )
+            if tta or ensemble:
+                raise ValueError(f"{bundle}: segment-then-classify has no TTA or ensembles")
+            pipeline = SegmentThenClassify(root, patch_bundle, tmp)
+            nets = [pipeline.segmenter]
+
+            def score(paths: pd.Series) -> np.ndarray:
+                return np.array([pipeline(transform({"image": p})["image"])["probability"] for p in paths])
+
+        else:
+            nets = load_networks(root, ensemble, tmp)
+
+            def score(paths: pd.Series) -> np.ndarray:
+                return predict_probabilities(nets, [{"image": p} for p in paths], transform, tta, batch_size)
+
+        table["probability"] = score(table["image"])
         if tuning is not None and not tuning.empty:
-            tuning["probability"] = predict_probabilities(
-                nets, [{"image": p} for p in tuning["image"]], transform, tta, batch_size
-            )
+            tuning["probability"] = score(tuning["image"])
         selection = trained_setting(root, "selection", None)
         name = json.loads((root / "configs" / "metadata.json").read_text()).get("name", root.name)
     has_tuning = tuning is not None and not tuning.empty

@@ -15,6 +15,7 @@ from ignite.engine import Engine, Events
 from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.export import export_bundle
 from mammo_monai.tracking.runs import RUN_RECORD, fluent_tracking_uri
+from mammo_monai.training.distributed import is_main_process
 from mammo_monai.training.model_meta import trained_setting
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,8 @@ def log_trained_model(bundle_root: str, run_id: str, tracking_uri: str, register
 
 class LogTrainedModel:
     """When the last stage of a training completes, log the bundle's published model into the
-    training's parent MLflow run (see :func:`log_trained_model`). Attach after ``PublishBest``."""
+    training's parent MLflow run (see :func:`log_trained_model`). Attach after ``PublishBest``. Under
+    ``torchrun`` only rank 0 logs."""
 
     def __init__(self, bundle_root: str, stage_dir: str, last_stage: bool, register: bool = True) -> None:
         self.bundle_root, self.stage_dir = bundle_root, Path(stage_dir)
@@ -84,7 +86,7 @@ class LogTrainedModel:
 
     def __call__(self, engine: Engine) -> None:
         record = self.stage_dir / RUN_RECORD
-        if not self.last_stage or not record.is_file():
+        if not self.last_stage or not is_main_process() or not record.is_file():
             return
         info = json.loads(record.read_text())
         logged = log_trained_model(self.bundle_root, info["parent_run_id"], info["tracking_uri"], self.register)

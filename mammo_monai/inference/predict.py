@@ -8,14 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
 from mammo_monai.data.cache_record import transform_options
 from mammo_monai.evaluation.metrics import positive_probability
-from mammo_monai.inference.bundle import FLIPS, load_networks, open_bundle
+from mammo_monai.inference.bundle import FLIPS, is_lesion_segmenter, load_networks, open_bundle
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
 from mammo_monai.io.walk import find_images
@@ -38,6 +40,43 @@ def model_preprocessing(
     if modalities != "model":
         settings["modalities"] = modalities
     return settings
+
+
+def segment_then_classify(
+    root: Path, patch_bundle: str | os.PathLike | None, tta: bool, workdir: Path
+) -> SegmentThenClassify | None:
+    """The segment-then-classify pipeline when ``root`` is a lesion segmenter, else None."""
+    if not is_lesion_segmenter(root):
+        return None
+    if not patch_bundle:
+        raise ValueError(f"{root.name}: a lesion segmenter; predict with --patch-bundle (the patch classifier)")
+    if tta:
+        raise ValueError(f"{root.name}: segment-then-classify has no TTA")
+    return SegmentThenClassify(root, patch_bundle, workdir)
+
+
+def save_lesion_maps(out_dir: str | os.PathLike, name: str, d: dict[str, Any], found: dict[str, Any]) -> None:
+    """The lesion probability as a heatmap (NIfTI + overlay PNG, like the patch heatmaps) and the
+    candidates with their malignancy as ``<name>_candidates.csv``, in the preprocessed image's pixels."""
+    meta = d["image"].meta
+    spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
+    lesion = found["lesion_map"]
+    save_heatmaps(
+        out_dir, name, d["image"][0].numpy(), np.stack([1 - lesion, lesion]), ["background", "lesion"], spacing
+    )
+    rows = [
+        {
+            "candidate": i,
+            "score": c["score"],
+            "malignancy": c.get("malignancy"),
+            "area": c["area"],
+            "center_row": c["centroid"][0],
+            "center_col": c["centroid"][1],
+        }
+        for i, c in enumerate(found["candidates"])
+    ]
+    columns = ["candidate", "score", "malignancy", "area", "center_row", "center_col"]
+    write_csv(pd.DataFrame(rows, columns=columns), Path(out_dir) / f"{name}_candidates.csv")
 
 
 def _load(path: str, **settings: Any) -> dict[str, Any]:
@@ -71,6 +110,7 @@ def predict(
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
+    # a lesion segmenter bundle predicts as segment-then-classify, with patch_bundle scoring its candidates
     problems: list[dict[str, str]] = []
     files = find_images(
         [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems
@@ -79,11 +119,12 @@ def predict(
         raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
     with tempfile.TemporaryDirectory() as tmp:
         root = open_bundle(bundle, Path(tmp) / "whole")
-        nets = load_networks(root, (), tmp)
+        pipeline = segment_then_classify(root, patch_bundle, tta, Path(tmp) / "pipeline")
+        nets = [] if pipeline else load_networks(root, (), tmp)
         prep = model_preprocessing(root, modalities)
         selection = trained_setting(root, "selection", None)
         patch_net, patch_size, class_names = None, None, None
-        if heatmaps:
+        if heatmaps and not pipeline:
             proot = open_bundle(patch_bundle, Path(tmp) / "patch")
             patch_net = load_networks(proot, (), tmp)[0]
             patch_size = int(trained_setting(proot, "image_size", [224, 224])[0])
@@ -123,6 +164,12 @@ def predict(
                 laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"), view=meta.get("view", "")
             )
             row["exam"] = f"{Path(f).parent.name}_{row['laterality']}"
+            if pipeline:
+                found = pipeline(d["image"].as_tensor())
+                rows.append({**row, "probability": found["probability"], "status": "ok"})
+                if heatmaps:
+                    save_lesion_maps(heatmaps, name, d, found)
+                continue
             pending.append((d, row))
             if heatmaps:
                 maps = sliding_window_probabilities(

@@ -19,6 +19,10 @@ logger = logging.getLogger(__name__)
 TORCHVISION_IMAGENET = {
     "resnet50": ("https://download.pytorch.org/models/resnet50-0676ba61.pth", "0676ba61"),
     "resnet18": ("https://download.pytorch.org/models/resnet18-f37072fd.pth", "f37072fd"),
+    # torchvision's VGG16_Weights.IMAGENET1K_V1 (networks/vgg.py)
+    "vgg16": ("https://download.pytorch.org/models/vgg16-397923af.pth", "397923af"),
+    # torchvision's EfficientNet_V2_S_Weights.IMAGENET1K_V1 (trained at 384 px; networks/efficientnet_v2.py)
+    "efficientnetv2-s": ("https://download.pytorch.org/models/efficientnet_v2_s-dd5fe13b.pth", "dd5fe13b"),
     # Cadene's pretrainedmodels file, the one MONAI's SEResNext50(pretrained=True) downloads; its name's
     # suffix is not documented as a SHA-256 prefix, so no hash is checked for it
     "seresnext50": ("http://data.lip6.fr/cadene/pretrainedmodels/se_resnext50_32x4d-a260b3a4.pth", None),

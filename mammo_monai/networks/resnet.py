@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from monai.networks.nets import ResNet
@@ -95,24 +95,35 @@ def state_dict_mismatch(
     )
 
 
-def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> int:
-    """Load a torchvision ResNet ``state_dict`` file into ``net``; returns the number of tensors loaded.
+def load_torchvision_weights(
+    net: torch.nn.Module,
+    path: str | os.PathLike | Mapping[str, torch.Tensor],
+    stem: str = "conv1",
+    head: Sequence[str] = ("fc",),
+) -> int:
+    """Load a torchvision ``state_dict`` (a ``.pth`` file, or the dict itself) into ``net``; returns the
+    number of tensors loaded.
 
-    A 3-channel stem is folded into a 1-channel one by summing over its input channels (the same
-    response to a grey image repeated over RGB). ``fc`` is skipped when its shape differs (ImageNet
-    has 1000 classes). Any other missing, unexpected or mis-shaped key raises.
+    A 3-channel stem (``stem``.weight) is folded into a 1-channel one by summing over its input channels
+    (the same response to a grey image repeated over RGB). Tensors under ``head`` (ResNet's ``fc``, VGG's
+    ``classifier.6``) are skipped where the network holds them in another shape (ImageNet has 1000
+    classes): the network keeps its new layer. Any other missing, unexpected or mis-shaped key raises.
     """
-    if not os.path.isfile(path):
+    if isinstance(path, Mapping):
+        where, state = "state_dict", dict(path)
+    elif not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: pretrained weights file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    else:
+        where, state = path, torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     own = net.state_dict()
-    w = state.get("conv1.weight")
-    if w is not None and w.shape[1] == 3 and own["conv1.weight"].shape[1] == 1:
-        state["conv1.weight"] = w.sum(1, keepdim=True)
-    for key in ("fc.weight", "fc.bias"):
-        if key in state and state[key].shape != own[key].shape:
+    w = state.get(f"{stem}.weight")
+    if w is not None and w.shape[1] == 3 and own[f"{stem}.weight"].shape[1] == 1:
+        state[f"{stem}.weight"] = w.sum(1, keepdim=True)
+    heads = tuple(f"{h}." for h in head)
+    for key in [k for k in state if k.startswith(heads)]:
+        if key in own and state[key].shape != own[key].shape:
             logger.info(
                 "pretrained %s has shape %s, the network %s: kept the new layer",
                 key,
@@ -120,9 +131,9 @@ def load_torchvision_weights(net: torch.nn.Module, path: str | os.PathLike) -> i
                 tuple(own[key].shape),
             )
             state.pop(key)
-    problem = state_dict_mismatch(own, state, optional=("fc.",))
+    problem = state_dict_mismatch(own, state, optional=heads)
     if problem:
-        raise ValueError(f"{path}: not a state_dict of this architecture: {problem}")
+        raise ValueError(f"{where}: not a state_dict of this architecture: {problem}")
     net.load_state_dict(state, strict=False)
-    logger.info("loaded %d tensors from %s", len(state), path)
+    logger.info("loaded %d tensors from %s", len(state), where)
     return len(state)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.handlers import MLFlowHandler
 
@@ -26,6 +27,12 @@ from mammo_monai.tracking.runs import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _other_rank() -> bool:
+    """True on ranks > 0 of a ``torchrun`` process group: MLflow is rank 0's alone. (Tracking sits
+    below training, so it asks ``torch.distributed`` itself, not ``mammo_monai.training.distributed``.)"""
+    return dist.is_available() and dist.is_initialized() and dist.get_rank() > 0
 
 
 def _flat_params(values: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +75,9 @@ class StageMLFlowHandler(MLFlowHandler):
     input; on completion the files in ``artifacts`` that exist then. Experiments are tagged as model
     training so that the MLflow 3 UI opens on their runs.
 
+    Under ``torchrun`` only rank 0 logs: on the other ranks the handler opens no MLflow store (a new
+    sqlite store would be created by two processes at once) and attaches nothing.
+
     Args:
         stage_dir: the stage's checkpoint folder (holds ``run.json``).
         training_id: the training this stage belongs to.
@@ -96,6 +106,10 @@ class StageMLFlowHandler(MLFlowHandler):
         output_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
+        self.inactive = _other_rank()
+        if self.inactive:  # rank > 0: no MLflow client (MLFlowHandler.__init__ opens the store)
+            self.stage_dir, self.resolved_config, self.cur_run = Path(stage_dir), resolved_config, None
+            return
         uri = os.environ.get("MLFLOW_TRACKING_URI") or kwargs.get("tracking_uri") or ""
         if kwargs.get("artifact_location") is None and uri:
             kwargs["artifact_location"] = artifact_location(uri, kwargs.get("experiment_name", "monai_experiment"))
@@ -118,6 +132,8 @@ class StageMLFlowHandler(MLFlowHandler):
         self.output_dir = output_dir
 
     def attach(self, engine: Engine) -> None:
+        if self.inactive:
+            return
         super().attach(engine)
         if not engine.has_event_handler(self._finish, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self._finish)
@@ -201,11 +217,20 @@ class StageMLFlowHandler(MLFlowHandler):
 
 class StageValMLFlowHandler(MLFlowHandler):
     """MONAI's ``MLFlowHandler`` for the validator of a stage: logs into the stage's run recorded in
-    ``<stage_dir>/run.json`` by :class:`StageMLFlowHandler` (found by id, never by name)."""
+    ``<stage_dir>/run.json`` by :class:`StageMLFlowHandler` (found by id, never by name). Under
+    ``torchrun`` only rank 0 logs (the validation metrics are gathered over the ranks)."""
 
     def __init__(self, stage_dir: str, **kwargs: Any) -> None:
+        self.inactive = _other_rank()
+        if self.inactive:  # rank > 0 opens no MLflow store
+            self.stage_dir, self.cur_run = Path(stage_dir), None
+            return
         super().__init__(**kwargs)
         self.stage_dir = Path(stage_dir)
+
+    def attach(self, engine: Engine) -> None:
+        if not self.inactive:
+            super().attach(engine)
 
     def start(self, engine: Engine) -> None:
         if not self.cur_run:

@@ -14,6 +14,7 @@ from ignite.engine import Engine, Events
 
 from mammo_monai.evaluation.metrics import pred_label
 from mammo_monai.io.atomic import atomic_path
+from mammo_monai.training.distributed import all_gather_objects, is_distributed, is_main_process
 from mammo_monai.training.model_meta import MODEL_META, write_model_meta
 from mammo_monai.training.selection import read_selection
 
@@ -22,7 +23,8 @@ logger = logging.getLogger(__name__)
 
 class ValidationPlots:
     """After each validation epoch, write ``roc.png`` and ``confusion.png`` (and ``*_best.png`` when
-    the key metric improved) into ``output_dir``, from the epoch's outputs."""
+    the key metric improved) into ``output_dir``, from the epoch's outputs. Under ``torchrun`` the
+    outputs of every rank are gathered and rank 0 draws."""
 
     def __init__(self, output_dir: str, class_names: Sequence[str] | None = None) -> None:
         self.output_dir = Path(output_dir)
@@ -43,13 +45,25 @@ class ValidationPlots:
         self.logits.append(logits.detach().cpu())
         self.labels.append(labels.cpu())
 
+    def _gather(self) -> None:
+        """Every rank's outputs on rank 0 (in rank order); the other ranks keep none."""
+        parts = all_gather_objects((self.logits, self.labels))
+        self.logits = [t for logits, _ in parts for t in logits] if is_main_process() else []
+        self.labels = [t for _, labels in parts for t in labels] if is_main_process() else []
+
     def _plot(self, engine: Engine) -> None:
+        if is_distributed():
+            self._gather()
         if not self.logits:
             return
         from mammo_monai.evaluation.plots import plot_confusion, plot_roc
 
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        probs = torch.softmax(torch.cat(self.logits), 1).numpy()
+        logits = torch.cat(self.logits).float()
+        if logits.shape[1] == 1:  # one logit: sigmoid gives P(class 1); plot both classes
+            positive = torch.sigmoid(logits)
+            logits = torch.log(torch.cat([1 - positive, positive], 1).clamp_min(1e-12))
+        probs = torch.softmax(logits, 1).numpy()
         labels = torch.cat(self.labels).numpy()
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         plot_roc(probs, labels, names, self.output_dir / "roc.png")
@@ -63,7 +77,8 @@ class ValidationPlots:
 class PublishBest:
     """When training completes, copy the stage's best checkpoint to the bundle's ``models/model.pt``
     (through a temporary file), so the bundle always serves its latest finished stage, and record
-    ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference."""
+    ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference. Under
+    ``torchrun`` only rank 0 publishes."""
 
     def __init__(
         self, source: str, target: str, settings: dict[str, Any] | None = None, selection_dir: str | None = None
@@ -78,6 +93,8 @@ class PublishBest:
         engine.add_event_handler(Events.COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
+        if not is_main_process():
+            return
         if not self.source.is_file():
             logger.warning("no best checkpoint at %s (no validation ran?): %s not updated", self.source, self.target)
             return

@@ -9,6 +9,8 @@ from typing import Any
 
 from ignite.engine import Engine, Events
 
+from mammo_monai.training.distributed import is_main_process
+
 
 class StageProgress:
     """An Ignite progress bar over each epoch's iterations (on a terminal) and, after each epoch's
@@ -16,7 +18,8 @@ class StageProgress:
     and the stage's ETA. Without ``verbose`` the engines' own per-iteration and per-epoch INFO logs
     are silenced (``mammo-monai train --verbose`` / ``verbose=true`` brings them back).
 
-    Attach to the trainer after the ``ValidationHandler``.
+    Attach to the trainer after the ``ValidationHandler``. Under ``torchrun`` only rank 0 shows the
+    bar and prints (the metrics are gathered over the ranks, so its line speaks for all).
 
     Args:
         stage: the stage number, for the line's prefix.
@@ -34,7 +37,7 @@ class StageProgress:
         self.first_epoch = 0
 
     def attach(self, engine: Engine) -> None:
-        if self.bar:
+        if self.bar and is_main_process():
             from ignite.handlers import ProgressBar
 
             ProgressBar(persist=False, desc=f"stage {self.stage}").attach(engine, output_transform=_loss)
@@ -77,7 +80,8 @@ class StageProgress:
         return " | ".join([parts[0] + " " + parts[1], *parts[2:]]) if len(parts) > 1 else parts[0]
 
     def _epoch_completed(self, engine: Engine) -> None:
-        print(self.summary(engine), file=sys.stderr, flush=True)
+        if is_main_process():
+            print(self.summary(engine), file=sys.stderr, flush=True)
 
 
 def _loss(output: Any) -> dict[str, float]:

@@ -24,6 +24,7 @@ from ignite.engine import Engine, Events
 
 from mammo_monai.io.atomic import atomic_path, write_json
 from mammo_monai.tracking.runs import end_stage_run
+from mammo_monai.training.distributed import any_rank, is_distributed, is_main_process, on_rank0
 from mammo_monai.training.interrupt import StopRequest
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,13 @@ def training_id(ckpt_dir: str | os.PathLike | None = None, restart: bool = False
 
     ``MAMMO_TRAINING_ID`` (set by ``mammo-monai train``) wins; else the id recorded in
     ``<ckpt_dir>/training.json``, so stages run one by one with ``python -m monai.bundle run`` belong to
-    one training; ``restart`` (of a training's first stage) or no record starts a new one.
+    one training; ``restart`` (of a training's first stage) or no record starts a new one. Under
+    ``torchrun`` rank 0 decides (and writes the record) and the other ranks receive its id.
     """
+    return on_rank0(_training_id, ckpt_dir, restart)
+
+
+def _training_id(ckpt_dir: str | os.PathLike | None, restart: bool) -> str:
     if os.environ.get("MAMMO_TRAINING_ID"):
         return os.environ["MAMMO_TRAINING_ID"]
     return new_training_id() if ckpt_dir is None else recorded_training_id(ckpt_dir, restart)
@@ -83,7 +89,12 @@ def previous_stage_checkpoint(
     ckpt_dir: str | os.PathLike, stage: int, tid: str, allow_foreign: bool = False
 ) -> str | None:
     """The checkpoint stage ``stage`` starts from (``stage<N-1>/model.pt``), checked to belong to training
-    ``tid``: a previous stage of another training is refused unless ``allow_foreign``."""
+    ``tid``: a previous stage of another training is refused unless ``allow_foreign``. Under ``torchrun``
+    rank 0 checks and every rank gets its answer (or its error)."""
+    return on_rank0(_previous_stage_checkpoint, ckpt_dir, stage, tid, allow_foreign)
+
+
+def _previous_stage_checkpoint(ckpt_dir: str | os.PathLike, stage: int, tid: str, allow_foreign: bool) -> str | None:
     if stage <= 1:
         return None
     prev = Path(ckpt_dir) / f"stage{stage - 1}"
@@ -117,6 +128,9 @@ class StageCheckpoint:
     early-stopping counter and best score, the random states. On start, a ``resume.pt`` of the same
     training is loaded and the trainer goes on from the epoch after it: at most the interrupted epoch
     is lost. On completion ``done.json`` is written and ``resume.pt`` removed.
+
+    Under ``torchrun`` only rank 0 writes; on resume rank 0 reads ``resume.pt`` and every rank loads
+    the state it broadcasts (one decision, and the ranks start from the same weights and counters).
 
     Args:
         stage_dir: the stage's folder.
@@ -179,15 +193,17 @@ class StageCheckpoint:
         }
 
     def save(self, engine: Engine) -> None:
+        if not is_main_process():
+            return
         self.stage_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.stage_dir / RESUME) as tmp:
             torch.save(self.state(engine), tmp)
 
-    def resume(self, engine: Engine) -> None:
-        self._attach_finish(engine)
+    def _read_resume(self) -> dict[str, Any] | None:
+        """The state of ``resume.pt`` when it belongs to this training; one of another is moved aside."""
         path = self.stage_dir / RESUME
         if not path.is_file():
-            return
+            return None
         state = torch.load(path, map_location="cpu", weights_only=False)
         if state.get("training_id") != self.training_id:
             archived = path.with_name(f"resume.{state.get('training_id')}.pt")
@@ -199,6 +215,13 @@ class StageCheckpoint:
                 self.training_id,
                 archived.name,
             )
+            return None
+        return state
+
+    def resume(self, engine: Engine) -> None:
+        self._attach_finish(engine)
+        state = on_rank0(self._read_resume)
+        if state is None:
             return
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -223,6 +246,8 @@ class StageCheckpoint:
         )
 
     def finish(self, engine: Engine) -> None:
+        if not is_main_process():
+            return
         best = getattr(self.evaluator.state, "best_metric", None) if self.evaluator else None
         write_json(
             {
@@ -247,7 +272,8 @@ class SaveBest:
     evaluator's key metric improves, as MONAI's workflow tracks it (``state.best_metric_epoch``).
 
     Unlike a fresh ``CheckpointSaver``, this survives a resume: the restored best metric decides, so
-    a worse epoch after a restart never replaces the best checkpoint saved before the crash."""
+    a worse epoch after a restart never replaces the best checkpoint saved before the crash. Under
+    ``torchrun`` only rank 0 writes."""
 
     def __init__(self, save_dir: str, network: torch.nn.Module, filename: str = "model.pt") -> None:
         self.path = Path(save_dir) / filename
@@ -257,7 +283,7 @@ class SaveBest:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
+        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch or not is_main_process():
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
@@ -271,6 +297,10 @@ class StageRunner:
     A stage that raises, or is interrupted (SIGINT or SIGTERM, honoured at the next iteration: see
     :class:`~mammo_monai.training.interrupt.StopRequest`),
     ends its MLflow run FAILED or KILLED (see :func:`mammo_monai.tracking.runs.end_stage_run`).
+
+    Under ``torchrun`` rank 0 moves folders, decides whether the stage is finished and ends MLflow
+    runs; the other ranks follow its decision. A stop signal is honoured by all ranks at the same
+    iteration (the ranks agree on it before each one), so none waits for another that stopped.
     """
 
     def __init__(self, stage_dir: str, stage: int, training_id: str, restart: bool = False) -> None:
@@ -281,11 +311,11 @@ class StageRunner:
             bool(restart),
         )
         if self.restart:
-            archive_stage(self.stage_dir)
+            on_rank0(archive_stage, self.stage_dir)
 
     def run(self, trainer: Engine) -> bool:
         """Run ``trainer`` unless the stage is finished; True when it ran."""
-        done = read_done(self.stage_dir)
+        done = on_rank0(read_done, self.stage_dir)
         if done is not None:
             logger.warning(
                 "stage %d already finished (training %s, best %s); skipped: restart it with restart=true",
@@ -295,18 +325,36 @@ class StageRunner:
             )
             return False
         with StopRequest() as stop:
-            stop.attach(trainer)
+            if is_distributed():
+                _agree_on_stop(trainer, stop)
+            else:
+                stop.attach(trainer)
             try:
                 trainer.run()
             except KeyboardInterrupt:
-                end_stage_run(self.stage_dir, "KILLED")
+                _end_stage_run(self.stage_dir, "KILLED")
                 raise
             except Exception:
-                end_stage_run(self.stage_dir, "FAILED")
+                _end_stage_run(self.stage_dir, "FAILED")
                 raise
-        if (
+        if any_rank(
             stop.requested is not None
         ):  # the signal came during the last epoch: the stage is finished, the training is not
-            end_stage_run(self.stage_dir, "KILLED", parent_only=True)
-            raise KeyboardInterrupt(f"signal {stop.requested}")
+            _end_stage_run(self.stage_dir, "KILLED", parent_only=True)
+            raise KeyboardInterrupt(f"signal {stop.requested or 'on another rank'}")
         return True
+
+
+def _end_stage_run(stage_dir: Path, status: str, parent_only: bool = False) -> None:
+    if is_main_process():  # the MLflow runs are rank 0's
+        end_stage_run(stage_dir, status, parent_only=parent_only)
+
+
+def _agree_on_stop(trainer: Engine, stop: StopRequest) -> None:
+    """Before each iteration, stop every rank when any rank got a stop signal (one all-reduce)."""
+
+    def _check(engine: Engine) -> None:
+        if any_rank(stop.requested is not None):
+            raise KeyboardInterrupt(f"signal {stop.requested or 'on another rank'}")
+
+    trainer.add_event_handler(Events.ITERATION_STARTED, _check)

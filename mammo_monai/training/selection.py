@@ -14,6 +14,7 @@ from ignite.engine import Engine, Events
 
 from mammo_monai.evaluation.breast_pf1 import BreastPF1
 from mammo_monai.io.atomic import write_json
+from mammo_monai.training.distributed import is_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,8 @@ class SaveSelection:
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        """Write the selection when this epoch is the best so far."""
-        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
+        """Write the selection when this epoch is the best so far (rank 0 only under torchrun)."""
+        if not is_main_process() or getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
             return
         selection = self.metric.__dict__.get("selection")  # not getattr: an Ignite metric invents attributes
         if not isinstance(selection, dict):

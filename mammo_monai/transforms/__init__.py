@@ -2,6 +2,7 @@
 
 from mammo_monai.transforms.augment import RandMammoAugment, RandMammoAugmentd
 from mammo_monai.transforms.intensity import ScaleMammogram, ScaleMammogramd
+from mammo_monai.transforms.lesion_mask import LesionMask, LesionMaskd
 from mammo_monai.transforms.mask import (
     BreastMask,
     BreastMaskd,
@@ -20,6 +21,8 @@ __all__ = [
     "BreastMaskd",
     "FlipToChestWallLeft",
     "FlipToChestWallLeftd",
+    "LesionMask",
+    "LesionMaskd",
     "RandMammoAugment",
     "RandMammoAugmentd",
     "ResizeMammogram",

@@ -1,4 +1,5 @@
-"""Plain folders in Shen et al.'s whole-image layout: ``<split>/<neg|pos>/...``."""
+"""Plain folders: Shen et al.'s whole-image layout ``<split>/<neg|pos>/...``, or class folders alone
+(``<neg|pos>/...``, split by ``prepare``)."""
 
 from __future__ import annotations
 
@@ -69,38 +70,44 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
     patients = read_patients_csv(patients_csv, root) if patients_csv is not None else None
     suffixes = tuple(DICOM_SUFFIXES) + tuple(RASTER_SUFFIXES)
     images = []
-    for split_dir in _subfolders(root, errors):
-        split = SPLIT_NAMES.get(split_dir.name.lower())
-        if split is None:
-            errors.append(
-                {"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"}
-            )
-            continue
-        for class_dir in _subfolders(split_dir, errors):
-            label = CLASS_NAMES.get(class_dir.name.lower())
-            if label is None:
+    top = _subfolders(root, errors)
+    if top and not any(d.name.lower() in SPLIT_NAMES for d in top) and any(d.name.lower() in CLASS_NAMES for d in top):
+        class_dirs = [("", d) for d in top]  # class folders alone: prepare assigns patient-grouped splits
+    else:
+        class_dirs = []
+        for split_dir in top:
+            split = SPLIT_NAMES.get(split_dir.name.lower())
+            if split is None:
                 errors.append(
-                    {"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"}
+                    {"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"}
                 )
                 continue
-            for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
-                rel = f.relative_to(root)
-                side, view = parse_path(f, levels=len(rel.parts) - 3)
-                images.append(
-                    {
-                        "image_id": file_id(rel),
-                        "image": str(f),
-                        "patient_id": file_id(rel),
-                        "laterality": side,
-                        "view": view,
-                        "label": label,
-                        "dataset": "folder",
-                        "split": split,
-                        "file": rel.as_posix(),
-                    }
-                )
+            class_dirs += [(split, d) for d in _subfolders(split_dir, errors)]
+    for split, class_dir in class_dirs:
+        label = CLASS_NAMES.get(class_dir.name.lower())
+        if label is None:
+            errors.append(
+                {"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"}
+            )
+            continue
+        for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
+            rel = f.relative_to(root)
+            side, view = parse_path(f, levels=len(rel.parts) - (3 if split else 2))
+            images.append(
+                {
+                    "image_id": file_id(rel),
+                    "image": str(f),
+                    "patient_id": file_id(rel),
+                    "laterality": side,
+                    "view": view,
+                    "label": label,
+                    "dataset": "folder",
+                    "split": split,
+                    "file": rel.as_posix(),
+                }
+            )
     if not images:
-        errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ folders"})
+        errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ or <neg|pos>/ folders"})
         return AdapterResult.from_rows(images, [], errors)
     table = pd.DataFrame(images)
     first = table.drop_duplicates("image_id").set_index("image_id")["image"]
