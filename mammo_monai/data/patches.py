@@ -206,6 +206,7 @@ def make_patches(
     """Write the S or S10 patch set of a prepared manifest: 16-bit PNGs under
     ``<out>/<split>/<class>/`` plus ``patches.csv`` (path, label, patient_id, split, source_image) and
     ``patch_errors.csv``. Deterministic for a given ``seed`` whatever ``workers`` is."""
+    manifest_dir, out_dir = Path(manifest_dir).resolve(), Path(out_dir).resolve()  # absolute paths in patches.csv
     scheme = scheme.lower()
     if scheme not in ("s", "s10"):
         raise ValueError(f"scheme must be 's' or 's10', got {scheme!r}")

@@ -109,7 +109,7 @@ def prepare(
             f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
         )
     images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
     reused = claim_cache(
         out,
         {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from PIL import Image
@@ -44,3 +46,12 @@ def test_prepare_splits_class_folders_70_20_10(tmp_path):
     counts = images["split"].value_counts().to_dict()
     assert counts == {"train": 70, "val": 20, "test": 10}  # 10 % of 100, then 2/9 of the 90 left
     assert (images.groupby("split")["label"].mean() == 0.5).all()  # stratified by label
+
+
+def test_a_relative_output_folder_still_gives_absolute_paths(tmp_path, monkeypatch):
+    _class_folders(tmp_path / "images", per_class=3)
+    monkeypatch.chdir(tmp_path)
+    prepare("folder", "images", "manifest", size=(32, 32), workers=1, progress=False)
+    monkeypatch.chdir("/")  # training from another directory must still find the cached images
+    images = pd.read_csv(tmp_path / "manifest" / "images.csv")
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in images["image"])
