@@ -78,11 +78,37 @@ def init_distributed(backend: str | None = None) -> bool:
     return is_distributed()
 
 
+#: set while ``mammo-monai train`` holds the process group across its stages (see :func:`hold_process_group`)
+_HELD = {"by_training": False}
+
+
 def finish_distributed() -> None:
-    """Wait for every rank, then leave the process group (rank 0 may still be writing when others end)."""
+    """Wait for every rank, then leave the process group (rank 0 may still be writing when others end);
+    while ``mammo-monai train`` holds the group across stages, only wait."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
-        dist.destroy_process_group()
+        if not _HELD["by_training"]:
+            dist.destroy_process_group()
+
+
+def hold_process_group() -> bool:
+    """Join the ``torchrun`` process group for a whole multi-stage training, so the decisions between
+    stages (training id, finished stages) are taken on rank 0; stages' ``finalize`` then keep it.
+
+    Returns:
+        True when a group of more than one process is held (False: a single process, nothing to hold).
+    """
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return False
+    held = init_distributed()
+    _HELD["by_training"] = held
+    return held
+
+
+def release_process_group() -> None:
+    """Leave the group :func:`hold_process_group` joined."""
+    _HELD["by_training"] = False
+    finish_distributed()
 
 
 def _collective_device() -> torch.device:

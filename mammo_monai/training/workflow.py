@@ -15,6 +15,7 @@ import yaml
 from monai.bundle import ConfigParser, ConfigWorkflow
 
 from mammo_monai.io.errors import describe_error
+from mammo_monai.training.distributed import hold_process_group, on_rank0, release_process_group
 from mammo_monai.training.resume import archive_stage, read_done, recorded_training_id
 
 logger = logging.getLogger(__name__)
@@ -118,16 +119,17 @@ def train_bundle(
     overrides = dict(overrides or {})
     todo = list(stages) if stages else stage_list(files, overrides)
     ckpt_dir = Path(bundle_dir).resolve() / "models"
+    held = hold_process_group()  # under torchrun: decisions below are taken on rank 0, shared by all
     if restart:
         for stage in todo:
-            archive_stage(ckpt_dir / f"stage{stage}")
-    tid = str(overrides.pop("training_id", None) or recorded_training_id(ckpt_dir, restart))
+            on_rank0(archive_stage, ckpt_dir / f"stage{stage}")
+    tid = str(overrides.pop("training_id", None) or on_rank0(recorded_training_id, ckpt_dir, restart))
     previous = os.environ.get("MAMMO_TRAINING_ID")
     os.environ["MAMMO_TRAINING_ID"] = tid
     try:
         results = []
         for stage in todo:
-            done = read_done(ckpt_dir / f"stage{stage}")
+            done = on_rank0(read_done, ckpt_dir / f"stage{stage}")
             if done is not None and done.get("training_id") == tid:
                 logger.warning(
                     "%s: stage %d already finished (best %s); skipped",
@@ -146,7 +148,7 @@ def train_bundle(
                 )
                 continue
             if done is not None:  # a finished stage of another training: keep it, train this one afresh
-                archive_stage(ckpt_dir / f"stage{stage}")
+                on_rank0(archive_stage, ckpt_dir / f"stage{stage}")
             logger.info("%s: stage %d of %s (training %s)", Path(bundle_dir).name, stage, todo, tid)
             results.append(run_stage(bundle_dir, files, stage, overrides))
         return results
@@ -155,3 +157,5 @@ def train_bundle(
             os.environ.pop("MAMMO_TRAINING_ID", None)
         else:
             os.environ["MAMMO_TRAINING_ID"] = previous
+        if held:
+            release_process_group()

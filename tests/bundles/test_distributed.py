@@ -200,3 +200,42 @@ def test_sharded_sampler_gives_each_rank_its_share_of_one_weighted_draw():
     assert [len(s) for s in shards] == [6, 6]
     assert [i for pair in zip(*shards) for i in pair] == full + full[:1]
     assert shard(None, list(range(11))) is None  # one process: the single-process sampler, untouched
+
+
+def test_mammo_monai_train_under_torchrun_is_one_training(manifest, tmp_path):
+    """``torchrun ... -m mammo_monai.cli train``: every stage in one launch; rank 0 decides the training id
+    and the finished stages between stages, so both ranks train the same training and MLflow holds one
+    parent with its two stages. A second launch skips both finished stages."""
+    bundle = tmp_path / "whole_image_classifier"
+    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    (bundle / "configs" / "tiny.yaml").write_text(TINY.replace("epochs: 3", "epochs: 1"))
+    env = _env(tmp_path, "cli.db")
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "mammo_monai.cli",
+        "train",
+        "--bundle",
+        str(bundle),
+        "--overlay",
+        "tiny.yaml",
+        "--overlay",
+        "multi_gpu_train.yaml",
+        f"dataset_dir={manifest}",
+    ]
+    for _ in range(2):
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    tid = json.loads((bundle / "models" / "training.json").read_text())["training_id"]
+    assert {json.loads((bundle / "models" / f"stage{s}" / "done.json").read_text())["training_id"] for s in (1, 2)} == {
+        tid
+    }
+    client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
+    runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier").experiment_id])
+    assert sorted(r.data.tags.get("stage", "parent") for r in runs) == ["1", "2", "parent"]
+    assert {r.data.tags.get("training_id") for r in runs} == {tid}
+    assert not list((bundle / "models").glob("stage*.replaced-*"))  # the rerun skipped, it moved nothing aside
