@@ -213,6 +213,7 @@ def predict(args: argparse.Namespace) -> int:
         stride=args.stride,
         progress=not args.quiet,
         modalities=modalities(args) if args.accept_modality else "model",
+        backend=args.backend,
     )
     images = table[table["level"] == "image"]
     bad = images[images["status"] != "ok"]

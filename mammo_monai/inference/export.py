@@ -1,4 +1,4 @@
-"""Export a trained bundle as ``<name>-<version>.zip`` in the Model Zoo layout, with TorchScript."""
+"""Export a trained bundle as ``<name>-<version>.zip`` in the Model Zoo layout, with TorchScript and ONNX."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from monai.data import save_net_with_metadata
 
 from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
+from mammo_monai.inference.onnx_runtime import DYNAMIC_AXES, ONNX_OPSET, check_onnx, export_onnx
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.training.model_meta import MODEL_META, trained_setting
 
@@ -57,8 +58,12 @@ def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
 
 def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Write ``<out>/<name>-<version>.zip``: configs, docs, LICENSE, ``models/model.pt``,
-    ``models/model_meta.json`` and ``models/model.ts`` (TorchScript, traced and checked against the
-    eager network). Written to a temporary name, then renamed."""
+    ``models/model_meta.json``, ``models/model.ts`` (TorchScript, traced and checked against the
+    eager network) and ``models/model.onnx`` (opset :data:`ONNX_OPSET`, dynamic batch axis, checked with
+    ONNX Runtime against the eager network within 1e-4 at batch 1 and 3). ``metadata.json`` records the
+    ONNX file under the top-level key ``onnx``: ``{"file", "opset", "dynamic_axes"}`` (outside
+    ``network_data_format``, whose fields the Model Zoo schema fixes). Written to a temporary name, then
+    renamed."""
     bundle = Path(bundle_dir).resolve()
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     name, version = meta.get("name", bundle.name), meta["version"]
@@ -87,6 +92,13 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         if (bundle / "models" / MODEL_META).is_file():
             shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
         trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
+        onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
+        check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
+        trained_meta["onnx"] = {
+            "file": "models/model.onnx",
+            "opset": ONNX_OPSET,
+            "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
+        }
         write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
         required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
         trained_meta["required_packages_version"] = {**required, **runtime_requirements()}

@@ -17,6 +17,7 @@ from mammo_monai.data.cache_record import transform_options
 from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.inference.bundle import FLIPS, is_lesion_segmenter, load_networks, open_bundle
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.inference.onnx_runtime import inference_backend
 from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
@@ -95,6 +96,7 @@ def predict(
     stride: int | None = None,
     progress: bool = True,
     modalities: Sequence[str] | None | str = "model",
+    backend: str = "auto",
 ) -> pd.DataFrame:
     """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
     error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
@@ -107,6 +109,11 @@ def predict(
     A model that stores its operating point (the screening recipe's pF1 selection) aggregates each
     breast its way (mean or max), gives every breast a row, even of one image, and adds ``decision``
     (1: recall) at its stored threshold.
+
+    ``backend`` runs the classifier with "eager" PyTorch (bf16 autocast where the CPU has it),
+    "onnxruntime", "openvino" (exported to ONNX on the fly), or "auto": the fastest measured by
+    ``scripts/bench_infer.py`` (see :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager
+    with a warning when its package is missing or the export fails). Heatmaps and the segmenter stay eager.
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
@@ -120,8 +127,15 @@ def predict(
     with tempfile.TemporaryDirectory() as tmp:
         root = open_bundle(bundle, Path(tmp) / "whole")
         pipeline = segment_then_classify(root, patch_bundle, tta, Path(tmp) / "pipeline")
-        nets = [] if pipeline else load_networks(root, (), tmp)
         prep = model_preprocessing(root, modalities)
+        nets = (
+            []
+            if pipeline
+            else [
+                inference_backend(net, backend, torch.rand(1, 1, *[int(s) for s in prep["size"]]), tmp)
+                for net in load_networks(root, (), tmp, bf16=False)
+            ]
+        )
         selection = trained_setting(root, "selection", None)
         patch_net, patch_size, class_names = None, None, None
         if heatmaps and not pipeline:
