@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -18,6 +19,8 @@ from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bun
 from mammo_monai.inference.onnx_runtime import DYNAMIC_AXES, ONNX_OPSET, check_onnx, export_onnx
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.training.model_meta import MODEL_META, trained_setting
+
+logger = logging.getLogger(__name__)
 
 #: what goes into the zip; stage checkpoints, evaluation output and local runs stay behind
 KEEP = ("configs", "docs", "LICENSE")
@@ -62,7 +65,9 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
     eager network) and ``models/model.onnx`` (opset :data:`ONNX_OPSET`, dynamic batch axis, checked with
     ONNX Runtime against the eager network within 1e-4 at batch 1 and 3). ``metadata.json`` records the
     ONNX file under the top-level key ``onnx``: ``{"file", "opset", "dynamic_axes"}`` (outside
-    ``network_data_format``, whose fields the Model Zoo schema fixes). Written to a temporary name, then
+    ``network_data_format``, whose fields the Model Zoo schema fixes); a network the ONNX exporter cannot
+    export (e.g. an adaptive pooling to a size that does not divide its input) is exported without it,
+    with ``{"file": None, "reason"}`` and a warning. Written to a temporary name, then
     renamed."""
     bundle = Path(bundle_dir).resolve()
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
@@ -92,13 +97,18 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         if (bundle / "models" / MODEL_META).is_file():
             shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
         trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
-        onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
-        check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
-        trained_meta["onnx"] = {
-            "file": "models/model.onnx",
-            "opset": ONNX_OPSET,
-            "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
-        }
+        try:
+            onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
+            check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
+            trained_meta["onnx"] = {
+                "file": "models/model.onnx",
+                "opset": ONNX_OPSET,
+                "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
+            }
+        except Exception as err:  # noqa: BLE001 - ONNX is an extra: model.ts stays the bundle's network
+            (stage / "models" / "model.onnx").unlink(missing_ok=True)
+            trained_meta["onnx"] = {"file": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+            logger.warning("%s: no models/model.onnx in the export: %s", bundle.name, trained_meta["onnx"]["reason"])
         write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
         required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
         trained_meta["required_packages_version"] = {**required, **runtime_requirements()}
