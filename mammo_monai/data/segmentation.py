@@ -125,7 +125,10 @@ def segmentation_records(
 
     patient = images["patient_id"].astype(str)
     is_lesion = images["image_id"].isin(set(masks))
-    is_normal = ~images["image_id"].isin(set(lesions["image_id"]))
+    # a normal has no lesion row AND label 0: a positive image whose lesion was never drawn is not background
+    is_normal = ~images["image_id"].isin(set(lesions["image_id"])) & (
+        pd.to_numeric(images["label"], errors="coerce") == 0
+    )
     chosen = _choose_patients(patient[is_lesion], float(labelled_fraction), np.random.default_rng([seed, 0]))
     kept = is_lesion & patient.isin(chosen)
     held_out = set(patient[is_lesion]) - chosen

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mammo_monai.evaluation.lesion_detection import find_candidates, probability_map
+from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.inference.bundle import load_networks, open_bundle
 from mammo_monai.training.model_meta import trained_setting
 
@@ -84,8 +85,11 @@ class SegmentThenClassify:
         candidates = find_candidates(lesion_map, threshold=self.threshold, max_candidates=self.max_candidates)
         if candidates:
             crops = torch.stack([crop_at(image.float(), c["centroid"], self.patch_size) for c in candidates])
-            probs = torch.softmax(self.classifier(crops.contiguous(memory_format=torch.channels_last)).float(), 1)
-            malignancy = probs[:, self.malignant].sum(1).tolist()
+            logits = self.classifier(crops.contiguous(memory_format=torch.channels_last)).float()
+            if logits.shape[1] == 1:  # one logit: sigmoid gives P(malignant)
+                malignancy = positive_probability(logits).tolist()
+            else:
+                malignancy = torch.softmax(logits, 1)[:, self.malignant].sum(1).tolist()
             for c, m in zip(candidates, malignancy):
                 c["malignancy"] = float(m)
         probability = max((c["malignancy"] for c in candidates), default=self.no_candidate)

@@ -30,15 +30,20 @@ def manifest(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def with_normals(manifest, tmp_path_factory):
-    """The same images, but the last two train patients lose their lesions (normals) and the first
-    train image's lesions lose their cached masks (lesions without usable geometry)."""
+    """The same images, but the last two train patients lose their lesions and become label 0 (normals),
+    one validation patient loses its lesions but keeps label 1 (a positive never drawn: not a normal), and
+    the first train image's lesions lose their cached masks (lesions without usable geometry)."""
     out = tmp_path_factory.mktemp("normals")
     images = pd.read_csv(manifest / "images.csv", dtype=str)
     lesions = pd.read_csv(manifest / "lesions.csv", dtype=str)
     train = images[images["split"] == "train"]
     normal_patients = sorted(train["patient_id"].unique())[-2:]
     normal_ids = set(images.loc[images["patient_id"].isin(normal_patients), "image_id"])
-    lesions = lesions[~lesions["image_id"].isin(normal_ids)]
+    images.loc[images["image_id"].isin(normal_ids), "label"] = "0"
+    undrawn_patient = sorted(images.loc[images["split"] == "val", "patient_id"].unique())[0]
+    images.loc[images["patient_id"] == undrawn_patient, "label"] = "1"
+    undrawn_ids = set(images.loc[images["patient_id"] == undrawn_patient, "image_id"])
+    lesions = lesions[~lesions["image_id"].isin(normal_ids | undrawn_ids)]
     no_geometry = train["image_id"].iloc[0]
     lesions.loc[lesions["image_id"] == no_geometry, "cached_mask"] = ""
     images.to_csv(out / "images.csv", index=False)
@@ -218,3 +223,14 @@ def test_a_mask_of_another_size_is_refused_naming_the_file(manifest):
         LesionMaskd()(data)
     with pytest.raises(ValueError, match="load the image first"):
         LesionMaskd()(rec)
+
+
+def test_a_positive_image_without_lesion_rows_is_never_drawn_as_a_normal(with_normals):
+    folder, normal_ids, _ = with_normals
+    images = pd.read_csv(folder / "images.csv", dtype=str)
+    lesion_ids = set(pd.read_csv(folder / "lesions.csv", dtype=str)["image_id"])
+    undrawn = set(images.loc[(images["label"] == "1") & ~images["image_id"].isin(lesion_ids), "image_id"])
+    assert undrawn  # the fixture made one
+    recs = {r["image_id"]: r for r in segmentation_records(folder, "val", normals=None, unlabelled=True)}
+    assert undrawn <= set(recs)  # still there for self-supervised pretraining ...
+    assert not any(recs[i]["labelled"] for i in undrawn)  # ... but never a labelled all-background target

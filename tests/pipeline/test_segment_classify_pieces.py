@@ -103,3 +103,16 @@ def test_crops_are_centred_and_zero_padded_at_the_edges():
     crop = crop_at(image, (0, 0), 3)
     assert crop.shape == (1, 3, 3) and crop[0, 1, 1] == 0 and crop[0, 0].tolist() == [0.0, 0.0, 0.0]
     assert crop[0, 2, 2] == image[0, 1, 1]
+
+
+def test_a_one_logit_patch_classifier_scores_by_sigmoid():
+    class _OneLogit(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full((x.shape[0], 1), 2.0)
+
+    lesion = np.zeros((32, 32))
+    lesion[4:8, 4:8] = 0.9
+    p = _pipeline(lesion)
+    p.classifier = _OneLogit()
+    found = p(torch.zeros(1, 32, 32))
+    assert abs(found["probability"] - 1 / (1 + np.exp(-2.0))) < 1e-6  # not the softmax of one column (1.0)
