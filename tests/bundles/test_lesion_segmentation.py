@@ -182,3 +182,29 @@ def test_segment_then_classify_evaluates_and_predicts_with_lesion_maps(trained, 
     assert len(list((tmp_path / "maps").glob("*_heatmap.nii.gz"))) == 2
     candidates = list((tmp_path / "maps").glob("*_candidates.csv"))
     assert len(candidates) == 2 and "malignancy" in pd.read_csv(candidates[0]).columns
+
+
+def test_evaluate_config_scores_the_segmenter_on_the_test_split(trained):
+    base, _ = trained
+    bundle = base / "lesion_segmentation"
+    env = {**os.environ, "PYTHONPATH": str(BUNDLES.parent)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monai.bundle",
+            "run",
+            "--config_file",
+            "['configs/train.yaml','configs/evaluate.yaml']",
+            "--dataset_dir",
+            str(base / "manifest"),
+        ],
+        cwd=bundle,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = dict(line.split(",") for line in (bundle / "eval" / "test" / "metrics.csv").read_text().split())
+    assert 0 <= float(metrics["val_dice"]) <= 1 and "val_froc_fp1" in metrics
