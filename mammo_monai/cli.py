@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from mammo_monai import commands
@@ -131,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "prepare",
         help="dataset on disk -> manifest (images.csv, lesions.csv) + preprocessed cache",
-        description="Read a dataset in its own layout, split it by patient (stratified by label), cache every "
-        "image as a masked, oriented, resized 16-bit PNG with its breast and lesion masks, and write images.csv, "
+        description="Read a dataset in its own layout, split it by patient (stratified by label), cache every\n"
+        "image as a masked, oriented, resized 16-bit PNG with its breast and lesion masks, and write images.csv,\n"
         "lesions.csv and errors.csv into --out.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", required=True, choices=["cbis-ddsm", "mias", "inbreast", "rsna", "folder"])
     p.add_argument("--root", required=True, help="the dataset's folder")
@@ -169,10 +171,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete and remake cached images made with other settings "
         "(without it, a cache made differently is refused)",
     )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="cache only shard K of N (1 <= K <= N; whole patients, balanced) into --out/shards/K-of-N, "
+        "no manifest; then run --merge",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="merge the N shards in --out/shards into one manifest with the splits (every shard must be "
+        "complete and made with the same settings; give the shard jobs' arguments)",
+    )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
-    p.epilog = EXIT_CODES
+    p.epilog = (
+        "a dataset too large for one machine: a job array of N shards, then one merge, e.g. with Slurm:\n"
+        "  ARGS='--dataset cbis-ddsm --root /data/cbis --out /shared/manifest'\n"
+        '  jid=$(sbatch --parsable --array=1-16 --wrap "mammo-monai prepare $ARGS --shard \\$SLURM_ARRAY_TASK_ID/16")\n'
+        '  sbatch --dependency=afterany:$jid --wrap "mammo-monai prepare $ARGS --merge"\n'
+        "Each shard reads the dataset's tables and caches its part; a rerun resumes a shard (finished images are\n"
+        "kept). The merge refuses a missing or unfinished shard and shards made with other settings, assigns the\n"
+        "splits (--split-seed, --test-fraction, ... count there) and writes the manifest an unsharded prepare\n"
+        "would. A shard exits 1 when some of its images failed (afterany, not afterok); the merge lists them.\n\n"
+        + textwrap.fill(EXIT_CODES, 104)
+    )
     p.set_defaults(func=commands.prepare)
 
     p = sub.add_parser(

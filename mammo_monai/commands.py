@@ -101,8 +101,17 @@ def prepare(args: argparse.Namespace) -> int:
         adapter_options=adapter,
         transform_options=options,
         rebuild=args.rebuild,
+        shard=args.shard,
+        merge=args.merge,
     )
     print(json.dumps(summary, indent=2))
+    if "shard" in summary:
+        print(
+            f"prepare: shard {summary['shard']}: {summary['images']} images cached, {summary['failed_images']} "
+            f"failed, in {summary['out']}; run `prepare --merge` when every shard is done",
+            file=sys.stderr,
+        )
+        return EXIT_SOME_FAILED if summary["failed_images"] else EXIT_OK
     truth = f" from {summary['truth_rows']} truth rows" if summary.get("truth_rows") is not None else ""
     labels = ", ".join(f"label {k}: {v}" for k, v in summary["labels"].items())
     print(

@@ -125,6 +125,21 @@ def inputs_hash(image: Mapping[str, Any], lesions: list[dict[str, Any]]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def finished(
+    image: Mapping[str, Any], lesions: list[dict[str, Any]], out_dir: str | os.PathLike
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, str]]] | None:
+    """What :func:`cache_image` returned when it cached this image into ``out_dir`` before, provided the PNG
+    and its ``.json`` record are there and were made from the same inputs (:func:`inputs_hash`); else None."""
+    stem = Path(out_dir) / "images" / image["image_id"]
+    record = stem.with_suffix(".json")
+    if not (record.is_file() and stem.with_suffix(".png").is_file()):
+        return None
+    done = json.loads(record.read_text())
+    if done.get("inputs") != inputs_hash(image, lesions):
+        return None
+    return done["image"], done["lesions"], done.get("problems", [])
+
+
 def _outside_breast(lesion_mask_cached: np.ndarray, breast: np.ndarray) -> bool:
     """True when the lesion's centre (in cached pixels) is not on the breast mask."""
     rows, cols = np.nonzero(lesion_mask_cached)
@@ -150,12 +165,10 @@ def cache_image(
     """
     out = Path(out_dir)
     stem = out / "images" / image["image_id"]
-    record = stem.with_suffix(".json")
+    done = finished(image, lesions, out)
+    if done is not None:
+        return done
     key = inputs_hash(image, lesions)
-    if record.is_file() and stem.with_suffix(".png").is_file():
-        done = json.loads(record.read_text())
-        if done.get("inputs") == key:
-            return done["image"], done["lesions"], done.get("problems", [])
     problems: list[dict[str, str]] = []
     src = image["image"]
     try:
@@ -215,5 +228,6 @@ def cache_image(
             )
     atomic_write_png(f"{stem}_mask.png", breast.astype(np.uint8) * 255)
     atomic_write_png(stem.with_suffix(".png"), to_uint16(data["image"][0].numpy()))
-    write_json({"inputs": key, "image": cached, "lesions": kept, "problems": problems}, record)  # last: means done
+    record = {"inputs": key, "image": cached, "lesions": kept, "problems": problems}
+    write_json(record, stem.with_suffix(".json"))  # last: its presence means done
     return cached, kept, problems

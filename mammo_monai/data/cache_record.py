@@ -75,8 +75,9 @@ def read_record(out_dir: str | os.PathLike, record: str = CACHE_RECORD) -> dict[
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in PREPROCESSING_KEYS if old.get(k) != new.get(k)]
+def differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str] = PREPROCESSING_KEYS) -> list[str]:
+    """``"size [96, 72] -> [64, 48]"`` for every one of ``keys`` whose value differs between two records."""
+    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
 
 
 def claim_cache(
@@ -112,7 +113,7 @@ def claim_cache(
         else any((out / d).is_dir() and any((out / d).iterdir()) for d in cached_dirs)
     )
     if has_images:
-        diffs = _differences(old, settings) if old is not None else [f"no {record}: settings unknown"]
+        diffs = differences(old, settings) if old is not None else [f"no {record}: settings unknown"]
         if diffs:
             if not rebuild:
                 raise CacheMismatchError(

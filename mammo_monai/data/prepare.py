@@ -11,13 +11,22 @@ from typing import Any
 
 import pandas as pd
 
-from mammo_monai.data.adapters import ADAPTERS
+from mammo_monai.data.adapters import ADAPTERS, AdapterResult
 from mammo_monai.data.cache import cache_image
 from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
 from mammo_monai.data.manifest import validate, write_manifest
+from mammo_monai.data.shards import (
+    SHARD_RECORD,
+    assign_shards,
+    parse_shard,
+    shard_dir,
+    shard_results,
+    write_shard_record,
+)
 from mammo_monai.data.splits import assign_splits
 from mammo_monai.io.atomic import write_csv
-from mammo_monai.parallel import run_parallel
+from mammo_monai.io.raster import PNG_OPTIONS
+from mammo_monai.parallel import run_parallel, warm_up
 
 logger = logging.getLogger(__name__)
 # adapter problems that cost an image (or a folder of them), as opposed to notes on a kept image
@@ -62,6 +71,77 @@ def split_images(
     )
 
 
+def _read_dataset(
+    dataset: str, root: str | os.PathLike, adapter_options: dict[str, Any] | None, official_split: bool
+) -> tuple[AdapterResult, pd.DataFrame, list[dict[str, str]]]:
+    """The adapter's result, its images without shared ids, and the problems found so far."""
+    if dataset not in ADAPTERS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ADAPTERS)}")
+    kwargs = dict(adapter_options or {})
+    if dataset == "cbis-ddsm":
+        kwargs["official_split"] = official_split
+    found = ADAPTERS[dataset](root, **kwargs)
+    errors = list(found.errors)
+    images = drop_duplicate_ids(found.images, errors)
+    if images.empty:
+        raise ValueError(
+            f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
+        )
+    return found, images, errors
+
+
+def _jobs(images: pd.DataFrame, lesions: pd.DataFrame, out: Path, settings: dict[str, Any]) -> list[tuple]:
+    by_image = {k: g.to_dict("records") for k, g in lesions.groupby("image_id")} if not lesions.empty else {}
+    return [(row, by_image.get(row["image_id"], []), str(out), settings) for row in images.to_dict("records")]
+
+
+def _cache_all(jobs: list[tuple], workers: int | None, progress: bool, desc: str = "prepare") -> list[tuple]:
+    return run_parallel(
+        cache_image,
+        jobs,
+        workers,
+        desc,
+        progress,
+        on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"{type(err).__name__}: {err}"}]),
+    )
+
+
+def _prepare_shard(
+    shard: str | tuple[int, int],
+    images: pd.DataFrame,
+    found: AdapterResult,
+    out: Path,
+    settings: dict[str, Any],
+    record: dict[str, Any],
+    rebuild: bool,
+    workers: int | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """Cache shard K of N of ``images`` into ``out/shards/K-of-N`` and write its ``shard.json`` last."""
+    k, n = parse_shard(shard)
+    folder = shard_dir(out, k, n)
+    mine = images[(assign_shards(images, n) == k).to_numpy()]
+    reused = claim_cache(folder, record, rebuild)
+    (folder / SHARD_RECORD).unlink(missing_ok=True)  # unfinished until this run ends
+    jobs = _jobs(mine, found.lesions, folder, settings)
+    t1 = time.time()
+    results = _cache_all(jobs, workers, progress, f"prepare {k}/{n}")
+    seconds = time.time() - t1
+    failed = {job[0]["image_id"]: problems for job, (cached, _, problems) in zip(jobs, results) if cached is None}
+    write_shard_record(folder, k, n, list(mine["image_id"]), failed)
+    return {
+        "dataset": record["dataset"],
+        "shard": f"{k}/{n}",
+        "out": str(folder),
+        "images": len(jobs) - len(failed),
+        "patients": int(mine["patient_id"].nunique()),
+        "failed_images": len(failed),
+        "problems": sum(len(r[2]) for r in results),
+        "reused_cache": reused,
+        "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2),
+    }
+
+
 def prepare(
     dataset: str,
     root: str | os.PathLike,
@@ -76,6 +156,8 @@ def prepare(
     rebuild: bool = False,
     test_fraction: float = TEST_FRACTION,
     val_fraction: float = VAL_FRACTION,
+    shard: str | tuple[int, int] | None = None,
+    merge: bool = False,
 ) -> dict[str, Any]:
     """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest.
 
@@ -85,58 +167,59 @@ def prepare(
     cached images only when they were made the same way; otherwise it refuses, or with ``rebuild``
     deletes and remakes them. Labels and splits are derived afresh on every run.
 
+    With ``shard`` ("K/N") it caches only shard K of N (:mod:`mammo_monai.data.shards`: whole patients,
+    balanced) into ``out_dir/shards/K-of-N`` and writes no manifest; with ``merge`` it caches nothing and
+    takes every image from its shard, refusing shards that are missing, unfinished or made differently,
+    then splits and writes the manifest as above: the same manifest as without shards.
+
     Args:
         transform_options: preprocessing options (keep_aspect, crop, intensity, threshold, modalities).
+        shard: ``"K/N"`` or ``(K, N)``, K from 1 to N.
+        merge: merge the shards under ``out_dir/shards`` (run with the shard jobs' arguments).
 
     Returns:
-        A summary: counts of images, lesions, truth rows, labels, splits, failures; images/s.
+        A summary: counts of images, lesions, truth rows, labels, splits, failures; images/s. A shard's
+        summary has its images, patients, failures and images/s.
 
     Raises:
         CacheMismatchError: the folder holds a cache made differently and ``rebuild`` is False.
+        ShardError: a bad ``shard``, or shards that cannot be merged.
     """
-    if dataset not in ADAPTERS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ADAPTERS)}")
+    if shard is not None and merge:
+        raise ValueError("--shard and --merge exclude each other: run the N shards, then one merge")
+    if shard is not None:
+        parse_shard(shard)  # a bad spec fails before the dataset is read
     t0 = time.time()
     settings = preprocessing_settings(size, transform_options)
-    kwargs = dict(adapter_options or {})
-    if dataset == "cbis-ddsm":
-        kwargs["official_split"] = official_split
-    found = ADAPTERS[dataset](root, **kwargs)
-    errors = list(found.errors)
-    images = drop_duplicate_ids(found.images, errors)
-    if images.empty:
-        raise ValueError(
-            f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
-        )
-    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)
+    if not merge and (workers or os.cpu_count() or 1) > 1:
+        warm_up(cache_image)  # the workers' imports overlap reading the dataset
+    found, images, errors = _read_dataset(dataset, root, adapter_options, official_split)
     out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
+    # png_options: how the PNGs are compressed; lossless, so never compared, never a reason to remake a cache
+    record = {**settings, "dataset": dataset, "root": str(Path(root).resolve()), "png_options": PNG_OPTIONS}
+    if shard is not None:
+        return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
+    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)
+    jobs = _jobs(images, found.lesions, out, settings)
+    shards = None
+    if merge:  # every shard checked before anything is written
+        results, shards = shard_results(out, images, jobs, record)
     reused = claim_cache(
         out,
         {
-            **settings,
-            "dataset": dataset,
-            "root": str(Path(root).resolve()),
+            **record,
             "split_seed": split_seed,
             "official_split": official_split,
             # recorded when not the defaults, so caches made before the fractions could be set stay valid
             **({"test_fraction": test_fraction} if test_fraction != TEST_FRACTION else {}),
             **({"val_fraction": val_fraction} if val_fraction != VAL_FRACTION else {}),
+            **({"shards": shards} if merge else {}),
         },
         rebuild,
     )
-    by_image = (
-        {k: g.to_dict("records") for k, g in found.lesions.groupby("image_id")} if not found.lesions.empty else {}
-    )
-    jobs = [(row, by_image.get(row["image_id"], []), str(out), settings) for row in images.to_dict("records")]
     t1 = time.time()
-    results = run_parallel(
-        cache_image,
-        jobs,
-        workers,
-        "prepare",
-        progress,
-        on_error=lambda job, err: (None, [], [{"file": job[0]["image"], "reason": f"{type(err).__name__}: {err}"}]),
-    )
+    if not merge:
+        results = _cache_all(jobs, workers, progress)
     seconds = time.time() - t1
     rows, lesions = [], []
     for (image, *_), (cached, kept, problems) in zip(jobs, results):
@@ -173,7 +256,7 @@ def prepare(
             img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()
         ),
         "reused_cache": reused,
-        "images_per_second": round(len(jobs) / max(seconds, 1e-9), 2),
+        **({"shards": shards} if merge else {"images_per_second": round(len(jobs) / max(seconds, 1e-9), 2)}),
         "seconds": round(time.time() - t0, 1),
     }
     logger.info("prepare: %s", summary)

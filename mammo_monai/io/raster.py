@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,11 @@ from mammo_monai.io.naming import parse_path
 
 RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
 COMMON_BIT_DEPTHS = (8, 10, 12, 14, 16)
+#: Pillow's PNG options for every PNG this package writes: deflate restricted to run-length matches
+#: (``zlib.Z_RLE``; with it the level only tells 0 from not 0) after PNG's per-row filters. On 16-bit
+#: mammograms it encodes about 40 % faster than Pillow's default (level 6, default strategy) at the same
+#: size, and decodes as fast; still a plain lossless PNG for every reader (scripts/bench_prepare.py).
+PNG_OPTIONS: dict[str, int] = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 
 
 def inferred_bit_depth(maximum: float, container_bits: int) -> int:
@@ -83,10 +89,13 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     return arr.astype(np.float32)[None], meta
 
 
-def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
+def atomic_write_png(path: str | os.PathLike, array: np.ndarray, **options: int) -> None:
     """Write a 2D uint8/uint16 array as PNG through a temporary file in the same folder, then rename.
 
     A crash leaves either the previous file or no file, never a truncated PNG.
+
+    Args:
+        options: Pillow PNG options over :data:`PNG_OPTIONS` (``compress_level``, ``compress_type``).
     """
     path = Path(path)
     arr = np.asarray(array)
@@ -95,7 +104,7 @@ def atomic_write_png(path: str | os.PathLike, array: np.ndarray) -> None:
     if arr.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"{path}: PNG needs uint8 or uint16, got {arr.dtype}")
     with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG")
+        Image.fromarray(np.ascontiguousarray(arr)).save(tmp, format="PNG", **{**PNG_OPTIONS, **options})
 
 
 def to_uint16(image: np.ndarray) -> np.ndarray:

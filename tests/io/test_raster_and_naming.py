@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mammo_monai.io import LoadMammogram, LoadMammogramd, MammogramError, parse_name, parse_path, read_mammogram
+from mammo_monai.io import (
+    LoadMammogram,
+    LoadMammogramd,
+    MammogramError,
+    atomic_write_png,
+    parse_name,
+    parse_path,
+    read_mammogram,
+)
 
 
 @pytest.mark.parametrize(
@@ -21,6 +29,17 @@ def test_raster_formats_keep_rows_first_and_bit_depth(tmp_path, suffix, dtype):
     assert meta["bits_stored"] == 8 * np.dtype(dtype).itemsize
     assert meta["intensity_range"] == [0.0, float(np.iinfo(dtype).max)]
     assert (meta["laterality"], meta["view"]) == ("R", "MLO")
+
+
+def test_the_cache_png_encoding_keeps_every_16_bit_value_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 65536, (64, 48), dtype=np.uint16)
+    arr[:8] = 0  # flat runs, what run-length matching compresses
+    arr[8, :4] = [0, 1, 65534, 65535]
+    atomic_write_png(tmp_path / "c.png", arr)
+    back = np.asarray(Image.open(tmp_path / "c.png"))
+    assert back.dtype == np.uint16 and np.array_equal(back, arr)
+    assert np.array_equal(read_mammogram(tmp_path / "c.png")[0][0], arr.astype(np.float32))
 
 
 def test_corrupt_png_names_the_file(tmp_path):
