@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of breasts listed in both the mass and the calcification tables, as in CBIS-DDSM (default: 0.05)",
     )
     p.add_argument(
+        "--lesion-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="lesions F times their size at --size (2 with --size 576 448: the pixel sizes they have at 1152 x 896, "
+        "as the demo draws them; default: 1)",
+    )
+    p.add_argument(
         "--layout",
         choices=["cbis-ddsm", "rsna"],
         default="cbis-ddsm",
@@ -333,7 +341,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthesise a CBIS-DDSM-like dataset and run the pipeline on it; writes <workdir>/summary.json.",
     )
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
-    p.add_argument("--patients", type=int, default=150, help="synthetic patients (default: 150)")
+    p.add_argument(
+        "--patients", type=int, default=150, help="synthetic patients to train and validate on (default: 150)"
+    )
+    p.add_argument(
+        "--test-patients",
+        type=int,
+        default=250,
+        help="extra synthetic patients held out for the test split (default: 250, about 600 images)",
+    )
+    p.add_argument(
+        "--lesion-scale",
+        type=float,
+        default=2.0,
+        help="lesions this many times their size at --size (default: 2, their pixel sizes at 1152 x 896)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     _size(p, (576, 448))

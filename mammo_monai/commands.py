@@ -46,6 +46,7 @@ def synth(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         p_film_artefacts=args.film_artefacts,
         p_both_tables=args.both_tables,
+        lesion_scale=args.lesion_scale,
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -243,5 +244,7 @@ def demo(args: argparse.Namespace) -> int:
         size=tuple(args.size),
         patch_size=args.patch_size,
         patch_pretraining=not args.no_patch_pretraining,
+        test_patients=args.test_patients,
+        lesion_scale=args.lesion_scale,
     )
     return 0 if summary["test_auc"] == summary["test_auc"] else 1  # NaN: the test split had one class only

@@ -48,15 +48,24 @@ def run_demo(
     patch_size: int = 112,
     patch_pretraining: bool = True,
     overrides: dict[str, dict[str, Any]] | None = None,
+    test_patients: int = 250,
+    lesion_scale: float = 2.0,
+    val_fraction: float = 0.2,
 ) -> dict[str, Any]:
     """Synthesise, prepare, cut S10 patches, train every stage of both bundles (demo overlays), evaluate
     the whole-image model on the test split with and without TTA, export both bundles, print the
     MLflow comparison. Writes ``<workdir>/summary.json``.
 
     Args:
-        size: cache (and whole-image network) size. The demo halves Shen's 1152 x 896 (and the
-            224 px patches to 112) so that it fits a 2-core CPU in minutes; the synthetic images
-            are still drawn at 1152 x 896 and downsized like real ones.
+        patients: patients for training and validation (``val_fraction`` of them validate).
+        test_patients: extra patients held out for the test split only: the test AUC's 95 % interval
+            is about +-0.03 with the default 250 (about 600 images), not +-0.15 as with a 15 % split of 150.
+        size: film, cache and whole-image network size. The demo halves Shen's 1152 x 896 (and the
+            224 px patches to 112) so that it fits a 2-core CPU in minutes.
+        lesion_scale: lesions drawn this many times their size at ``size``; 2 at 576 x 448 gives them the
+            pixel sizes they have at Shen's 1152 x 896 (calcification specks 1-4 px), which at half size
+            would fall below a pixel (a patch classifier then tells benign from malignant calcifications
+            at chance: measured AUC 0.50; 0.86-0.92 with the scale).
         patch_pretraining: False trains the whole-image network from scratch (all layers, both
             stages): the ablation of the two-step design.
         overrides: extra config overrides per bundle name.
@@ -66,12 +75,34 @@ def run_demo(
     work.mkdir(parents=True, exist_ok=True)
     overrides = overrides or {}
     total = 7
-    _step(1, total, f"synthesising {patients} CBIS-DDSM-like patients (1152 x 896 DICOMs) into {work / 'cbis-ddsm'}")
-    make_cbis_tree(work / "cbis-ddsm", patients=patients, seed=seed, workers=workers, progress=True)
+    everyone = patients + test_patients
+    _step(
+        1,
+        total,
+        f"synthesising {everyone} CBIS-DDSM-like patients ({patients} to train and validate, {test_patients} "
+        f"held out for testing; {size[0]} x {size[1]} DICOMs) into {work / 'cbis-ddsm'}",
+    )
+    make_cbis_tree(
+        work / "cbis-ddsm",
+        patients=everyone,
+        seed=seed,
+        size=size,
+        lesion_scale=lesion_scale,
+        workers=workers,
+        progress=True,
+    )
     _step(2, total, f"preparing the manifest and the {size[0]} x {size[1]} cache in {work / 'manifest'}")
     prep = prepare(
-        "cbis-ddsm", work / "cbis-ddsm", work / "manifest", size=size, split_seed=seed, workers=workers, rebuild=True
-    )  # the demo owns its work folder: a cache from another run is remade
+        "cbis-ddsm",
+        work / "cbis-ddsm",
+        work / "manifest",
+        size=size,
+        split_seed=seed,
+        workers=workers,
+        rebuild=True,  # the demo owns its work folder: a cache from another run is remade
+        test_fraction=test_patients / everyone,
+        val_fraction=val_fraction,
+    )
     for name in BUNDLE_NAMES:
         target = work / "bundles" / name
         if target.exists():
@@ -125,12 +156,15 @@ def run_demo(
     summary = {
         "wall_seconds": round(time.time() - t0, 1),
         "patients": patients,
+        "test_patients": test_patients,
+        "lesion_scale": lesion_scale,
         "images": prep["images"],
         "splits": prep["splits"],
         "patches": patches["patches"],
         "patch_pretraining": patch_pretraining,
         "test_auc": round(plain["image"]["auc"], 4),
         "test_auc_ci95": [round(x, 4) for x in plain["image"]["auc_ci95"]],
+        "test_auc_ci95_half_width": round((plain["image"]["auc_ci95"][1] - plain["image"]["auc_ci95"][0]) / 2, 4),
         "test_auc_tta": round(tta["image"]["auc"], 4),
         "test_exam_auc": round(plain["exam_mean"]["auc"], 4),
         "patch_val_auc": round(patch_results[-1]["best_metric"], 4) if patch_results else None,
@@ -150,5 +184,6 @@ def run_demo(
     }
     write_json(summary, work / "summary.json")
     print(f"\nplots: {summary['plots']}\nsummary: {work / 'summary.json'}")
-    print(json.dumps({k: summary[k] for k in ("wall_seconds", "test_auc", "test_auc_tta", "patch_val_auc")}, indent=2))
+    keys = ("wall_seconds", "test_auc", "test_auc_ci95", "test_auc_tta", "test_exam_auc", "patch_val_auc")
+    print(json.dumps({k: summary[k] for k in keys}, indent=2))
     return summary

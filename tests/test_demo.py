@@ -14,6 +14,7 @@ def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
     summary = run_demo(
         tmp_path / "demo",
         patients=12,
+        test_patients=6,
         seed=3,
         workers=1,
         size=(128, 100),
@@ -38,4 +39,8 @@ def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
     assert saved["patients"] == 12 and len(saved["exported"]) == 2
     assert 0 <= summary["patch_val_auc"] <= 1
     assert 0 <= summary["test_auc"] <= 1 and 0 <= summary["test_auc_tta"] <= 1  # seed 3 gives both classes in test
-    assert len(pd.read_csv(tmp_path / "demo" / "manifest" / "images.csv")) == saved["images"]
+    images = pd.read_csv(tmp_path / "demo" / "manifest" / "images.csv")
+    assert len(images) == saved["images"]
+    assert images.patient_id.nunique() == 18  # 12 to train and validate, 6 held out
+    assert images[images.split == "test"].patient_id.nunique() == 6
+    assert saved["test_auc_ci95"][0] <= saved["test_auc"] <= saved["test_auc_ci95"][1]

@@ -61,6 +61,7 @@ class SynthOptions:
     p_film_artefacts: float = 0.3  # digitised-film border, garbage rows, labels, rulers, edge strips (film.py)
     p_both_tables: float = 0.05
     p_split_differs: float = 0.3
+    lesion_scale: float = 1.0  # lesions (size and fine structure) this many times their size at this resolution
 
 
 def burn_label(
@@ -109,9 +110,12 @@ def _render(
             kind=spec["kind"],
             malignant_look=spec["malignant_look"],
             center=(center[0], center[1]),
-            size=h * (rng.uniform(0.013, 0.035) if spec["kind"] == "mass" else rng.uniform(0.01, 0.025)),
+            size=h
+            * opts.lesion_scale
+            * (rng.uniform(0.013, 0.035) if spec["kind"] == "mass" else rng.uniform(0.01, 0.025)),
             contrast=(0.05 + 0.025 * spec["subtlety"]) if spec["kind"] == "mass" else (0.12 + 0.04 * spec["subtlety"]),
             seed=int(rng.integers(2**31)),
+            scale=opts.lesion_scale,
         )
         draw_lesion(img, lesion)
         drawn.append(lesion)

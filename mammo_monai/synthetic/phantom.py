@@ -4,6 +4,8 @@ Images are drawn with the chest wall on the LEFT (column 0) as floats in [0, 1];
 writer mirrors right breasts and adds the burned-in label. Sizes scale with the image height so a
 lesion covers the same fraction of the breast at any resolution; at 1152 rows a mass is 30-80 px
 across and a calcification speck 1-4 px, as in CBIS-DDSM downsized to Shen et al.'s 1152 x 896.
+A lesion's ``scale`` enlarges it beyond that (the CPU demo's 576-row films carry lesions with the
+pixel sizes they have at 1152 rows: ``scale=2``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Lesion:
     size: float  # mass radius or cluster radius, pixels
     contrast: float  # added intensity at the core, [0, 1] scale
     seed: int = 0
+    scale: float = 1.0  # fine structure (specks, spicules, margins) enlarged by this much over the image's own scale
     mask: np.ndarray | None = field(default=None, repr=False)  # filled in by draw_lesion
 
 
@@ -190,5 +193,5 @@ def draw_lesion(img: np.ndarray, lesion: Lesion) -> np.ndarray:
     if lesion.kind == "mass":
         lesion.mask = draw_mass(img, lesion, rng)
     else:
-        lesion.mask = draw_calcifications(img, lesion, rng, scale=img.shape[0] / 1152)
+        lesion.mask = draw_calcifications(img, lesion, rng, scale=lesion.scale * img.shape[0] / 1152)
     return lesion.mask

@@ -6,7 +6,7 @@ from mammo_monai.training.model_meta import MODEL_META, trained_setting, write_m
 from mammo_monai.training.progress import StageProgress
 from mammo_monai.training.records import make_sampler, records
 from mammo_monai.training.resume import SaveBest, StageCheckpoint, StageRunner, previous_stage_checkpoint, training_id
-from mammo_monai.training.stages import apply_stage, prepare_network, trainable_parameters
+from mammo_monai.training.stages import apply_stage, prepare_network, stage_lr_scheduler, trainable_parameters
 
 __all__ = [
     "MODEL_META",
@@ -21,6 +21,7 @@ __all__ = [
     "prepare_network",
     "previous_stage_checkpoint",
     "records",
+    "stage_lr_scheduler",
     "trainable_parameters",
     "trained_setting",
     "training_id",

@@ -99,3 +99,31 @@ def prepare_network(
     if bf16 is True or (bf16 == "auto" and bf16_supported(device)):
         enable_cpu_autocast(network)
     return network
+
+
+LR_SCHEDULES = ("constant", "one_cycle")
+
+
+def stage_lr_scheduler(
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    learning_rate: float,
+    total_steps: int,
+    pct_start: float = 0.2,
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The stage's learning-rate schedule, stepped once per iteration.
+
+    Args:
+        schedule: ``constant``: ``learning_rate`` throughout (Shen et al.: one rate per stage);
+            ``one_cycle``: warm up to ``learning_rate`` over ``pct_start`` of the steps, then cosine
+            decay (``OneCycleLR``): a network trained from scratch in few epochs (the CPU demo) settles
+            instead of ending on a noisy step.
+        total_steps: iterations in the stage (epochs x batches per epoch).
+    """
+    if schedule == "constant":
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    if schedule == "one_cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=learning_rate, total_steps=max(1, int(total_steps)), pct_start=pct_start
+        )
+    raise ValueError(f"unknown lr_schedule {schedule!r}; choose from {list(LR_SCHEDULES)}")
