@@ -29,7 +29,7 @@ class Lesion:
     size: float  # mass radius or cluster radius, pixels
     contrast: float  # added intensity at the core, [0, 1] scale
     seed: int = 0
-    scale: float = 1.0  # fine structure (specks, spicules, margins) enlarged by this much over the image's own scale
+    scale: float = 1.0  # calcification specks this many times their size at the image's resolution (masses: via size)
     mask: np.ndarray | None = field(default=None, repr=False)  # filled in by draw_lesion
 
 
