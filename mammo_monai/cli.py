@@ -342,7 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--workdir", default="demo", help="folder for everything the demo writes (default: ./demo)")
     p.add_argument(
-        "--patients", type=int, default=150, help="synthetic patients to train and validate on (default: 150)"
+        "--patients", type=int, default=300, help="synthetic patients to train and validate on (default: 300)"
+    )
+    p.add_argument(
+        "--patches-per-lesion",
+        type=int,
+        default=5,
+        help="S10-style patches drawn around each lesion, and of background per film (default: 5; S10: 10)",
     )
     p.add_argument(
         "--test-patients",

@@ -246,5 +246,7 @@ def demo(args: argparse.Namespace) -> int:
         patch_pretraining=not args.no_patch_pretraining,
         test_patients=args.test_patients,
         lesion_scale=args.lesion_scale,
+        per_roi=args.patches_per_lesion,
+        background=args.patches_per_lesion,
     )
     return 0 if summary["test_auc"] == summary["test_auc"] else 1  # NaN: the test split had one class only

@@ -68,8 +68,10 @@ def trained(workspace):
             "dataset_dir": str(workspace / "manifest"),
             "image_size": [128, 100],
             "patch_checkpoint": str(workspace / "patch_classifier" / "models" / "model.pt"),
-            "stages#1#epochs": 1,
-            "stages#2#epochs": 1,
+            "stages": {  # the recipe's two stages (the demo overlay has only the first)
+                "1": {"trainable": ["top", "fc"], "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 1},
+                "2": {"trainable": "all", "learning_rate": 1e-4, "weight_decay": 1e-4, "epochs": 1},
+            },
         },
     )
     return patch, whole

@@ -33,6 +33,22 @@ FROM_SCRATCH = [
 ]
 
 
+TWO_STAGES = """# the demo overlay with the recipe's two stages (the demo itself runs only the first)
+arch: resnet18-narrow
+batch_size: 8
+num_workers: 0
+lr_schedule: one_cycle
+stages:
+  '1': {trainable: [top, fc], learning_rate: 1.0e-3, weight_decay: 1.0e-4, epochs: 8}
+  '2': {trainable: all, learning_rate: 1.0e-4, weight_decay: 1.0e-4, epochs: 8}
+"""
+
+
+def _copy_bundle(bundle: Path) -> None:
+    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    (bundle / "configs" / "two_stages.yaml").write_text(TWO_STAGES)
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -54,7 +70,7 @@ def _train_command(bundle: Path, manifest: Path) -> list[str]:
         "--bundle",
         str(bundle),
         "--overlay",
-        "demo.yaml",
+        "two_stages.yaml",
         f"dataset_dir={manifest}",
         *FROM_SCRATCH,
     ]
@@ -62,7 +78,7 @@ def _train_command(bundle: Path, manifest: Path) -> list[str]:
 
 def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
-    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    _copy_bundle(bundle)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
     stage2 = bundle / "models" / "stage2"
     proc = subprocess.Popen(
@@ -125,7 +141,7 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
 def test_a_stage_refuses_a_previous_stage_of_another_training(manifest, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     bundle = tmp_path / "whole_image_classifier"
-    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    _copy_bundle(bundle)
     overrides = {k: v for k, v in (item.split("=", 1) for item in FROM_SCRATCH)}
     overrides = {
         **overrides,
@@ -138,18 +154,18 @@ def test_a_stage_refuses_a_previous_stage_of_another_training(manifest, tmp_path
         "cache_rate": 0.0,
         "dataset_dir": str(manifest),
     }
-    train_bundle(bundle, ["demo.yaml"], overrides, stages=[1])
+    train_bundle(bundle, ["two_stages.yaml"], overrides, stages=[1])
     (bundle / "models" / "training.json").write_text(json.dumps({"training_id": "another"}))
     with pytest.raises(TrainingError, match="belongs to training .* not another"):
-        train_bundle(bundle, ["demo.yaml"], overrides, stages=[2])
-    results = train_bundle(bundle, ["demo.yaml"], {**overrides, "allow_foreign_checkpoint": True}, stages=[2])
+        train_bundle(bundle, ["two_stages.yaml"], overrides, stages=[2])
+    results = train_bundle(bundle, ["two_stages.yaml"], {**overrides, "allow_foreign_checkpoint": True}, stages=[2])
     assert results[0]["stage"] == 2
 
 
 def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     bundle = tmp_path / "whole_image_classifier"
-    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    _copy_bundle(bundle)
     overrides = {
         "patch_checkpoint": None,
         "stages#1#trainable": "all",
@@ -163,7 +179,7 @@ def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypa
         "loss": {"_target_": "torch.nn.NLLLoss", "weight": "$torch.ones(7)"},
     }  # fails in the first iteration
     with pytest.raises(TrainingError):
-        train_bundle(bundle, ["demo.yaml"], overrides, stages=[1])
+        train_bundle(bundle, ["two_stages.yaml"], overrides, stages=[1])
     client = mlflow.MlflowClient()
     runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier").experiment_id])
     assert {r.info.status for r in runs} == {"FAILED"} and len(runs) == 2  # the stage and its parent
@@ -171,7 +187,7 @@ def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypa
 
 def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
-    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    _copy_bundle(bundle)
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
     proc = subprocess.Popen(
         [*_train_command(bundle, manifest), "stages#1#epochs=50"],
@@ -195,7 +211,7 @@ def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
 
 def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
-    shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
+    _copy_bundle(bundle)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(BUNDLES.parent)}
     args = [
@@ -204,7 +220,7 @@ def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, t
         "monai.bundle",
         "run",
         "--config_file",
-        "['configs/train.yaml','configs/demo.yaml']",
+        "['configs/train.yaml','configs/two_stages.yaml']",
         "--stage",
         "1",
         "--tracking",
