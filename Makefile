@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 endif
 STAMP := $(BIN)/../.mammo-monai-installed
 WORKDIR ?= demo
-PATIENTS ?= 150
+PATIENTS ?= 300
 
 .PHONY: setup demo lint format test bench clean
 

@@ -64,7 +64,7 @@ def run_demo(
     Args:
         patients: patients for training and validation (``val_fraction`` of them validate).
         test_patients: extra patients held out for the test split only: the test AUC's 95 % interval
-            is about +-0.045 with the default 250 (about 580 images), not +-0.15 as with a 15 % split of 150.
+            is about +-0.045 with the default 250 (about 590 images), not +-0.15 as with a 15 % split of 150.
         size: film, cache and whole-image network size. The demo halves Shen's 1152 x 896 (and the
             224 px patches to 112) so that it fits a 2-core CPU in minutes.
         lesion_scale: lesions drawn this many times their size at ``size``; 2 at 576 x 448 gives them the
@@ -168,7 +168,7 @@ def run_demo(
     ceiling = attainable_auc(work / "cbis-ddsm", images[images["split"] == "test"])
     print(
         f"test AUC {plain['image']['auc']:.3f} (TTA {tta['image']['auc']:.3f}); the best any model can reach on "
-        f"these test images is {ceiling:.3f} ({1 - SynthOptions().concordance:.0%} of lesions are drawn with the "
+        f"these test images is {ceiling:.3f} ({100 * (1 - SynthOptions().concordance):.0f} % of lesions are drawn with the "
         "other pathology's look)",
         flush=True,
     )
