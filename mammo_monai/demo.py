@@ -166,10 +166,11 @@ def run_demo(
     tta = evaluate(whole_bundle, work / "manifest", "test", tta=True, out_dir=work / "evaluation" / "test-tta")
     images, _ = read_manifest(work / "manifest")
     ceiling = attainable_auc(work / "cbis-ddsm", images[images["split"] == "test"])
+    discordant = 100 * (1 - SynthOptions().concordance)
     print(
-        f"test AUC {plain['image']['auc']:.3f} (TTA {tta['image']['auc']:.3f}); the best any model can reach on "
-        f"these test images is {ceiling:.3f} ({100 * (1 - SynthOptions().concordance):.0f} % of lesions are drawn with the "
-        "other pathology's look)",
+        f"test AUC {plain['image']['auc']:.3f} (TTA {tta['image']['auc']:.3f}); a perfect reader of the lesions' "
+        f"drawn looks would reach {ceiling:.3f} on these images ({discordant:.0f} % of the lesions are drawn with "
+        "the other pathology's look)",
         flush=True,
     )
     _step(7, total, f"exporting the bundles into {work / 'dist'}")

@@ -4,7 +4,8 @@ The generator draws a lesion with its pathology's look (spiculated mass, fine pl
 calcifications for malignant) only with probability ``concordance``; the rest look like the other
 class. A reader who sees every lesion's look perfectly is therefore still wrong on those, and the
 best ranking of images is by P(malignant | the looks of its lesions). Its AUC is the ceiling against
-which a model trained on the tree is judged (about 0.91 for 0.93 concordance).
+which a model trained on the tree is judged (0.915-0.948 on the demo's test splits of about 590
+images, at the default 0.93 concordance).
 """
 
 from __future__ import annotations
