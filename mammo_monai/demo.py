@@ -164,7 +164,7 @@ def run_demo(
     _step(6, total, "evaluating the whole-image model on the held-out test split, without and with 4-flip TTA")
     plain = evaluate(whole_bundle, work / "manifest", "test", tta=False, out_dir=work / "evaluation" / "test")
     tta = evaluate(whole_bundle, work / "manifest", "test", tta=True, out_dir=work / "evaluation" / "test-tta")
-    images, _ = read_manifest(work / "manifest")
+    images, _ = read_manifest(work / "manifest", check_files=False)  # ids, labels and splits only
     ceiling = attainable_auc(work / "cbis-ddsm", images[images["split"] == "test"])
     discordant = 100 * (1 - SynthOptions().concordance)
     print(

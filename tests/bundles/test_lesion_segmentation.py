@@ -30,6 +30,19 @@ STAGES = {k: {"trainable": "all", "learning_rate": 1e-3, "weight_decay": 0.0, "e
 TINY = {"cache_rate": 0.0, "batch_size": 4, "num_workers": 0}
 
 
+def _monai_bundle_run(bundle: Path, config_file: str, *args: str) -> None:
+    """``python -m monai.bundle run`` from inside ``bundle``, as a user would; fails the test on error."""
+    done = subprocess.run(
+        [sys.executable, "-m", "monai.bundle", "run", "--config_file", config_file, *args],
+        cwd=bundle,
+        env={**os.environ, "PYTHONPATH": str(BUNDLES.parent)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("lesions")
@@ -117,27 +130,7 @@ def test_inference_config_writes_lesion_maps_and_candidates_and_the_bundle_expor
     for src in sorted((base / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]:
         shutil.copy(src, inputs / f"{src.parts[-4]}.dcm")
     out = tmp_path / "maps"
-    env = {**os.environ, "PYTHONPATH": str(BUNDLES.parent)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "configs/inference.yaml",
-            "--input_dir",
-            str(inputs),
-            "--output_dir",
-            str(out),
-        ],
-        cwd=bundle,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _monai_bundle_run(bundle, "configs/inference.yaml", "--input_dir", str(inputs), "--output_dir", str(out))
     maps = sorted(out.glob("*_lesion.nii.gz"))
     assert len(maps) == 2 and nib.load(maps[0]).shape == SIZE
     prob = nib.load(maps[0]).get_fdata()
@@ -187,24 +180,6 @@ def test_segment_then_classify_evaluates_and_predicts_with_lesion_maps(trained, 
 def test_evaluate_config_scores_the_segmenter_on_the_test_split(trained):
     base, _ = trained
     bundle = base / "lesion_segmentation"
-    env = {**os.environ, "PYTHONPATH": str(BUNDLES.parent)}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "['configs/train.yaml','configs/evaluate.yaml']",
-            "--dataset_dir",
-            str(base / "manifest"),
-        ],
-        cwd=bundle,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    _monai_bundle_run(bundle, "['configs/train.yaml','configs/evaluate.yaml']", "--dataset_dir", str(base / "manifest"))
     metrics = dict(line.split(",") for line in (bundle / "eval" / "test" / "metrics.csv").read_text().split())
     assert 0 <= float(metrics["val_dice"]) <= 1 and "val_froc_fp1" in metrics
