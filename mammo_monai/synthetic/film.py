@@ -249,3 +249,125 @@ def add_film_artefacts(
     if "label" in kinds:
         not_breast |= add_label(img, region, rng, chest_wall_left, frame=frame)
     return not_breast
+
+
+# Harder cases, as scanned film shows them (mini-MIAS: films padded to a square with black), each
+# drawn only when asked for by name: the random mix above and the films it draws stay as they were.
+HARD_FILM_ARTEFACTS = ("inset_strip", "top_strip", "broad_label")
+
+
+def add_inset_strip(
+    img: np.ndarray, region: np.ndarray, rng: np.random.Generator, chest_wall_left: bool = True
+) -> np.ndarray:
+    """The bright edge of the film beside the nipple side, inset from the image edge by black padding.
+
+    The film edge runs the whole height 1.2-2.5 % of the width thick, laid over the outermost few
+    pixels of the breast so that it touches the skin line along a long stretch, not through a neck;
+    beyond it the image is padded with black. It starts far from the image edge, where a border
+    search that looks only at the edges cannot find it.
+
+    Returns:
+        The strip and padding pixels (the breast under the strip no longer shows).
+    """
+    h, w = img.shape
+    cols = np.flatnonzero(region.any(0))
+    if not len(cols):
+        return np.zeros(img.shape, bool)
+    t = max(3, int(round(w * rng.uniform(0.012, 0.025))))
+    cover = max(2, int(round(w * rng.uniform(0.003, 0.01))))
+    start = int(cols[-1]) - cover + 1 if chest_wall_left else int(cols[0]) + cover - t
+    start = int(np.clip(start, 1, w - t - 1))
+    band = np.zeros(img.shape, bool)
+    band[:, start : start + t] = True
+    pad = np.zeros(img.shape, bool)
+    if chest_wall_left:
+        pad[:, start + t :] = True
+    else:
+        pad[:, :start] = True
+    img[pad] = 0.01 * np.abs(rng.standard_normal(int(pad.sum())))
+    img[band] = np.clip(rng.uniform(0.85, 1.0) + 0.02 * rng.standard_normal(int(band.sum())), 0, 1)
+    return band | pad
+
+
+def add_top_strip(
+    img: np.ndarray, region: np.ndarray, rng: np.random.Generator, side: str = "top", protect: np.ndarray | None = None
+) -> np.ndarray:
+    """A bright film edge across the whole width along the top (or bottom) of the breast, inset by padding.
+
+    Black padding of 2-6 % of the height lies between the image edge and the strip; the strip (1.2-3 %
+    of the height) covers the breast where it reaches that edge (an MLO's axilla and pectoral muscle),
+    so it touches the breast along its width. It is moved outwards until it misses ``protect``.
+
+    Returns:
+        The strip and padding pixels.
+    """
+    h, w = img.shape
+    view = img if side == "top" else img[::-1]
+    t = max(3, int(round(h * rng.uniform(0.012, 0.03))))
+    pad = max(2, int(round(h * rng.uniform(0.02, 0.06))))
+    guard = None if protect is None else (protect if side == "top" else protect[::-1])
+    while guard is not None and pad > 1 and guard[: pad + t].any():
+        pad //= 2
+    out = np.zeros(img.shape, bool)
+    ov = out if side == "top" else out[::-1]
+    if guard is not None and guard[: pad + t].any():
+        return out
+    view[:pad] = 0.01 * np.abs(rng.standard_normal((pad, w)))
+    view[pad : pad + t] = np.clip(rng.uniform(0.85, 1.0) + 0.02 * rng.standard_normal((t, w)), 0, 1)
+    ov[: pad + t] = True
+    return out
+
+
+def add_broad_label(
+    img: np.ndarray, region: np.ndarray, rng: np.random.Generator, chest_wall_left: bool = True
+) -> np.ndarray:
+    """A white label with dark text pressed against the skin line: one of its sides touches the breast all along.
+
+    Returns:
+        The label pixels (empty when the breast leaves no room beside it).
+    """
+    h, w = img.shape
+    lh, lw = max(8, int(h * rng.uniform(0.05, 0.08))), max(16, int(w * rng.uniform(0.12, 0.2)))
+    r0 = int(rng.integers(int(0.15 * h), int(0.85 * h) - lh))
+    rows = region[r0 : r0 + lh]
+    if not rows.any():
+        return np.zeros(img.shape, bool)
+    # hugging the skin line: the label's edge at the breast's innermost outline column along those
+    # rows, painted only outside the breast, so it touches the skin along its whole side
+    ends = [np.flatnonzero(r) for r in rows if r.any()]
+    c0 = min(int(e[-1]) for e in ends) if chest_wall_left else max(int(e[0]) for e in ends) + 1 - lw
+    c0 = int(np.clip(c0, 0, w - lw))
+    where = np.zeros(img.shape, bool)
+    where[r0 : r0 + lh, c0 : c0 + lw] = True
+    out = _paint(img, where, region, rng.uniform(0.85, 1.0), rng)
+    canvas = Image.new("L", (lw, lh))
+    ImageDraw.Draw(canvas).text((lw // 3, 1), "R MLO", fill=255, font=ImageFont.load_default(size=max(6, lh // 2)))
+    ink = (np.asarray(canvas) > 127) & out[r0 : r0 + lh, c0 : c0 + lw]
+    img[r0 : r0 + lh, c0 : c0 + lw][ink] = 0.3
+    return out
+
+
+def add_hard_film_artefacts(
+    img: np.ndarray,
+    region: np.ndarray,
+    rng: np.random.Generator,
+    chest_wall_left: bool = True,
+    kinds: Sequence[str] = HARD_FILM_ARTEFACTS,
+    protect: np.ndarray | None = None,
+) -> np.ndarray:
+    """Paint the named :data:`HARD_FILM_ARTEFACTS`; return every painted pixel that does not show breast.
+
+    Raises:
+        ValueError: for a kind not in :data:`HARD_FILM_ARTEFACTS`.
+    """
+    unknown = set(kinds) - set(HARD_FILM_ARTEFACTS)
+    if unknown:
+        raise ValueError(f"unknown hard film artefacts {sorted(unknown)}; choose from {HARD_FILM_ARTEFACTS}")
+    out = np.zeros(img.shape, bool)
+    if "top_strip" in kinds:
+        out |= add_top_strip(img, region, rng, side=["top", "bottom"][int(rng.integers(2))], protect=protect)
+    if "inset_strip" in kinds:
+        out |= add_inset_strip(img, region & ~out, rng, chest_wall_left)
+    if "broad_label" in kinds:
+        out |= add_broad_label(img, region & ~out, rng, chest_wall_left)
+    return out

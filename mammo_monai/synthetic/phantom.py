@@ -195,3 +195,26 @@ def draw_lesion(img: np.ndarray, lesion: Lesion) -> np.ndarray:
     else:
         lesion.mask = draw_calcifications(img, lesion, rng, scale=lesion.scale * img.shape[0] / 1152)
     return lesion.mask
+
+
+def full_width_breast(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """An MLO breast that fills the whole film (chest wall left): float image in [0, 1] and its region.
+
+    Unlike :func:`filling_breast` the film cuts the breast at both side edges along their whole
+    height, so the mask is the whole film and its shape tells nothing. What still tells: the
+    pectoral muscle, a bright triangle with a straight edge in the chest wall's upper corner; the
+    breast thinning from the chest wall towards the (cut-off) nipple side. A dense fibroglandular
+    cone towards the nipple side makes that half the brighter, as in :func:`filling_breast`.
+    """
+    h, w = shape
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float32)
+    depth = cols / w  # 0 at the chest wall .. 1 where the film cuts the breast
+    thickness = 1.0 - 0.35 * depth**2 - 0.25 * np.abs(rows / h - 0.55) ** 2
+    gland = np.exp(-(((rows - 0.55 * h) / (0.3 * h)) ** 2 + ((cols - 0.75 * w) / (0.25 * w)) ** 2))
+    img = thickness * (0.2 + 0.45 * gland * (1 + 0.15 * smooth_noise(rng, shape, 20)))
+    img = img + 0.02 * smooth_noise(rng, shape, 60)
+    pw, ph = w * rng.uniform(0.3, 0.4), h * rng.uniform(0.45, 0.6)
+    pectoral = cols < pw * (1 - rows / ph)
+    img = np.where(pectoral, 0.55 + 0.03 * smooth_noise(rng, shape, 40), img)
+    img = img + 0.012 * np.abs(rng.standard_normal(shape))
+    return np.clip(img, 0, 1).astype(np.float32), np.ones(shape, bool)

@@ -2,7 +2,8 @@
 
 Starts from Shen et al.'s ``segment_breast`` (threshold at 5 % of the maximum on an 8-bit copy,
 largest region, holes filled) and adds what scanned film needs: bright film borders and garbage
-edge rows are removed first (they join labels, rulers and the breast into one region), thin bridges
+edge rows are removed first (they join labels, rulers and the breast into one region), then labels
+and inset film edges that lie against the breast (bright straight-edged shapes), thin bridges
 are cut by a morphological opening, and the breast outline the opening rounded off is put back.
 """
 
@@ -22,6 +23,7 @@ from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle, opening
 
 from mammo_monai.io.errors import MammogramError
+from mammo_monai.transforms.bright_artefacts import bright_artefacts
 
 SIDES = ("left", "right", "top", "bottom")  # left/right first: top/bottom bands are refilled from their result
 
@@ -125,7 +127,9 @@ class BreastMask(Transform):
 
     1. tissue = 8-bit copy above ``threshold`` of its maximum (Shen et al.), counted from a
        background level raised above zero when there is one (:func:`_background_level`);
-    2. film border and garbage edge rows/columns (:func:`film_border_bands`) are set to background;
+    2. film border and garbage edge rows/columns (:func:`film_border_bands`) are set to background,
+       then labels and film edges inset from the image edge (:func:`bright_artefacts`), which can
+       touch the breast along a long stretch that the opening does not cut;
     3. an opening (square of half-width ``radius``) cuts thin bridges (border remains, ruler ticks,
        the necks of labels) and the largest region left is the breast body;
     4. the outline the opening rounded off (skin line, nipple) is put back: tissue within
@@ -183,7 +187,7 @@ class BreastMask(Transform):
             )
         base = _background_level(arr, hi)
         img8 = np.clip((arr - base) / (hi - base) * 255.0, 0, 255).astype(np.uint8)
-        mask = self.segment(img8 > int(self.threshold * 255))
+        mask = self.segment(img8 > int(self.threshold * 255), img8)
         if mask is None or not mask.any():
             raise MammogramError(_source(img), "breast mask is empty: no breast-like region above the tissue threshold")
         return mask, factor
@@ -196,12 +200,15 @@ class BreastMask(Transform):
             out = out.repeat_interleave(factor, 0).repeat_interleave(factor, 1)[:h, :w]
         return out[None]
 
-    def segment(self, tissue: np.ndarray) -> np.ndarray | None:
-        """Steps 2-5 on a thresholded (H, W) image; None when no breast is left."""
+    def segment(self, tissue: np.ndarray, img8: np.ndarray | None = None) -> np.ndarray | None:
+        """Steps 2-5 on a thresholded (H, W) image (and its 8-bit source, for labels and inset strips);
+        None when no breast is left."""
         bands = film_border_bands(tissue, self.border_fill, self.border_depth)
         cleaned = tissue.copy()
         for side, depth in bands.items():
             _edge_view(cleaned, side)[:depth] = False
+        if img8 is not None:
+            cleaned &= ~bright_artefacts(np.where(cleaned, img8, 0), cleaned, bands=bands)
         r = self.radius or max(2, round(max(tissue.shape) / 160))
         body = _largest(opening(cleaned, _square(r)))
         if body is None:  # nothing thicker than the bridges: keep what the threshold found

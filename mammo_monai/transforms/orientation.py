@@ -6,6 +6,7 @@ from collections.abc import Hashable, Mapping
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
@@ -46,17 +47,53 @@ def chest_wall_side(mask: torch.Tensor, min_gap: float = 0.15) -> str | None:
     return None
 
 
+def pectoral_side(
+    img: torch.Tensor, mask: torch.Tensor, rows: float = 0.3, cols: float = 0.125, gap: float = 0.25
+) -> str | None:
+    """Side of the chest wall ("L"/"R") from the pectoral muscle of an MLO view that fills the film.
+
+    When the breast fills the whole film its mask has no shape to read, and dense tissue towards
+    the nipple makes that half the brighter. The pectoral muscle still tells: a bright, even
+    triangle in the chest wall's upper corner, where on the nipple side the breast thins towards
+    its skin. The mean (masked) intensity of the upper ``rows`` x outer ``cols`` block is compared
+    between the two sides.
+
+    Args:
+        img: (C, H, W) image.
+        mask: its breast mask, same (H, W).
+        rows, cols: the corner blocks, as fractions of the height and width.
+        gap: smallest difference of the two means, as a fraction of the masked image's mean, that decides.
+
+    Returns:
+        "L", "R", or None when the corners do not differ enough (a CC view, or no muscle shown).
+    """
+    x = torch.as_tensor(img).float()[0]
+    m = (torch.as_tensor(mask) != 0).reshape(x.shape)
+    h, w = x.shape
+    r, k = max(1, int(rows * h)), max(1, int(cols * w))
+    if not bool(m.any()):
+        return None
+    corner = [x[:r, :k][m[:r, :k]], x[:r, -k:][m[:r, -k:]]]
+    if min(len(c) for c in corner) < 0.25 * r * k:  # one corner is mostly background: nothing to compare
+        return None
+    left, right = (float(c.mean()) for c in corner)
+    if abs(left - right) < gap * float(x[m].mean()):
+        return None
+    return "L" if left > right else "R"
+
+
 def tissue_side(img: torch.Tensor, mask: torch.Tensor | None = None) -> str:
-    """Side of the chest wall ("L"/"R") from the pixels: the mask's shape, else where the intensity lies.
+    """Side of the chest wall ("L"/"R") from the pixels: the mask's shape, the pectoral muscle, else the intensity.
 
     Args:
         img: (C, H, W) image.
         mask: its breast mask; None computes one with :class:`BreastMask`.
 
     Returns:
-        :func:`chest_wall_side` of the mask when it decides; otherwise "L" when more (masked)
-        intensity lies in the left half of the columns (a weak cue: a large breast with dense tissue
-        towards the nipple fools it). "" for a blank image.
+        :func:`chest_wall_side` of the mask when it decides; else :func:`pectoral_side` when the
+        breast fills the film; otherwise "L" when more (masked) intensity lies in the left half of
+        the columns (a weak cue: a large breast with dense tissue towards the nipple fools it).
+        "" for a blank image.
     """
     if mask is None:
         try:
@@ -67,6 +104,10 @@ def tissue_side(img: torch.Tensor, mask: torch.Tensor | None = None) -> str:
     if side:
         return side
     x, m = torch.as_tensor(img).float(), torch.as_tensor(mask) != 0
+    small = x if m.shape[-2:] == x.shape[-2:] else F.interpolate(x[None], size=m.shape[-2:], mode="area")[0]
+    side = pectoral_side(small, m)  # the mask may be at the working size
+    if side:
+        return side
     if m.shape[-2:] == x.shape[-2:]:
         x = x * m
     half = x.shape[-1] // 2
