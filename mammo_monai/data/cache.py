@@ -161,7 +161,8 @@ def cache_image(
     gain ``cached_mask`` (in the cached image's pixels) and ``outside_breast``, and keep their geometry
     in the original's. A lesion whose centre lies outside the breast mask is kept, flagged and reported;
     a lesion with unusable geometry keeps its image, without geometry, and is reported. A finished image
-    (PNG and its ``.json`` record present, made from the same inputs) is not redone.
+    (PNG and its ``.json`` record present, made from the same inputs) is not redone. An output that
+    cannot be written (a full disk) fails the image with a problem naming that output and the reason.
     """
     out = Path(out_dir)
     stem = out / "images" / image["image_id"]
@@ -210,11 +211,30 @@ def cache_image(
     }
     if not image.get("laterality"):
         cached["laterality"] = "R" if flipped else "L"
+    try:
+        _write_outputs(data, keys, cached, kept, problems, src, stem, key)
+    except OSError as err:  # a WriteError names the output: "cannot write …: no space left on device"
+        return None, [], [{"file": src, "reason": describe_error(err)}]
+    return cached, kept, problems
+
+
+def _write_outputs(
+    data: dict[str, Any],
+    keys: list[tuple[str, dict[str, Any]]],
+    cached: dict[str, Any],
+    kept: list[dict[str, Any]],
+    problems: list[dict[str, str]],
+    src: str,
+    stem: Path,
+    key: str,
+) -> None:
+    """Write the lesion masks, the breast mask, the image and, last, its ``.json`` record (the sign it is done)."""
     breast = data["mask"][0].numpy() > 0
-    (out / "lesions").mkdir(parents=True, exist_ok=True)
+    lesions_dir = stem.parent.parent / "lesions"
+    lesions_dir.mkdir(parents=True, exist_ok=True)
     for key_name, lesion in keys:
         m = data[key_name][0].numpy() > 0.5
-        path = out / "lesions" / f"{image['image_id']}_{key_name}.png"
+        path = lesions_dir / f"{stem.name}_{key_name}.png"
         atomic_write_png(path, m.astype(np.uint8) * 255)
         lesion["cached_mask"] = str(path)
         if _outside_breast(m, breast):
@@ -230,4 +250,3 @@ def cache_image(
     atomic_write_png(stem.with_suffix(".png"), to_uint16(data["image"][0].numpy()))
     record = {"inputs": key, "image": cached, "lesions": kept, "problems": problems}
     write_json(record, stem.with_suffix(".json"))  # last: its presence means done
-    return cached, kept, problems

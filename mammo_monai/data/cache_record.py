@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mammo_monai.io.atomic import write_json
+from mammo_monai.io.atomic import remove_stale_parts, write_json
 
 CACHE_RECORD = "cache.json"
 # what changes the pixels of a cached image; the split and the labels are re-derived on every run
@@ -94,7 +94,9 @@ def claim_cache(
     A folder that already holds cached images made with other settings (or by other code, or with no
     record at all) is refused with one message that lists the differences; with ``rebuild`` its cached
     images are deleted first. The record is written before any image, so a killed run leaves a cache
-    whose record tells the truth. Returns True when earlier cached images were kept.
+    whose record tells the truth; the temporaries a killed run left in ``out_dir`` and ``cached_dirs``
+    are deleted (:func:`~mammo_monai.io.atomic.remove_stale_parts`). Returns True when earlier cached
+    images were kept.
 
     Args:
         cached_dirs: sub-folders holding the cached outputs (deleted on ``rebuild``).
@@ -124,6 +126,8 @@ def claim_cache(
                 shutil.rmtree(out / d, ignore_errors=True)
             has_images = False
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, *(out / d for d in cached_dirs)):
+        remove_stale_parts(folder)
     write_json(dict(settings), out / record)
     return has_images
 

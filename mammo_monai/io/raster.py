@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.io.errors import MammogramError
+from mammo_monai.io.limits import check_pixels, too_large
 from mammo_monai.io.naming import parse_path
 
 RASTER_SUFFIXES = (".png", ".pgm", ".pnm", ".tif", ".tiff")
@@ -45,19 +47,29 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]]:
     is the file type's full range (0..65535), the right one for images this package wrote itself.
 
     Raises:
-        MammogramError: naming the file, when it is missing or not a readable image.
+        MammogramError: naming the file, when it is missing, not a readable image, or larger than the
+            pixel limit (:mod:`mammo_monai.io.limits`, checked from the header before decoding).
     """
     if not os.path.isfile(path):
         raise MammogramError(path, "file not found")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():  # Pillow warns between its limit and twice it: refused below instead
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError:  # over twice the limit: Pillow refuses before telling the size
+        raise too_large(path, None) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise MammogramError(path, f"cannot read image ({type(err).__name__}: {err})") from None
+    with im:
+        check_pixels(path, im.height, im.width)
+        try:
             im.load()
             if im.mode in ("RGB", "RGBA", "P", "LA", "CMYK", "YCbCr"):
                 im = im.convert("L")
             arr = np.asarray(im)
             fmt = im.format or Path(path).suffix.lstrip(".").upper()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise MammogramError(path, f"cannot read image ({type(err).__name__}: {err})") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+            raise MammogramError(path, f"cannot read image ({type(err).__name__}: {err})") from None
     if arr.ndim != 2:
         raise MammogramError(path, f"expected a 2D greyscale image, got shape {arr.shape}")
     if arr.dtype == np.uint8:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mammo_monai.io.raster import RASTER_SUFFIXES
 from mammo_monai.io.reader import DICOM_SUFFIXES, is_dicom
+from mammo_monai.io.sniff import skip_reason
 
 
 def walk_files(
@@ -20,7 +21,9 @@ def walk_files(
 
     Problems become rows of ``errors`` instead of being skipped silently: a folder that cannot be
     read (``os.walk``'s ``onerror``), a symlink that leads back to a folder above it (a loop) or to
-    a folder already read, and a broken file symlink.
+    a folder already read, a broken file symlink, and a file ``keep`` leaves out that may be an image
+    the user expects to be read (compressed, another image format, unknown binary content:
+    :func:`~mammo_monai.io.sniff.skip_reason`).
 
     Args:
         root: the folder to walk.
@@ -55,14 +58,28 @@ def walk_files(
             dirnames.remove(name)
         dirnames.sort()
         for name in filenames:
-            if name.startswith(".") or (keep is not None and not keep(name)):
+            if name.startswith("."):
                 continue
             path = os.path.join(dirpath, name)
             if os.path.islink(path) and not os.path.exists(path):
                 errors.append({"file": path, "reason": "broken symlink; skipped"})
-                continue
-            found.append(Path(path))
+            elif keep is None or keep(name):
+                found.append(Path(path))
+            else:
+                report_skipped(path, errors)
     return sorted(found)
+
+
+def report_skipped(path: str | os.PathLike, errors: list[dict[str, str]]) -> None:
+    """Append a row for a file left out of a walk when it may be an image (:func:`skip_reason`)."""
+    reason = skip_reason(path)
+    if reason is not None:
+        errors.append({"file": str(path), "reason": f"{reason}; skipped"})
+
+
+def _is_image(path: Path) -> bool:
+    """A DICOM / PNG / PGM / TIFF suffix, or the DICOM marker under any other name (TCIA's bare names, .IMA)."""
+    return path.suffix.lower() in DICOM_SUFFIXES + RASTER_SUFFIXES or is_dicom(path)
 
 
 def find_images(
@@ -71,8 +88,10 @@ def find_images(
     """Expand files and folders into (file, output name) pairs.
 
     Files named on the command line are always taken (an unknown type becomes an error row later);
-    inside folders, files with a DICOM/PNG/PGM/TIFF suffix and suffix-less DICOMs (as TCIA ships
-    them) are taken and everything else (CSV, XML, text) is left alone. Output names are the path
+    inside folders, files with a DICOM/PNG/PGM/TIFF suffix and DICOMs under any other name (as TCIA
+    ships them, without suffix) are taken; text (CSV, XML, notes) and documents are left alone, and
+    what may be an image that is not read (compressed, another format, unknown binary content) becomes
+    a row of ``problems`` (:func:`~mammo_monai.io.sniff.skip_reason`). Output names are the path
     below the given folder with ``__`` for ``/``, so the many ``1-1.dcm`` of a TCIA download do not
     collide; a remaining clash gets a short hash of the full path. Symbolic-link loops and folders
     that cannot be read are appended to ``problems`` (``{"file", "reason"}`` rows) when given.
@@ -81,10 +100,12 @@ def find_images(
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in walk_files(p, problems if problems is not None else []):
-                suffix = f.suffix.lower()
-                if suffix in DICOM_SUFFIXES + RASTER_SUFFIXES or (suffix == "" and is_dicom(f)):
+            rows = problems if problems is not None else []
+            for f in walk_files(p, rows):
+                if _is_image(f):
                     found.append((f, "__".join(f.relative_to(p).with_suffix("").parts)))
+                else:
+                    report_skipped(f, rows)
         else:
             found.append((p, p.stem))
     seen: dict[str, int] = {}

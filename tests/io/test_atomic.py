@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
-from mammo_monai.io.atomic import atomic_path, write_json
+from mammo_monai.io.atomic import atomic_path, remove_stale_parts, write_json
+from mammo_monai.io.errors import WriteError
 
 
 def test_written_file_has_plain_permissions_not_owner_only(tmp_path):
@@ -29,3 +33,30 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         tmp.write_text("half")
         raise RuntimeError("crash")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_temporaries_name_their_writer_and_stale_ones_are_removed(tmp_path):
+    with atomic_path(tmp_path / "x.png") as tmp:
+        assert tmp.name.startswith(".x.png.") and tmp.name.endswith(f"-pid{os.getpid()}.part")
+        live = tmp.name
+    dead = f".y.png.abcd1234-pid{_dead_pid()}.part"
+    legacy = ".z.png.k3j2h1g0.part"  # written by versions that did not record the process
+    for name in (live, dead, legacy, "download.part", "notes.txt"):
+        (tmp_path / name).write_bytes(b"half")
+    removed = remove_stale_parts(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([dead, legacy])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, "download.part", "notes.txt", "x.png"])
+
+
+def test_a_failed_write_names_the_output_not_the_temporary(tmp_path):
+    with pytest.raises(WriteError) as err, atomic_path(tmp_path / "x.csv"):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert str(err.value) == f"cannot write {tmp_path / 'x.csv'}: no space left on device"
+    assert err.value.errno == errno.ENOSPC and list(tmp_path.iterdir()) == []
