@@ -11,7 +11,10 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from mammo_monai.io.dicom_truncation import truncation
 from mammo_monai.io.errors import MammogramError
+from mammo_monai.io.exam_key import image_keys
+from mammo_monai.io.limits import check_pixels
 from mammo_monai.io.naming import VIEW_MEANINGS, VIEWS, parse_path
 
 _PIXEL_TAGS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
@@ -87,7 +90,8 @@ def _laterality(ds: pydicom.Dataset) -> str:
 
 
 def dicom_metadata(ds: pydicom.Dataset, path: str | os.PathLike) -> dict[str, Any]:
-    """Non-identifying metadata of a mammogram. Patient names, IDs and dates are never copied."""
+    """Non-identifying metadata of a mammogram. Patient names, IDs, UIDs and dates are never copied: the
+    study and patient come as salted hashes (``exam_key``, ``patient_key``, ``grouped_by``: :func:`image_keys`)."""
     name_side, name_view = parse_path(path)
     spacing = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing") or [float("nan")] * 2
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -102,6 +106,7 @@ def dicom_metadata(ds: pydicom.Dataset, path: str | os.PathLike) -> dict[str, An
         "photometric_interpretation": str(ds.get("PhotometricInterpretation", "")),
         "transfer_syntax": ts.name if ts is not None else "",
         "voi_applied": bool(ds.get("VOILUTSequence") or "WindowCenter" in ds),
+        **image_keys(path, str(ds.get("PatientID", "") or ""), str(ds.get("StudyInstanceUID", "") or "")),
     }
 
 
@@ -127,8 +132,9 @@ def read_dicom(
         for scaling by bit depth) and ``original_shape``.
 
     Raises:
-        MammogramError: naming the file, for a missing, unparsable, non-image, colour, multi-frame
-            or undecodable file, or one of another modality.
+        MammogramError: naming the file, for a missing, unparsable, truncated, non-image, colour,
+            multi-frame, undecodable or too large file (Rows x Columns x frames over the limit of
+            :mod:`mammo_monai.io.limits`, checked before decoding), or one of another modality.
     """
     if not os.path.isfile(path):
         raise MammogramError(path, "file not found")
@@ -138,6 +144,14 @@ def read_dicom(
         raise MammogramError(path, "not a DICOM file (no 'DICM' marker and no valid header)") from None
     except Exception as err:  # pydicom raises many types for damaged files
         raise MammogramError(path, f"cannot parse the DICOM header ({type(err).__name__}: {err})") from None
+    cut = truncation(path, ds)
+    if cut is not None:
+        raise MammogramError(path, cut)
+    try:
+        shape = [int(ds.get(k, 0) or 0) for k in ("Rows", "Columns", "NumberOfFrames")]
+    except Exception as err:
+        raise MammogramError(path, f"cannot parse the image size ({type(err).__name__}: {err})") from None
+    check_pixels(path, shape[0], shape[1], shape[2] or 1)  # before pydicom decodes anything
     if not any(tag in ds for tag in _PIXEL_TAGS):
         sop = getattr(ds.get("SOPClassUID", None), "name", "unknown SOP class")
         raise MammogramError(path, f"DICOM has no PixelData: not an image ({sop})")

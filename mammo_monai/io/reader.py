@@ -16,6 +16,7 @@ from monai.utils import ensure_tuple
 
 from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES, read_dicom
 from mammo_monai.io.errors import MammogramError
+from mammo_monai.io.exam_key import image_keys
 from mammo_monai.io.raster import RASTER_SUFFIXES, read_raster
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -49,7 +50,8 @@ def read_mammogram(
     if suffix in DICOM_SUFFIXES or is_dicom(path):
         return read_dicom(path, modalities=modalities)
     if suffix in RASTER_SUFFIXES:
-        return read_raster(path)
+        image, meta = read_raster(path)
+        return image, {**meta, **image_keys(path)}  # no header: the exam from the name, else the file
     raise MammogramError(path, f"unsupported file type {suffix or '(no suffix)'!r}: expected DICOM, PNG, PGM or TIFF")
 
 
@@ -89,7 +91,8 @@ class MammogramReader(ImageReader):
 
 class LoadMammogram(Transform):
     """Load a mammogram file as a float32 ``MetaTensor`` (1, H, W) whose ``.meta`` holds laterality,
-    view, pixel spacing, bits stored, intensity range and the source path.
+    view, pixel spacing, bits stored, intensity range, the source path and the hashed exam and patient
+    keys (:func:`~mammo_monai.io.exam_key.image_keys`).
 
     Args:
         modalities: accepted DICOM Modality values (default MG); None accepts any.

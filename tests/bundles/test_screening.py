@@ -104,9 +104,11 @@ def test_export_then_predict_and_evaluate(trained, tmp_path):
     probs = table.loc[table["level"] == "image", "probability"]
     assert len(probs) == 2 and probs.between(0, 1).all() and probs.nunique() == 2  # sigmoid of one logit
     threshold = json.loads((base / "screening_classifier" / "models" / "model_meta.json").read_text())["selection"]
-    breasts = table[table["level"] == "exam"]
-    assert len(breasts) == 2  # every breast gets its decision, even from one image
+    breasts, exams = table[table["level"] == "breast"], table[table["level"] == "exam"]
+    predicted = table[table["level"] == "image"]
+    assert len(breasts) == predicted["breast"].nunique() >= 1  # every breast gets its decision, even of one image
     assert (breasts["decision"] == (breasts["probability"] >= threshold["threshold"]).astype(int)).all()
+    assert len(exams) == predicted["exam"].nunique() and exams["n_views"].sum() == 2  # a CBIS exam is its case
     metrics = evaluate(zipped, base / "manifest", split="test", out_dir=tmp_path / "eval", track=False)
     assert metrics["image"]["n"] == int((images["split"] == "test").sum())
     decision = metrics["decision"]  # the stored threshold and aggregation, per breast

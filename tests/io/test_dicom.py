@@ -51,10 +51,12 @@ def test_rescale_slope_and_intercept_applied(dicom_file):
 
 
 def test_metadata_has_laterality_view_and_no_patient_identifiers(dicom_file):
-    path, *_ = dicom_file(side="R", patient_id="Mass-Training_P_00042_RIGHT_CC")
+    uid = "1.2.826.0.1.3680043.8.498.90210"
+    path, *_ = dicom_file(side="R", patient_id="Mass-Training_P_00042_RIGHT_CC", study_uid=uid)
     _, meta = read_dicom(path)
     assert meta["laterality"] == "R" and meta["view"] == "CC" and meta["bits_stored"] == 16
-    assert "P_00042" not in " ".join(str(v) for k, v in meta.items() if k != "source_path")
+    text = " ".join(str(v) for k, v in meta.items() if k != "source_path")
+    assert "P_00042" not in text and "90210" not in text and meta["exam_key"]  # the study as a salted hash only
 
 
 def test_real_cbis_ddsm_dicoms_read_with_laterality_from_the_file(real_dicoms):
