@@ -43,6 +43,23 @@ def patients_in_several_splits(table: pd.DataFrame) -> list[str]:
     return [f"patient {pid!r} is in several splits {v}" for pid, v in splits.items() if len(v) > 1]
 
 
+def one_class_splits(table: pd.DataFrame, splits: tuple[str, ...] = ("train", "val")) -> list[str]:
+    """One line per split of ``splits`` whose rows of ``table`` hold fewer than two labels, e.g.
+    ``split 'val' has only label 0 (3 rows)``: a binary model cannot learn from such a training split,
+    and its validation AUC is undefined (NaN)."""
+    if not {"label", "split"} <= set(table.columns):
+        return []
+    problems = []
+    for split in splits:
+        labels = sorted({str(v) for v in table.loc[table["split"] == split, "label"]})
+        n = int((table["split"] == split).sum())
+        if not labels:
+            problems.append(f"split {split!r} has no rows")
+        elif len(labels) == 1:
+            problems.append(f"split {split!r} has only label {labels[0]} ({n} rows)")
+    return problems
+
+
 def check_one_split_per_patient(table: pd.DataFrame, where: str) -> None:
     """Raise :class:`ManifestError` when any patient lies in more than one split."""
     problems = patients_in_several_splits(table)

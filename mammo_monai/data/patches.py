@@ -130,6 +130,15 @@ def patches_for_image(
     rng = np.random.default_rng([seed, index])
     out = Path(out_dir)
     rows, problems = [], []
+    gone = [k for k in ("image", "breast_mask") if not os.path.isfile(str(image[k]))]
+    if gone:  # the manifest is read without its file check: one lost PNG costs one image, not the run
+        return [], [
+            {
+                "file": image["image"],
+                "reason": f"cannot read cached image or mask: {' and '.join(gone)} not found "
+                f"({image[gone[0]]}); re-run `mammo-monai prepare`",
+            }
+        ]
     try:
         pixels = _read_png(image["image"])
         breast = _read_png(image["breast_mask"]) > 0
@@ -205,12 +214,14 @@ def make_patches(
 ) -> dict[str, Any]:
     """Write the S or S10 patch set of a prepared manifest: 16-bit PNGs under
     ``<out>/<split>/<class>/`` plus ``patches.csv`` (path, label, patient_id, split, source_image) and
-    ``patch_errors.csv``. Deterministic for a given ``seed`` whatever ``workers`` is."""
+    ``patch_errors.csv``: one row per problem, a cached PNG that is gone or unreadable included (that
+    image is skipped, ``failed_images`` counts it). Deterministic for a given ``seed`` whatever
+    ``workers`` is."""
     manifest_dir, out_dir = Path(manifest_dir).resolve(), Path(out_dir).resolve()  # absolute paths in patches.csv
     scheme = scheme.lower()
     if scheme not in ("s", "s10"):
         raise ValueError(f"scheme must be 's' or 's10', got {scheme!r}")
-    images, lesions = read_manifest(manifest_dir)
+    images, lesions = read_manifest(manifest_dir, check_files=False)  # a missing PNG is one image's error row
     if "breast_mask" not in images:
         raise ValueError(f"{manifest_dir}: images.csv has no breast_mask column; run `mammo-monai prepare` first")
     by_image = {k: g.to_dict("records") for k, g in lesions.groupby("image_id")} if not lesions.empty else {}

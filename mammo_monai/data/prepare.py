@@ -14,7 +14,7 @@ import pandas as pd
 from mammo_monai.data.adapters import ADAPTERS, AdapterResult
 from mammo_monai.data.cache import cache_image
 from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
-from mammo_monai.data.manifest import validate, write_manifest
+from mammo_monai.data.manifest import one_class_splits, validate, write_manifest
 from mammo_monai.data.shards import (
     SHARD_RECORD,
     assign_shards,
@@ -45,6 +45,19 @@ def drop_duplicate_ids(images: pd.DataFrame, errors: list[dict[str, str]]) -> pd
             }
         )
     return images[~dup]
+
+
+def warn_one_class(images: pd.DataFrame, out: Path) -> None:
+    """One warning line when the training or validation split holds a single label (an empty class
+    folder, a split without positives): ``train`` refuses such a manifest for a binary model."""
+    problems = one_class_splits(images)
+    if problems:
+        logger.warning(
+            "%s: %s: a binary model cannot be trained or validated on it (`train` refuses it); "
+            "add images of the missing class or choose other split fractions",
+            out / "images.csv",
+            "; ".join(problems),
+        )
 
 
 #: the default fractions (Shen et al.: 85/15, then 90/10 of the rest for validation)
@@ -80,7 +93,9 @@ def _read_dataset(
     kwargs = dict(adapter_options or {})
     if dataset == "cbis-ddsm":
         kwargs["official_split"] = official_split
-    found = ADAPTERS[dataset](root, **kwargs)
+    # an absolute root gives absolute source paths in the manifest, whatever the working directory
+    # (abspath, not resolve: a symlinked dataset keeps the paths its user knows, and the same cache keys)
+    found = ADAPTERS[dataset](os.path.abspath(root), **kwargs)
     errors = list(found.errors)
     images = drop_duplicate_ids(found.images, errors)
     if images.empty:
@@ -235,6 +250,7 @@ def prepare(
     validate(img_df, les_df if not les_df.empty else None, where=str(out))
     write_manifest(out, img_df, les_df)
     write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
+    warn_one_class(img_df, out)
     failed = len(found.images) - len(rows)
     excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
     summary = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,24 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
-from mammo_monai.data.manifest import check_one_split_per_patient
 from mammo_monai.evaluation.report import exam_key, split_metrics, stored_decision
 from mammo_monai.inference.bundle import is_lesion_segmenter, load_networks, open_bundle, predict_probabilities
 from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.atomic import write_csv, write_json
+from mammo_monai.io.errors import describe_error
 from mammo_monai.tracking.evaluation_run import log_evaluation
 from mammo_monai.training.model_meta import trained_setting
+from mammo_monai.training.records import records
 from mammo_monai.transforms.pipelines import eval_transforms
+
+
+def _scored(score: Callable[[pd.Series], np.ndarray], table: pd.DataFrame, where: str) -> np.ndarray:
+    """``score(table["image"])``; an image that cannot be read or transformed raises one line naming
+    ``where`` (the manifest and split) and the file, not MONAI's "applying transform <...>" wrapper."""
+    try:
+        return score(table["image"])
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"{where}: {describe_error(err)}") from err
 
 
 def evaluate(
@@ -55,16 +65,19 @@ def evaluate(
     """
     from mammo_monai.evaluation.plots import plot_roc
 
-    images = pd.read_csv(Path(manifest_dir) / "images.csv", dtype={"patient_id": str})
-    check_one_split_per_patient(images, str(Path(manifest_dir) / "images.csv"))
+    images_csv = Path(manifest_dir) / "images.csv"
+    # the checks `train` makes (a patient in several splits, no rows, labels other than 0/1, image files
+    # gone), each naming the table, the split and the rows, before any bundle is opened
+    records(images_csv, split, 2, both_classes=False)
+    images = pd.read_csv(images_csv, dtype={"patient_id": str})
     table = images[images["split"] == split].reset_index(drop=True)
-    if table.empty:
-        raise ValueError(f"{manifest_dir}: no images in split {split!r}")
     tuning = (
         images[images["split"] == threshold_split].reset_index(drop=True)
         if threshold_split and threshold_split != split
         else None
     )
+    if tuning is not None and not tuning.empty:
+        records(images_csv, str(threshold_split), 2, both_classes=False)
     with tempfile.TemporaryDirectory() as tmp:
         root = open_bundle(bundle, tmp)
         check_same_preprocessing(
@@ -92,9 +105,9 @@ def evaluate(
             def score(paths: pd.Series) -> np.ndarray:
                 return predict_probabilities(nets, [{"image": p} for p in paths], transform, tta, batch_size)
 
-        table["probability"] = score(table["image"])
+        table["probability"] = _scored(score, table, f"{images_csv}: split {split!r}")
         if tuning is not None and not tuning.empty:
-            tuning["probability"] = score(tuning["image"])
+            tuning["probability"] = _scored(score, tuning, f"{images_csv}: split {threshold_split!r}")
         selection = trained_setting(root, "selection", None)
         name = json.loads((root / "configs" / "metadata.json").read_text()).get("name", root.name)
     has_tuning = tuning is not None and not tuning.empty

@@ -75,7 +75,8 @@ def log_trained_model(bundle_root: str, run_id: str, tracking_uri: str, register
 class LogTrainedModel:
     """When the last stage of a training completes, log the bundle's published model into the
     training's parent MLflow run (see :func:`log_trained_model`). Attach after ``PublishBest``. Under
-    ``torchrun`` only rank 0 logs."""
+    ``torchrun`` only rank 0 logs. A stage without a best checkpoint (its key metric was never a
+    number, e.g. NaN: see :class:`~mammo_monai.training.SaveBest`) logs and registers nothing."""
 
     def __init__(self, bundle_root: str, stage_dir: str, last_stage: bool, register: bool = True) -> None:
         self.bundle_root, self.stage_dir = bundle_root, Path(stage_dir)
@@ -87,6 +88,12 @@ class LogTrainedModel:
     def __call__(self, engine: Engine) -> None:
         record = self.stage_dir / RUN_RECORD
         if not self.last_stage or not is_main_process() or not record.is_file():
+            return
+        if not (self.stage_dir / "model.pt").is_file():  # SaveBest never saved: no validation gave a number
+            logger.warning(
+                "%s: no best checkpoint (the key metric was never a number): no model logged or registered",
+                self.stage_dir,
+            )
             return
         info = json.loads(record.read_text())
         logged = log_trained_model(self.bundle_root, info["parent_run_id"], info["tracking_uri"], self.register)

@@ -46,7 +46,8 @@ class SynthOptions:
     """Knobs of the generator. ``concordance`` is the chance that a lesion looks like its pathology
     (malignant: spiculated mass / fine pleomorphic calcifications); the rest look like the other
     class, which caps the attainable image AUC near 0.93 and keeps the task honest.
-    ``p_both_tables`` is the chance that a breast also carries a lesion of the other type and its
+    ``p_duplicate_row`` is the chance that a truth row is written twice in its CSV (an error in a
+    table that the adapter must report, not count twice). ``p_both_tables`` is the chance that a breast also carries a lesion of the other type and its
     films are listed in both tables, under a ``Mass-`` and a ``Calc-`` folder (as 71 real CBIS-DDSM
     films are); ``p_split_differs`` the chance that such a patient's second table puts them in the
     other official part (as for 31 real patients)."""
@@ -61,6 +62,7 @@ class SynthOptions:
     p_film_artefacts: float = 0.3  # digitised-film border, garbage rows, labels, rulers, edge strips (film.py)
     p_both_tables: float = 0.05
     p_split_differs: float = 0.3
+    p_duplicate_row: float = 0.0
     lesion_scale: float = 1.0  # lesions (size and fine structure) this many times their size at this resolution
 
 
@@ -139,8 +141,8 @@ def make_patient(root: Path, seed: int, index: int, opts: SynthOptions) -> list[
     """Write every file of one patient; return their CSV rows (with the target CSV under ``_csv``).
 
     With ``opts.p_both_tables`` a breast also gets an abnormality of the other type and its films
-    are written under both tables' folders; those draws use their own random stream, so the other
-    patients' files do not change with that knob.
+    are written under both tables' folders; with ``opts.p_duplicate_row`` a row is listed twice.
+    Those draws use their own random streams, so the other patients' files do not change with the knobs.
     """
     rng = np.random.default_rng([seed, index])
     both = np.random.default_rng([seed, index, 1])
@@ -161,7 +163,8 @@ def make_patient(root: Path, seed: int, index: int, opts: SynthOptions) -> list[
         views = ["CC", "MLO"] if rng.random() < 0.95 else [["CC", "MLO"][int(rng.integers(2))]]
         for view in views:
             rows += _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits)
-    return rows
+    twice = np.random.default_rng([seed, index, 2])
+    return [copy for r in rows for copy in ([r, dict(r)] if twice.random() < opts.p_duplicate_row else [r])]
 
 
 def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits=None) -> list[dict[str, Any]]:
@@ -312,7 +315,7 @@ def make_cbis_tree(
     Returns:
         A summary: patients, images (physical films: patient, side, view), image_files (full-image
         DICOMs: a film in both tables has two), images_in_both_tables, lesions, malignant image
-        fraction, seconds.
+        fraction, duplicated_rows (truth rows written twice: ``lesions`` counts each once), seconds.
     """
     t0 = time.time()
     opts = SynthOptions(size=(int(size[0]), int(size[1])), **options)
@@ -325,6 +328,7 @@ def make_cbis_tree(
         header = [h.format(density=DENSITY_COLUMN[kind]) for h in HEADERS[kind]]
         _write_csv(out / name, header, [r for r in rows if r["_csv"] == name])
     columns = ["_csv", "patient_id", "left or right breast", "image view", "pathology", "image file path"]
+    duplicated = int(pd.DataFrame(rows).reindex(columns=[*columns, "abnormality id"]).astype(str).duplicated().sum())
     films = pd.DataFrame(rows).reindex(columns=columns).astype(str)
     films["film"] = films["patient_id"] + "_" + films["left or right breast"] + "_" + films["image view"]
     malignant = films.groupby("film")["pathology"].agg(lambda s: (s == "MALIGNANT").any())
@@ -334,7 +338,8 @@ def make_cbis_tree(
         "images": len(malignant),
         "image_files": films["image file path"].nunique(),
         "images_in_both_tables": int((films.groupby("film")["_csv"].agg(lambda s: s.str[:4].nunique()) > 1).sum()),
-        "lesions": len(rows),
+        "lesions": len(rows) - duplicated,
+        "duplicated_rows": duplicated,
         "malignant_image_fraction": round(float(malignant.mean()) if len(malignant) else 0.0, 3),
         "seconds": round(time.time() - t0, 2),
     }

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import WeightedRandomSampler
 
-from mammo_monai.data.manifest import check_one_split_per_patient
+from mammo_monai.data.manifest import check_one_split_per_patient, one_class_splits
 from mammo_monai.evaluation.report import exam_key
 
 
@@ -20,11 +20,18 @@ def records(
     image_key: str = "image",
     label_key: str = "label",
     limit: int | None = None,
+    both_classes: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of ``split`` from a CSV as MONAI data dicts ``{"image": path, "label": int, ...}``.
 
     Raises (before training): a missing table, a patient in more than one split, no rows for the
-    split, a label outside ``0 .. num_classes - 1``, or a missing image file.
+    split, a label outside ``0 .. num_classes - 1``, a missing image file, or (``both_classes``) a
+    split with one label only. Each message names the table, the split and the first bad rows (CSV
+    line and ``image_id``).
+
+    Args:
+        both_classes: require both labels in the split; None: for the ``train`` and ``val`` splits of
+            a binary task (``num_classes`` 2), where one class gives nothing to learn or a NaN AUC.
     """
     if not os.path.isfile(table):
         raise FileNotFoundError(f"{table}: data table not found (run `mammo-monai prepare` / `patches` first)")
@@ -40,13 +47,23 @@ def records(
     bad = df[~labels.isin(range(num_classes))]
     if not bad.empty:
         raise ValueError(
-            f"{table}: {len(bad)} row(s) of split {split!r} have a label outside 0..{num_classes - 1}, "
-            f"e.g. {bad[label_key].head(3).tolist()}"
+            f"{table}: {len(bad)} row(s) of split {split!r} have a label outside 0..{num_classes - 1}: "
+            + "; ".join(f"{where} label {v}" for where, v in zip(_rows(bad), bad[label_key].head(3)))
         )
-    missing = [p for p in df[image_key] if not os.path.isfile(p)]
-    if missing:
+    missing = df[[not os.path.isfile(p) for p in df[image_key]]]
+    if not missing.empty:
         raise FileNotFoundError(
-            f"{table}: {len(missing)} image file(s) of split {split!r} not found, e.g. {missing[:2]}"
+            f"{table}: {len(missing)} image file(s) of split {split!r} not found: "
+            + "; ".join(f"{where} {p}" for where, p in zip(_rows(missing), missing[image_key].head(2)))
+        )
+    if both_classes is None:
+        both_classes = num_classes == 2 and split in ("train", "val")
+    one_class = one_class_splits(df.assign(label=labels.astype(int)), (split,)) if both_classes else []
+    if one_class:
+        raise ValueError(
+            f"{table}: {one_class[0]}: a binary model needs both classes to "
+            f"{'learn' if split == 'train' else 'be validated (the AUC of one class is NaN)'}; "
+            "add images of the other class or re-run `mammo-monai prepare` with other split fractions"
         )
     if limit:
         df = df.sample(n=min(limit, len(df)), random_state=0)
@@ -56,6 +73,13 @@ def records(
     return [
         {"image": r[image_key], "label": int(r[label_key]), **{k: r[k] for k in keep}} for r in df.to_dict("records")
     ]
+
+
+def _rows(df: pd.DataFrame, n: int = 3) -> list[str]:
+    """``line 7 (image_id 'P_1_L_CC')`` for the first ``n`` rows of ``df`` (a slice of a CSV read with its
+    default index: row i is on line i + 2, after the header)."""
+    ids = df["image_id"] if "image_id" in df.columns else pd.Series([None] * len(df), index=df.index)
+    return [f"line {i + 2}" + (f" (image_id {v!r})" if v is not None else "") for i, v in ids.head(n).items()]
 
 
 def make_sampler(data: list[dict[str, Any]], balance: bool | float, seed: int = 0) -> WeightedRandomSampler | None:

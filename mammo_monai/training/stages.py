@@ -118,12 +118,20 @@ def stage_lr_scheduler(
             ``one_cycle``: warm up to ``learning_rate`` over ``pct_start`` of the steps, then cosine
             decay (``OneCycleLR``): a network trained from scratch in few epochs (the CPU demo) settles
             instead of ending on a noisy step.
-        total_steps: iterations in the stage (epochs x batches per epoch).
+        total_steps: iterations in the stage (epochs x batches per epoch); any number from 1 works.
     """
     if schedule == "constant":
         return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     if schedule == "one_cycle":
+        if not 0 <= pct_start < 1:  # OneCycleLR accepts 1, then divides by the empty decay phase
+            raise ValueError(f"pct_start must be in [0, 1) (the warm-up's share of the steps), got {pct_start}")
+        steps = max(1, int(total_steps))
+        # OneCycleLR ends the warm-up at step pct_start * steps - 1 and divides by that length: a warm-up
+        # of exactly one step (5 steps at 0.2, 4 at 0.25) raises ZeroDivisionError. Half a step more
+        # gives what 6 steps at 0.2 give: step 0 at the initial rate, the peak right after.
+        if float(pct_start * steps) == 1.0:
+            pct_start = 1.5 / steps
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=learning_rate, total_steps=max(1, int(total_steps)), pct_start=pct_start
+            optimizer, max_lr=learning_rate, total_steps=steps, pct_start=pct_start
         )
     raise ValueError(f"unknown lr_schedule {schedule!r}; choose from {list(LR_SCHEDULES)}")

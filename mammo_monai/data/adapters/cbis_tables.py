@@ -81,6 +81,38 @@ def describe_rows(table: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def drop_duplicate_rows(t: pd.DataFrame, errors: list[dict[str, str]]) -> pd.DataFrame:
+    """Keep the first of the rows that list the same abnormality (case folder and ``abnormality id``)
+    and report the others in ``errors``: a lesion listed twice would count twice and get twice the
+    patches. Rows that disagree are reported with the columns they differ in (the first is kept).
+
+    Args:
+        t: rows after :func:`describe_rows` (``case`` and ``csv`` columns present).
+        errors: the adapter's problem rows, appended to.
+    """
+    key = ["case", "abnormality id"]
+    repeated = t.duplicated(key, keep=False)
+    if not repeated.any():
+        return t
+    truth = [c for c in table_columns(t) if c not in key]
+    for (case, abn), rows in t[repeated].groupby(key, sort=True):
+        differ = [c for c in truth if rows[c].nunique(dropna=False) > 1]
+        how = f"with different {differ}" if differ else "in identical rows"
+        errors.append(
+            {
+                "file": f"{rows['csv'].iloc[0]}: {case} abnormality {abn}",
+                "reason": f"abnormality listed {len(rows)} times ({how}); the first row kept",
+            }
+        )
+    return t[~t.duplicated(key, keep="first")]
+
+
+def table_columns(t: pd.DataFrame) -> list[str]:
+    """The columns of ``t`` that come from a description CSV (not those :func:`describe_rows` adds)."""
+    added = {"csv", "case", "table", "part", "laterality", "view", "image_id", "pathology_norm", "lesion_type"}
+    return [c for c in t.columns if c not in added]
+
+
 def merge_images(
     table: pd.DataFrame, official_split: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
@@ -102,6 +134,7 @@ def merge_images(
     """
     t = describe_rows(table)
     errors: list[dict[str, str]] = []
+    t = drop_duplicate_rows(t, errors)
     where = t["csv"] + ": " + t["case"] + " abnormality " + t["abnormality id"].astype(str)
     unknown = t["pathology_norm"] == ""
     for w, p in zip(where[unknown], t.loc[unknown, "pathology"]):

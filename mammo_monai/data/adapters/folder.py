@@ -90,6 +90,7 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
                 {"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"}
             )
             continue
+        before = len(images)
         for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
             rel = f.relative_to(root)
             side, view = parse_path(f, levels=len(rel.parts) - (3 if split else 2))
@@ -106,6 +107,8 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
                     "file": rel.as_posix(),
                 }
             )
+        if len(images) == before:  # a class with no image: its split cannot train or validate a binary model
+            errors.append({"file": str(class_dir), "reason": "class folder holds no image file"})
     if not images:
         errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ or <neg|pos>/ folders"})
         return AdapterResult.from_rows(images, [], errors)
