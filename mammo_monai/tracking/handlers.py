@@ -23,8 +23,10 @@ from mammo_monai.tracking.runs import (
     data_fingerprint,
     end_stage_run,
     get_experiment_id,
+    log_stage_on_parent,
     parent_run,
 )
+from mammo_monai.tracking.ui import update_runs_view
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +74,9 @@ class StageMLFlowHandler(MLFlowHandler):
     fails or is interrupted is ended FAILED / KILLED (:func:`end_stage_run`). On start it logs tags,
     parameters (every hyper-parameter, the code version, the data table's hash and size), the config
     files (train.yaml and overlays), the resolved configuration and the data table as a dataset
-    input; on completion the files in ``artifacts`` that exist then. Experiments are tagged as model
-    training so that the MLflow 3 UI opens on their runs.
+    input; on completion the files in ``artifacts`` that exist then, and the stage's final metrics on
+    the parent run (:func:`~mammo_monai.tracking.runs.log_stage_on_parent`). Experiments carry the
+    saved view that shows these metrics in the MLflow UI (:mod:`mammo_monai.tracking.ui`).
 
     Under ``torchrun`` only rank 0 logs: on the other ranks the handler opens no MLflow store (a new
     sqlite store would be created by two processes at once) and attaches nothing.
@@ -212,6 +215,17 @@ class StageMLFlowHandler(MLFlowHandler):
             self._log_artifacts(self.artifacts)
 
     def _finish(self, engine: Engine) -> None:
+        """The stage is done: its final metrics go onto the parent run (and into the experiment's saved
+        view), then the stage run (and, after the last stage, the parent) ends FINISHED."""
+        info = json.loads((self.stage_dir / RUN_RECORD).read_text())
+        digits = "".join(c for c in str(self.tags.get("stage", self.stage_dir.name)) if c.isdigit())
+        stage = int(digits or 0)
+        try:
+            names = log_stage_on_parent(self.client, info["run_id"], info["parent_run_id"], stage)
+            shown = [n for n in names if "/" not in n or n == f"stage{stage}/best_metric"]
+            update_runs_view(self.client, self.experiment.experiment_id, shown)
+        except Exception as err:  # the stage itself finished: a tracking hiccup must not fail it
+            logger.warning("could not log stage %d's metrics on its parent MLflow run: %s", stage, err)
         end_stage_run(self.stage_dir, "FINISHED")
 
 

@@ -6,12 +6,14 @@ import hashlib
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mammo_monai
+from mammo_monai.tracking.ui import update_runs_view
 
 
 def default_tracking_uri(project_dir: str | os.PathLike | None = None) -> str:
@@ -31,14 +33,16 @@ def artifact_location(tracking_uri: str, experiment: str) -> str | None:
     return None
 
 
-EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}  # MLflow 3 UI: open on the training runs
+# read by MLflow 3.0-3.16's UI (opens the runs, not the GenAI overview); 3.17 reads the URL (tracking/ui.py)
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 PARENT_KIND = "training"
 RUN_RECORD = "run.json"  # in a stage folder: the stage's MLflow run and its parent
 
 
 def get_experiment_id(client: Any, name: str, tracking_uri: str) -> str:
-    """The id of experiment ``name``, created (artifacts beside a sqlite store, tagged for model
-    training so the MLflow 3 UI opens on its runs, not the GenAI overview) when missing."""
+    """The id of experiment ``name``, created (artifacts beside a sqlite store) when missing; tagged
+    for model training and given the saved view of :mod:`mammo_monai.tracking.ui`, so that the MLflow
+    UI shows its runs with their metrics, not the GenAI overview."""
     exp = client.get_experiment_by_name(name)
     exp_id = (
         exp.experiment_id
@@ -49,6 +53,7 @@ def get_experiment_id(client: Any, name: str, tracking_uri: str) -> str:
     for key, value in EXPERIMENT_TAGS.items():
         if tags.get(key) != value:
             client.set_experiment_tag(exp_id, key, value)
+    update_runs_view(client, exp_id, tags=tags)
     return exp_id
 
 
@@ -68,6 +73,20 @@ def parent_run(client: Any, experiment_id: str, tid: str, bundle: str) -> str:
         tags={"training_id": tid, "mammo_kind": PARENT_KIND, "bundle": bundle},
     )
     return run.info.run_id
+
+
+def log_stage_on_parent(client: Any, stage_run_id: str, parent_run_id: str, stage: int) -> list[str]:
+    """Copy a finished stage's final metrics (its key metric's best among them: ``best_metric``) onto
+    its training's parent run: as ``stage<N>/<name>``, and under their own names at step N, so that
+    the parent's row in the runs list shows the latest stage's figures in its stages' columns.
+    Returns the names logged."""
+    from mlflow.entities import Metric
+
+    final = client.get_run(stage_run_id).data.metrics
+    now = int(time.time() * 1000)
+    logged = {**{f"stage{stage}/{k}": v for k, v in final.items()}, **final}
+    client.log_batch(parent_run_id, metrics=[Metric(k, v, now, stage) for k, v in logged.items()])
+    return list(logged)
 
 
 def end_stage_run(stage_dir: str | os.PathLike, status: str, parent_only: bool = False) -> None:

@@ -16,7 +16,7 @@ from monai.bundle import ConfigParser, ConfigWorkflow
 
 from mammo_monai.io.errors import describe_error
 from mammo_monai.training.distributed import hold_process_group, on_rank0, release_process_group
-from mammo_monai.training.resume import archive_stage, read_done, recorded_training_id
+from mammo_monai.training.resume import archive_stage, is_finite_number, read_done, recorded_training_id
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,18 @@ def stage_list(files: Sequence[str], overrides: Mapping[str, Any]) -> list[int]:
     return sorted(int(k) for k in parser["stages"].keys())
 
 
+def best_of(evaluator: Any, where: str) -> dict[str, Any]:
+    """The evaluator's best key metric and its epoch; both None (with a warning) when no validation gave
+    a number (MONAI's -1 "none yet", or NaN), so a stage never reports a best model it does not have."""
+    if evaluator is None:
+        return {"best_metric": None, "best_metric_epoch": None}
+    epoch = int(getattr(evaluator.state, "best_metric_epoch", -1))
+    if epoch < 1 or not is_finite_number(evaluator.state.best_metric):
+        logger.warning("%s: no validation gave a key metric that is a number: no best model", where)
+        return {"best_metric": None, "best_metric_epoch": None}
+    return {"best_metric": float(evaluator.state.best_metric), "best_metric_epoch": epoch}
+
+
 def run_stage(
     bundle_dir: str | os.PathLike, files: Sequence[str], stage: int, overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -89,13 +101,8 @@ def run_stage(
             )
             wf.initialize()
             wf.run()
-            evaluator = wf.evaluator
-            result = {
-                "stage": stage,
-                "best_metric": float(evaluator.state.best_metric) if evaluator else None,
-                "best_metric_epoch": int(evaluator.state.best_metric_epoch) if evaluator else None,
-                "seconds": round(time.time() - t0, 1),
-            }
+            result = {"stage": stage, **best_of(wf.evaluator, f"{bundle.name} stage {stage}")}
+            result["seconds"] = round(time.time() - t0, 1)
             wf.finalize()
     except Exception as err:
         raise TrainingError(f"{bundle.name} stage {stage}: {describe_error(err)}") from err
