@@ -4,9 +4,9 @@ probabilities with optional flip test-time augmentation."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,22 +17,43 @@ from monai.bundle import ConfigParser
 from monai.data import DataLoader, Dataset
 
 from mammo_monai.evaluation.metrics import positive_probability
+from mammo_monai.inference.bundle_archive import REQUIRED, BundleError, extract_bundle
 from mammo_monai.networks import guard_convolutions
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast, load_weights
-from mammo_monai.training.model_meta import trained_setting
+from mammo_monai.training.model_meta import MODEL_META, trained_setting
+
+#: the path a user gave for each bundle :func:`open_bundle` opened, by its (unpacked) folder
+_GIVEN: dict[str, str] = {}
 
 
 def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
-    """A bundle folder from a folder or an exported zip (extracted under ``workdir``)."""
+    """A bundle folder from a folder or an exported zip, unpacked under ``workdir`` within the limits of
+    :mod:`~mammo_monai.inference.bundle_archive` (1 GiB in all, no member over 100:1).
+
+    Raises:
+        BundleError: one line naming ``path`` as given and the problem (missing, not a zip, truncated,
+            damaged, over a limit, without ``configs/inference.yaml`` or ``models/model.pt``).
+    """
     p = Path(path)
-    if p.is_dir():
-        return p
-    with zipfile.ZipFile(p) as zf:
-        zf.extractall(workdir)
-        top = {Path(n).parts[0] for n in zf.namelist()}
-    if len(top) != 1:
-        raise ValueError(f"{p}: expected one bundle folder in the zip, found {sorted(top)}")
-    return Path(workdir) / top.pop()
+    if not p.exists():
+        raise BundleError(path, "no such bundle folder or zip file")
+    root = p if p.is_dir() else extract_bundle(p, workdir)
+    missing = [item for item in REQUIRED if not (root / item).is_file()]
+    if missing:
+        hint = "; train the bundle first" if p.is_dir() and missing == ["models/model.pt"] else ""
+        raise BundleError(path, f"not a trained bundle: no {' and no '.join(missing)}{hint}")
+    for meta in (root / "configs" / "metadata.json", root / "models" / MODEL_META):
+        try:
+            json.loads(meta.read_text()) if meta.is_file() else None
+        except (ValueError, UnicodeDecodeError) as err:
+            raise BundleError(path, f"{meta.relative_to(root)} is not valid JSON ({err})") from err
+    _GIVEN[str(root.resolve())] = str(path)
+    return root
+
+
+def given_name(bundle_dir: str | os.PathLike) -> str:
+    """The path a user gave for a bundle opened by :func:`open_bundle` (not its temporary unpacked folder)."""
+    return _GIVEN.get(str(Path(bundle_dir).resolve()), str(bundle_dir))
 
 
 def is_lesion_segmenter(bundle_dir: str | os.PathLike) -> bool:
@@ -42,18 +63,40 @@ def is_lesion_segmenter(bundle_dir: str | os.PathLike) -> bool:
 
 
 def build_inference_network(bundle_dir: str | os.PathLike) -> torch.nn.Module:
-    """The network of the bundle's ``inference.yaml`` with ``models/model.pt`` loaded strictly, in eval mode."""
+    """The network of the bundle's ``inference.yaml`` with ``models/model.pt`` loaded strictly, in eval mode.
+
+    Raises:
+        BundleError: the config cannot build its ``network_def`` (a missing module, a bad ``$``
+            expression, ...) or the weights cannot be loaded into it; the message names the bundle.
+    """
     bundle = Path(bundle_dir).resolve()
     parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.yaml"))
-    parser["bundle_root"] = str(bundle)
     sys.path.insert(0, str(bundle))  # an exported bundle's configs import its scripts/ package
     try:
+        parser.read_config(str(bundle / "configs" / "inference.yaml"))
+        parser["bundle_root"] = str(bundle)
         net = parser.get_parsed_content("network_def")
+    except Exception as err:  # noqa: BLE001 - whatever a config does wrong, the user gets one line naming it
+        raise BundleError(
+            given_name(bundle), f"configs/inference.yaml cannot build network_def: {config_error(err)}"
+        ) from err
     finally:
         sys.path.remove(str(bundle))
-    load_weights(net, bundle / "models" / "model.pt", "trained model")
+    try:
+        load_weights(net, bundle / "models" / "model.pt", "trained model")
+    except (OSError, ValueError, RuntimeError) as err:
+        raise BundleError(given_name(bundle), str(err).replace(str(bundle) + os.sep, "")) from err
     return net.eval()
+
+
+def config_error(err: BaseException) -> str:
+    """The innermost cause of a MONAI config error, in one line (MONAI wraps it with the whole expression)."""
+    while err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, SyntaxError) and err.text:
+        return f"SyntaxError: {err.msg} in the expression {err.text.strip()[:200]!r}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))

@@ -14,11 +14,13 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import save_net_with_metadata
 
+from mammo_monai.inference.backend_choice import RECORD_KEY, backend_record
 from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
+from mammo_monai.inference.export_card import card_section, eval_metrics, trained_sentence, write_card
 from mammo_monai.inference.onnx_runtime import DYNAMIC_AXES, ONNX_OPSET, check_onnx, export_onnx
 from mammo_monai.io.atomic import atomic_path
-from mammo_monai.training.model_meta import MODEL_META, trained_setting
+from mammo_monai.training.model_meta import MODEL_META, trained_setting, without_machine_paths, write_model_meta
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +39,17 @@ def trained_size(bundle: Path, default: list[int]) -> list[int]:
 
 def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
     """``metadata.json`` as it is true for the trained weights: the input size the network was trained
-    at, its preprocessing, and outputs that are logits (``model.ts`` returns them; ``inference.yaml``
-    writes softmax probabilities)."""
+    at, its preprocessing (without the training machine's paths), a description that ends with how the
+    weights were trained and ``eval_metrics`` with the published checkpoint's validation figures (both
+    from the training record in ``model_meta.json``: :mod:`~mammo_monai.inference.export_card`), and
+    outputs that are logits (``model.ts`` returns them; ``inference.yaml`` writes softmax probabilities)."""
     out = json.loads(json.dumps(meta))
+    training = trained_setting(bundle, "training", None)
+    out["description"] = f"{out.get('description', '').rstrip()} {trained_sentence(size, training)}".strip()
+    out["eval_metrics"] = eval_metrics(out.get("eval_metrics") or {}, training)
     fmt = out["network_data_format"]
     fmt["inputs"]["image"]["spatial_shape"] = [int(size[0]), int(size[1])]
-    preprocessing = trained_setting(bundle, "preprocessing", None)
+    preprocessing = without_machine_paths(trained_setting(bundle, "preprocessing", None))
     if preprocessing:
         fmt["inputs"]["image"]["preprocessing"] = preprocessing
     norm = trained_setting(bundle, "input_norm", None)
@@ -59,16 +66,33 @@ def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
     return out
 
 
-def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
-    """Write ``<out>/<name>-<version>.zip``: configs, docs, LICENSE, ``models/model.pt``,
-    ``models/model_meta.json``, ``models/model.ts`` (TorchScript, traced and checked against the
-    eager network) and ``models/model.onnx`` (opset :data:`ONNX_OPSET`, dynamic batch axis, checked with
+def write_trained_files(net: torch.nn.Module, bundle: Path, stage: Path, meta: dict, size: tuple[int, int]) -> None:
+    """Into the export folder ``stage``: ``models/model.pt`` as a plain state_dict (what ``monai.bundle.load``
+    and the Model Zoo read), ``models/model_meta.json`` without the training machine's paths, and the
+    model card with its section on the trained weights."""
+    torch.save(net.state_dict(), stage / "models" / "model.pt")
+    if (bundle / "models" / MODEL_META).is_file():
+        write_model_meta(stage / "models" / MODEL_META, json.loads((bundle / "models" / MODEL_META).read_text()))
+    preprocessing = meta["network_data_format"]["inputs"]["image"].get("preprocessing")
+    section = card_section(size, trained_setting(bundle, "training", None), preprocessing)
+    write_card(bundle / "docs" / "README.md", stage / "docs" / "README.md", section)
+
+
+def export_bundle(
+    bundle_dir: str | os.PathLike, out_dir: str | os.PathLike, validation_manifest: str | os.PathLike | None = None
+) -> Path:
+    """Write ``<out>/<name>-<version>.zip``: configs, docs (the model card with a section on the trained
+    weights), LICENSE, ``models/model.pt`` (a plain state_dict, as ``monai.bundle.load`` reads it),
+    ``models/model_meta.json`` (without the training machine's paths), ``models/model.ts`` (TorchScript,
+    traced and checked against the eager network) and ``models/model.onnx`` (opset :data:`ONNX_OPSET`, dynamic batch axis, checked with
     ONNX Runtime against the eager network within 1e-4 at batch 1 and 3). ``metadata.json`` records the
     ONNX file under the top-level key ``onnx``: ``{"file", "opset", "dynamic_axes"}`` (outside
     ``network_data_format``, whose fields the Model Zoo schema fixes); a network the ONNX exporter cannot
     export (e.g. an adaptive pooling to a size that does not divide its input) is exported without it,
-    with ``{"file": None, "reason"}`` and a warning. Written to a temporary name, then
-    renamed."""
+    with ``{"file": None, "reason"}`` and a warning. With ``validation_manifest`` (a prepared manifest),
+    ``metadata.json`` also records the inference backend chosen on its validation images and what was
+    measured (:func:`~mammo_monai.inference.backend_choice.backend_record`). Written to a temporary
+    name, then renamed."""
     bundle = Path(bundle_dir).resolve()
     meta = json.loads((bundle / "configs" / "metadata.json").read_text())
     name, version = meta.get("name", bundle.name), meta["version"]
@@ -93,10 +117,8 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
             elif src.is_file():
                 shutil.copy2(src, stage / item)
         (stage / "models").mkdir(parents=True)
-        shutil.copy2(bundle / "models" / "model.pt", stage / "models" / "model.pt")
-        if (bundle / "models" / MODEL_META).is_file():
-            shutil.copy2(bundle / "models" / MODEL_META, stage / "models" / MODEL_META)
         trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
+        write_trained_files(net, bundle, stage, trained_meta, (int(h), int(w)))
         try:
             onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
             check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
@@ -109,6 +131,11 @@ def export_bundle(bundle_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
             (stage / "models" / "model.onnx").unlink(missing_ok=True)
             trained_meta["onnx"] = {"file": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
             logger.warning("%s: no models/model.onnx in the export: %s", bundle.name, trained_meta["onnx"]["reason"])
+        if validation_manifest is not None:  # the backend `predict --backend auto` runs, chosen per bundle
+            onnx_path = stage / "models" / "model.onnx"
+            trained_meta[RECORD_KEY] = backend_record(
+                net, bundle, validation_manifest, onnx_path if onnx_path.is_file() else None
+            )
         write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
         required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
         trained_meta["required_packages_version"] = {**required, **runtime_requirements()}

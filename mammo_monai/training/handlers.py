@@ -15,7 +15,7 @@ from ignite.engine import Engine, Events
 from mammo_monai.evaluation.metrics import pred_label
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.training.distributed import all_gather_objects, is_distributed, is_main_process
-from mammo_monai.training.model_meta import MODEL_META, write_model_meta
+from mammo_monai.training.model_meta import MODEL_META, training_record, write_model_meta
 from mammo_monai.training.selection import read_selection
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,9 @@ class ValidationPlots:
 class PublishBest:
     """When training completes, copy the stage's best checkpoint to the bundle's ``models/model.pt``
     (through a temporary file), so the bundle always serves its latest finished stage, and record
-    ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference. Under
+    ``settings`` (architecture, image size, ...) beside it in ``model_meta.json`` for inference, with
+    ``training``: the stages this training ran and the checkpoint's validation figures
+    (:func:`~mammo_monai.training.model_meta.training_record`). Under
     ``torchrun`` only rank 0 publishes."""
 
     def __init__(
@@ -101,6 +103,9 @@ class PublishBest:
         with atomic_path(self.target) as tmp:
             shutil.copyfile(self.source, tmp)
         settings = dict(self.settings)
+        if "stage" in settings:  # the stages this training ran and the published checkpoint's figures
+            stage, tid = int(settings["stage"]), str(settings.get("training_id"))
+            settings["training"] = training_record(self.target.parent, stage, tid, engine.state.epoch)
         if self.selection_dir is not None:
             settings["selection"] = read_selection(self.selection_dir)
         write_model_meta(self.target.parent / MODEL_META, settings)

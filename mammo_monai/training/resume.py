@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -26,11 +27,12 @@ from mammo_monai.io.atomic import atomic_path, write_json
 from mammo_monai.tracking.runs import end_stage_run
 from mammo_monai.training.distributed import any_rank, is_distributed, is_main_process, on_rank0
 from mammo_monai.training.interrupt import StopRequest
+from mammo_monai.training.model_meta import BEST_RECORD, DONE_RECORD, best_record
 
 logger = logging.getLogger(__name__)
 
 TRAINING_RECORD = "training.json"
-DONE, RESUME = "done.json", "resume.pt"
+DONE, RESUME = DONE_RECORD, "resume.pt"
 
 
 class ForeignCheckpointError(ValueError):
@@ -267,27 +269,59 @@ class StageCheckpoint:
         (self.stage_dir / RESUME).unlink(missing_ok=True)
 
 
+def is_finite_number(value: Any) -> bool:
+    """True for a finite number (a key metric that can rank models); False for NaN, inf or None."""
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
 class SaveBest:
     """Write the network to ``<stage_dir>/model.pt`` (temporary file, then rename) whenever the
-    evaluator's key metric improves, as MONAI's workflow tracks it (``state.best_metric_epoch``).
+    evaluator's key metric improves, as MONAI's workflow tracks it (``state.best_metric_epoch``), and
+    that epoch's validation figures to ``<stage_dir>/best.json`` (the key metric's name and value).
 
     Unlike a fresh ``CheckpointSaver``, this survives a resume: the restored best metric decides, so
     a worse epoch after a restart never replaces the best checkpoint saved before the crash. Under
-    ``torchrun`` only rank 0 writes."""
+    ``torchrun`` only rank 0 writes.
+
+    A key metric that is not a number (NaN: an AUC on one class) is never the best: MONAI's workflow
+    takes the first value it sees as best, NaN included, and no later value beats a NaN. The
+    evaluator's ``best_metric`` and ``best_metric_epoch`` are put back to what they were before that
+    validation, so nothing is saved, published, plotted as best or registered from it."""
 
     def __init__(self, save_dir: str, network: torch.nn.Module, filename: str = "model.pt") -> None:
         self.path = Path(save_dir) / filename
         self.network = network
+        self._before: tuple[Any, int] = (-1, -1)  # MONAI's "no best yet"
 
     def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self._remember)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
+    def _remember(self, engine: Engine) -> None:
+        self._before = (getattr(engine.state, "best_metric", -1), getattr(engine.state, "best_metric_epoch", -1))
+
     def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch or not is_main_process():
+        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
+            return
+        if not is_finite_number(engine.state.best_metric):
+            logger.warning(
+                "epoch %d: the key metric is %s: not a best model, nothing saved",
+                engine.state.epoch,
+                engine.state.best_metric,
+            )
+            engine.state.best_metric, engine.state.best_metric_epoch = self._before
+            return
+        if not is_main_process():
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.path) as tmp:
             torch.save({"model": self.network.state_dict()}, tmp)
+        state = engine.state  # the figures of this checkpoint, for model_meta.json and the exported metadata
+        record = best_record(state.key_metric_name, state.best_metric, state.best_metric_epoch, state.metrics)
+        write_json(record, self.path.parent / BEST_RECORD)
 
 
 class StageRunner:
