@@ -33,11 +33,12 @@ def _init_worker() -> None:
         os.environ["OMP_NUM_THREADS"] = "1"  # for a torch imported later by the job
 
 
-def _context(fn: Callable[..., Any]) -> Any:
-    """A fork server that has imported ``fn``'s module, where the platform has one; spawn elsewhere.
+def _context(module: str) -> Any:
+    """A fork server that has imported ``module`` (the job function's), where the platform has one; spawn
+    elsewhere.
 
     The server is one fresh process per parent (started at the first call, kept until the parent exits)
-    that imports ``fn``'s module once and then forks every worker of every later call: a worker starts in
+    that imports ``module`` once and then forks every worker of every later call: a worker starts in
     milliseconds instead of importing torch and MONAI again (about 5 s of CPU each here; MONAI imports all
     its sub-packages on ``import monai``), and the workers share those pages. The server never runs
     PyTorch's thread pools, so forking it is safe where forking the parent is not. Its modules are the
@@ -46,17 +47,23 @@ def _context(fn: Callable[..., Any]) -> Any:
     if "forkserver" not in get_all_start_methods():
         return get_context("spawn")
     ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(["__main__", fn.__module__])  # no effect once the server runs
+    ctx.set_forkserver_preload(["__main__", module])  # no effect once the server runs
     return ctx
 
 
-def warm_up(fn: Callable[..., Any]) -> None:
-    """Start the fork server for :func:`run_parallel` of ``fn`` now, in the background.
+def warm_up(target: Callable[..., Any] | str, workers: int | None = None) -> None:
+    """Start the fork server for :func:`run_parallel` of ``target`` now, in the background.
 
-    Call it before slow work of the caller's own (reading a dataset's tables) so that importing ``fn``'s
-    module in the server overlaps that work instead of delaying the first worker.
+    ``target`` is the job function or the name of its module. Call it with the name before the caller
+    imports that module itself: the server's import (torch and MONAI, about 6 s of CPU) then runs on the
+    second core while the caller's own runs on the first, instead of after it, when the workers would
+    wait for it (measured: that wait was why ``prepare`` gained nothing from a second worker). Does
+    nothing where ``workers`` (default: all cores) is 1: :func:`run_parallel` then runs in-process.
     """
-    if _context(fn).get_start_method() == "forkserver":
+    if (workers or os.cpu_count() or 1) <= 1:
+        return
+    module = target if isinstance(target, str) else target.__module__
+    if _context(module).get_start_method() == "forkserver":
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
@@ -159,7 +166,7 @@ def run_parallel(
         bar.close()
         return results
 
-    ctx = _context(fn)
+    ctx = _context(fn.__module__)
     queue: deque[int] = deque(range(len(jobs)))
     attempts = [0] * len(jobs)
     pool: list[_Worker] = []

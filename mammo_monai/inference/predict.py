@@ -14,13 +14,15 @@ import torch
 from tqdm import tqdm
 
 from mammo_monai.data.cache_record import transform_options
+from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.metrics import positive_probability
+from mammo_monai.inference.backend_choice import runtime_network
 from mammo_monai.inference.bundle import FLIPS, is_lesion_segmenter, load_networks, open_bundle
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
-from mammo_monai.inference.onnx_runtime import inference_backend
 from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
+from mammo_monai.io.exam_key import breast_key, image_keys
 from mammo_monai.io.walk import find_images
 from mammo_monai.training.model_meta import trained_setting
 from mammo_monai.transforms.pipelines import preprocess_transforms
@@ -84,6 +86,23 @@ def _load(path: str, **settings: Any) -> dict[str, Any]:
     return preprocess_transforms(**settings)({"image": path})
 
 
+#: ``predict``'s CSV columns; ``decision`` only for a model that stores its operating point.
+COLUMNS = [
+    "file",
+    "level",
+    "patient",
+    "exam",
+    "breast",
+    "laterality",
+    "view",
+    "n_views",
+    "probability",
+    "decision",
+    "grouped_by",
+    "status",
+]
+
+
 @torch.inference_mode()
 def predict(
     bundle: str | os.PathLike,
@@ -104,16 +123,21 @@ def predict(
     Images are preprocessed exactly as the model's training data were (size, aspect, crop,
     intensity scaling, accepted modalities: :func:`model_preprocessing`).
 
-    Rows: file, level (image / exam), exam, laterality, view, probability, status. Exams are the
-    images of one folder and laterality (one breast); their probability is the mean of their images'.
-    A model that stores its operating point (the screening recipe's pF1 selection) aggregates each
-    breast its way (mean or max), gives every breast a row, even of one image, and adds ``decision``
-    (1: recall) at its stored threshold.
+    Rows (:data:`COLUMNS`): one per image (``level`` "image"), then one per breast ("breast") and one
+    per exam ("exam"), even of one image (:func:`~mammo_monai.evaluation.exam_rows.breast_and_exam_rows`).
+    An exam is a DICOM study, else what a file name pattern names, else the file alone
+    (:mod:`mammo_monai.io.exam_key`); ``patient`` and ``exam`` are salted hashes, never a UID or an ID,
+    and ``grouped_by`` says which rule applied. A breast scores the mean of its views (``n_views``),
+    an exam its most suspicious breast. A model that stores its operating point (the screening
+    recipe's pF1 selection) aggregates each breast its way (mean or max) and adds ``decision`` (1:
+    recall) at its stored threshold.
 
     ``backend`` runs the classifier with "eager" PyTorch (bf16 autocast where the CPU has it),
-    "onnxruntime", "openvino" (exported to ONNX on the fly), or "auto": the fastest measured by
-    ``scripts/bench_infer.py`` (see :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager
-    with a warning when its package is missing or the export fails). Heatmaps and the segmenter stay eager.
+    "onnxruntime", "openvino" (reading the exported bundle's ``model.onnx``, else an export cached per
+    weights), or "auto": the backend chosen for this bundle on its validation images and recorded at export
+    (:mod:`~mammo_monai.inference.backend_choice`), else the fastest of ``scripts/bench_infer.py`` (see
+    :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager with a warning when its package
+    is missing or the export fails). Heatmaps and the segmenter stay eager.
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
@@ -132,7 +156,7 @@ def predict(
             []
             if pipeline
             else [
-                inference_backend(net, backend, torch.rand(1, 1, *[int(s) for s in prep["size"]]), tmp)
+                runtime_network(net, backend, torch.rand(1, 1, *[int(s) for s in prep["size"]]), root, tmp)
                 for net in load_networks(root, (), tmp, bf16=False)
             ]
         )
@@ -174,10 +198,15 @@ def predict(
                 rows.append({**row, "status": f"error: {describe_error(err, f)}"})
                 continue
             meta = d["image"].meta
+            keys = meta if meta.get("exam_key") else image_keys(f)  # the reader's; a file of its own otherwise
             row.update(
-                laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"), view=meta.get("view", "")
+                laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"),
+                view=meta.get("view", ""),
+                patient=keys["patient_key"],
+                exam=keys["exam_key"],
+                grouped_by=keys["grouped_by"],
             )
-            row["exam"] = f"{Path(f).parent.name}_{row['laterality']}"
+            row["breast"] = breast_key(row["exam"], row["laterality"])
             if pipeline:
                 found = pipeline(d["image"].as_tensor())
                 rows.append({**row, "probability": found["probability"], "status": "ok"})
@@ -198,32 +227,18 @@ def predict(
             if len(pending) >= batch_size:
                 flush()
         flush()
-    table = pd.DataFrame(rows)
-    ok = table[table["status"] == "ok"] if "status" in table else table.iloc[0:0]
-    if not ok.empty:
-        how = selection["aggregation"] if selection else "mean"
-        exams = (
-            ok.groupby("exam")
-            .agg(probability=("probability", how), images=("file", "count"), laterality=("laterality", "first"))
-            .reset_index()
-        )
-        if selection:
-            exams["decision"] = (exams["probability"] >= float(selection["threshold"])).astype(int)
-        else:
-            exams = exams[exams["images"] > 1]
-        table = pd.concat(
-            [table, exams.assign(file="", level="exam", view="", status="ok").drop(columns="images")], ignore_index=True
-        )
-    columns = [
-        "file",
-        "level",
-        "exam",
-        "laterality",
-        "view",
-        "probability",
-        *(["decision"] if selection else []),
-        "status",
-    ]
-    table = table.reindex(columns=columns)
+    table = result_table(rows, selection)
     write_csv(table, out_csv)
     return table
+
+
+def result_table(rows: list[dict[str, Any]], selection: dict[str, Any] | None) -> pd.DataFrame:
+    """The image rows, then the breast and exam rows of the images that were predicted, in :data:`COLUMNS`
+    (with ``decision`` when the model stores its operating point ``selection``)."""
+    table = pd.DataFrame(rows).reindex(columns=[c for c in COLUMNS if c != "decision"])
+    ok = table[table["status"] == "ok"]
+    how, threshold = (selection["aggregation"], float(selection["threshold"])) if selection else ("mean", None)
+    summary = breast_and_exam_rows(ok, how, threshold).assign(file="", view="", status="ok")
+    table = pd.concat([table, summary], ignore_index=True) if not summary.empty else table
+    table = table.astype({"n_views": "Int64", **({"decision": "Int64"} if "decision" in table else {})})
+    return table.reindex(columns=[c for c in COLUMNS if c != "decision" or selection])
