@@ -16,6 +16,7 @@ import textwrap
 from collections.abc import Sequence
 
 from mammo_monai import commands
+from mammo_monai.cli_common import finish_parser
 from mammo_monai.commands import (
     EXIT_ERROR,
 )
@@ -53,7 +54,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mammography classification on MONAI (Shen et al. 2019 and beyond).",
         epilog=EXIT_CODES,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _size(p, (1152, 896))
-    p.epilog = EXIT_CODES
+    p.epilog = EXIT_CODES + "; also 1 when no input file was found"
     p.set_defaults(func=commands.preprocess)
     p = sub.add_parser(
         "prepare",
@@ -238,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         "stage's best checkpoint, as one training: one MLflow parent run with a nested run per stage. Killed "
         "and rerun, it resumes the interrupted stage from its last finished epoch and skips finished stages.",
     )
-    p.add_argument("--bundle", required=True, help="bundle folder (with configs/train.yaml)")
+    p.add_argument("--bundle", required=True, help="bundle folder, or a shipped bundle's name (copied to ./NAME first)")
     p.add_argument(
         "--overlay", action="append", default=[], help="extra config file(s) merged over train.yaml (e.g. demo.yaml)"
     )
@@ -279,8 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="export a trained bundle as <name>-<version>.zip with TorchScript",
         description="Write the bundle (configs, docs, LICENSE, models/model.pt, models/model.ts) as a Model Zoo zip.",
     )
-    p.add_argument("--bundle", required=True, help="bundle folder")
+    p.add_argument("--bundle", required=True, help="bundle folder, or a shipped bundle's name")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--manifest", help="prepared manifest: choose predict --backend auto on its validation images")
     p.set_defaults(func=commands.export)
 
     p = sub.add_parser(
@@ -289,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate a whole-image bundle (folder or exported zip) on a split of a prepared manifest; "
         "writes metrics.json, predictions.csv and roc.png and one MLflow run.",
     )
-    p.add_argument("--bundle", required=True, help="bundle folder or exported zip")
+    p.add_argument("--bundle", required=True, help="bundle folder, zip (unpacked <=1 GiB, <=100:1) or shipped name")
     p.add_argument("--manifest", required=True, help="folder written by `mammo-monai prepare`")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
     p.add_argument("--tta", action="store_true", help="average over the 4 flips")
@@ -306,11 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="probability of malignancy for a folder of mammograms (+ heatmaps)",
-        description="Predict every DICOM / PNG / PGM / TIFF under --input with a whole-image bundle; one CSV row "
-        "per image (file, laterality, view, probability, status) plus exam rows (folder + laterality). "
-        "Unreadable files get an error row.",
+        description="Predict every DICOM / PNG / PGM / TIFF under --input with a whole-image bundle. CSV: a row per "
+        "image, then per breast (mean of its n_views, or the model's stored rule) and per exam (its top breast), even "
+        "of one image. Exam = DICOM study, else a name pattern (0_L-CC, P_00001_LEFT_CC, mdb001), else the file alone "
+        "(grouped_by); patient and exam are salted hashes, never IDs. Columns: file, level, patient, exam, breast, "
+        "laterality, view, n_views, probability, [decision], grouped_by, status. Unreadable files get an error row.",
     )
-    p.add_argument("--bundle", required=True, help="whole-image bundle folder or exported zip")
+    p.add_argument("--bundle", required=True, help="whole-image bundle: folder, zip (<=1 GiB, <=100:1) or shipped name")
     p.add_argument("--input", required=True, nargs="+", help="folders and/or files")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--tta", action="store_true", help="average over the 4 flips")
@@ -327,8 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend",
         choices=["auto", "eager", "onnxruntime", "openvino"],
         default="auto",
-        help="how the classifier runs: auto (the fastest within 1e-3 of fp32 eager: OpenVINO fp32), eager PyTorch "
-        "(bf16 autocast where the CPU has it), ONNX Runtime, or OpenVINO (bf16 where the CPU has it) (default: auto)",
+        help="how the classifier runs: auto (the backend `export --manifest` chose on validation images, else OpenVINO "
+        "fp32), eager PyTorch (bf16 autocast where the CPU has it), ONNX Runtime, or OpenVINO (bf16 where the CPU has it)",
     )
     _accept_modality(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -375,12 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-patch-pretraining", action="store_true", help="ablation: train the whole-image network from scratch"
     )
     p.set_defaults(func=commands.demo)
-    return parser
+    return finish_parser(parser, sub)  # + bundles, --version, -v after any command, exit status in --help
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mammo-monai`` console script. Errors print one line, not a traceback
-    (``-v`` shows it)."""
+    (``-v`` logs it too), and exit 2."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -388,8 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except (OSError, ValueError, RuntimeError) as err:
-        if args.verbose:
-            raise
+        if args.verbose:  # the traceback, then the same line and exit status as without -v
+            logging.getLogger("mammo_monai").exception("mammo-monai %s failed", args.command)
         print(f"mammo-monai {args.command}: error: {err}", file=sys.stderr)
         return EXIT_ERROR
 

@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from mammo_monai.bundle_names import bundle_to_train, resolve_bundle
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 
 
@@ -75,6 +77,10 @@ def preprocess(args: argparse.Namespace) -> int:
 
 
 def prepare(args: argparse.Namespace) -> int:
+    from mammo_monai.parallel import warm_up
+
+    if not args.merge:  # the workers' fork server imports torch and MONAI while this process does (2 cores)
+        warm_up("mammo_monai.data.cache", args.workers)
     from mammo_monai.data.prepare import prepare
 
     adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
@@ -151,7 +157,10 @@ def train(args: argparse.Namespace) -> int:
     overrides = parse_overrides(args.overrides)
     if args.verbose:
         overrides.setdefault("verbose", True)
-    results = train_bundle(args.bundle, args.overlay, overrides, stages=args.stages, restart=args.restart)
+    bundle, copied = bundle_to_train(args.bundle)
+    if copied:
+        print(f"train: shipped bundle {args.bundle} copied to ./{bundle}; its models go there", file=sys.stderr)
+    results = train_bundle(bundle, args.overlay, overrides, stages=args.stages, restart=args.restart)
     print(json.dumps(results, indent=2))
     return 0
 
@@ -167,7 +176,7 @@ def compare(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from mammo_monai.inference.export import export_bundle
 
-    print(export_bundle(args.bundle, args.out))
+    print(export_bundle(resolve_bundle(args.bundle), args.out, getattr(args, "manifest", None)))
     return 0
 
 
@@ -175,14 +184,14 @@ def evaluate(args: argparse.Namespace) -> int:
     from mammo_monai.inference.evaluate import evaluate
 
     metrics = evaluate(
-        args.bundle,
+        resolve_bundle(args.bundle),
         args.manifest,
         split=args.split,
         tta=args.tta,
-        ensemble=args.ensemble,
+        ensemble=[resolve_bundle(e, "--ensemble") for e in args.ensemble],
         out_dir=args.out,
         track=not args.no_tracking,
-        patch_bundle=args.patch_bundle,
+        patch_bundle=args.patch_bundle and resolve_bundle(args.patch_bundle, "--patch-bundle"),
     )
     img, ex = metrics["image"], metrics["exam_mean"]
     line = (
@@ -213,12 +222,12 @@ def predict(args: argparse.Namespace) -> int:
     from mammo_monai.inference.predict import predict
 
     table = predict(
-        args.bundle,
+        resolve_bundle(args.bundle),
         args.input,
         args.out,
         tta=args.tta,
         heatmaps=args.heatmaps,
-        patch_bundle=args.patch_bundle,
+        patch_bundle=args.patch_bundle and resolve_bundle(args.patch_bundle, "--patch-bundle"),
         batch_size=args.batch_size,
         stride=args.stride,
         progress=not args.quiet,

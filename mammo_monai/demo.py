@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mammo_monai
+from mammo_monai.bundle_names import bundles_source  # scripts import it from here too
 from mammo_monai.data.manifest import read_manifest
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
@@ -20,21 +20,15 @@ from mammo_monai.synthetic import SynthOptions, make_cbis_tree
 from mammo_monai.synthetic.ceiling import attainable_auc
 from mammo_monai.tracking.compare import compare_runs
 from mammo_monai.tracking.runs import default_tracking_uri
+from mammo_monai.tracking.ui_links import ui_links
 from mammo_monai.training.workflow import train_bundle
 
 BUNDLE_NAMES = ("patch_classifier", "whole_image_classifier")
 
 
-def bundles_source() -> Path:
-    """The bundles: ``mammo_monai/bundles`` in an installed wheel, else the checkout's ``bundles/``."""
-    package = Path(mammo_monai.__file__).resolve().parent
-    for src in (package / "bundles", package.parent / "bundles"):
-        if (src / "whole_image_classifier" / "configs" / "train.yaml").is_file():
-            return src
-    raise FileNotFoundError(
-        f"bundles not found in {package / 'bundles'} (installed) or {package.parent / 'bundles'} (checkout); "
-        "reinstall mammo-monai"
-    )
+def _rounded(value: float | None) -> float | None:
+    """A stage's best metric for the summary; None when no validation gave a number."""
+    return None if value is None else round(value, 4)
 
 
 def _step(n: int, total: int, text: str) -> None:
@@ -182,6 +176,9 @@ def run_demo(
     shown = table[table["experiment"].isin(BUNDLE_NAMES)].tail(len(patch_results) + len(whole_results))
     print("\nMLflow runs of this demo (mammo-monai compare):")
     print(shown.to_string(index=False))
+    links = ui_links()  # MLflow 3.17's UI shows the runs and their metrics only through such a link
+    print(f"\nMLflow UI: mlflow ui --backend-store-uri {default_tracking_uri()}  then open")
+    print("\n".join(f"  {name}: {links[name]}" for name in BUNDLE_NAMES if name in links))
     summary = {
         "wall_seconds": round(time.time() - t0, 1),
         "patients": patients,
@@ -197,8 +194,8 @@ def run_demo(
         "test_auc_tta": round(tta["image"]["auc"], 4),
         "test_auc_attainable": round(ceiling, 4),
         "test_exam_auc": round(plain["exam_mean"]["auc"], 4),
-        "patch_val_auc": round(patch_results[-1]["best_metric"], 4) if patch_results else None,
-        "whole_val_auc": round(whole_results[-1]["best_metric"], 4),
+        "patch_val_auc": _rounded(patch_results[-1]["best_metric"]) if patch_results else None,
+        "whole_val_auc": _rounded(whole_results[-1]["best_metric"]),
         "stages": {"patch_classifier": patch_results, "whole_image_classifier": whole_results},
         "exported": exported,
         "tracking_uri": default_tracking_uri(),

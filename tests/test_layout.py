@@ -20,8 +20,11 @@ LAYERS = [
     "tracking",
     "training",
     "inference",
+    "bundle_names",
     "demo",
     "commands",
+    "cli_bundles",
+    "cli_common",
     "cli",
 ]
 MAX_LINES = 420

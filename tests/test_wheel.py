@@ -76,7 +76,7 @@ from mammo_monai.training.workflow import train_bundle
 src = bundles_source()
 assert Path(mammo_monai.__file__).is_relative_to({str(site)!r}), mammo_monai.__file__
 assert src == Path({str(site)!r}) / 'mammo_monai' / 'bundles', src
-make_cbis_tree('raw', patients=6, seed=1, size=(96, 72), workers=1)
+make_cbis_tree('raw', patients=8, seed=5, size=(96, 72), workers=1)  # both classes in train and val: train refuses one
 prepare('cbis-ddsm', 'raw', 'manifest', size=(96, 72), workers=1, progress=False)
 shutil.copytree(src / 'whole_image_classifier', 'w')
 r = train_bundle('w', ['demo.yaml'], {{'dataset_dir': 'manifest', 'patch_checkpoint': None, 'stages#1#trainable': 'all',
@@ -87,3 +87,32 @@ print('stages', [x['stage'] for x in r])
     run = _run(site, code, tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "stages [1]" in run.stdout  # the demo overlay's one stage
+
+
+def test_installed_cli_finds_its_bundles_by_name_outside_the_checkout(installed, tmp_path):
+    wheel, site = installed
+    runs = [
+        ["--version"],
+        ["bundles", "list"],
+        ["bundles", "copy", "whole_image_classifier", "mine"],
+        ["train", "--bundle", "no_such_bundle"],
+        ["train", "--bundle", "patch_classifier", "--overlay", "missing.yaml", "-v"],  # copies, then stops: exit 2
+    ]
+    code = f"""
+from mammo_monai.cli import main
+for argv in {runs!r}:
+    try:
+        rc = main(argv)
+    except SystemExit as done:
+        rc = done.code
+    print('RC', rc, flush=True)
+"""
+    out = _run(site, code, tmp_path)
+    assert [line for line in out.stdout.splitlines() if line.startswith("RC")] == [f"RC {c}" for c in (0, 0, 0, 2, 2)]
+    version = wheel.name.split("-")[1]
+    assert f"mammo-monai {version}" in out.stdout and "patch_classifier " in out.stdout, out.stderr[-2000:]
+    assert f"shipped in {site / 'mammo_monai' / 'bundles'}" in out.stderr
+    assert "--bundle no_such_bundle: no such file or folder" in out.stderr and "(shipped: " in out.stderr
+    assert (tmp_path / "mine" / "configs" / "train.yaml").is_file()
+    assert (tmp_path / "patch_classifier" / "configs" / "train.yaml").is_file()  # trained here, not in site
+    assert not (site / "mammo_monai" / "bundles" / "patch_classifier" / "models").exists()
