@@ -168,10 +168,9 @@ def run_demo(
         flush=True,
     )
     _step(7, total, f"exporting the bundles into {work / 'dist'}")
-    exported = [
-        str(export_bundle(b, work / "dist"))
-        for b in ((patch_bundle, whole_bundle) if patch_pretraining else (whole_bundle,))
-    ]
+    exported = [str(export_bundle(patch_bundle, work / "dist"))] if patch_pretraining else []
+    # predict --backend auto runs what export measured on the validation films (inference/backend_choice.py)
+    exported.append(str(export_bundle(whole_bundle, work / "dist", work / "manifest")))
     table = compare_runs()
     shown = table[table["experiment"].isin(BUNDLE_NAMES)].tail(len(patch_results) + len(whole_results))
     print("\nMLflow runs of this demo (mammo-monai compare):")

@@ -49,4 +49,15 @@ def compare_runs(experiment: str | None = None, tracking_uri: str | None = None)
                 for run_id, last in zip(runs["run_id"], runs[f"metrics.{key}"])
             ]
     table["train_loss"] = [round(v, 4) if pd.notna(v) else None for v in runs["metrics.train_loss"]]
-    return table.reset_index(drop=True)
+    return _parents_take_their_stages_best(table).reset_index(drop=True)
+
+
+def _parents_take_their_stages_best(table: pd.DataFrame) -> pd.DataFrame:
+    """A parent run's history holds one value per stage (the stage's last epoch): its ``best_*`` is the
+    best of its stages' epochs instead, as a reader of a column named "best" expects."""
+    staged = table[(table["stage"] != "") & (table["training"] != "")]
+    for key in (k for k in BEST if f"best_{k}" in table):
+        best = pd.to_numeric(staged[f"best_{key}"], errors="coerce").groupby(staged["training"]).max()
+        parents = (table["stage"] == "") & table["training"].isin(best.index)
+        table.loc[parents, f"best_{key}"] = table.loc[parents, "training"].map(best)
+    return table

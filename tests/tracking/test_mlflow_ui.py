@@ -186,3 +186,12 @@ def test_printed_link_shows_the_training_runs_with_metrics_in_a_browser(store, t
     assert "best_metric" in text and "stage1/best_metric" in text, text[:2000]  # metric columns
     assert "0.7507" in text and "0.65" in text, text[:2000]  # its stages' best AUCs, on the parent row
     assert "Traces 0" not in text and "Latency" not in text and "Overview" not in text, text[:2000]
+
+
+def test_compare_gives_the_parent_its_stages_best_not_the_best_of_their_last_epochs(store):
+    from mammo_monai.tracking.compare import compare_runs
+
+    table = compare_runs(EXPERIMENT, tracking_uri=store["uri"]).set_index("stage")
+    # the parent's val_auc history holds the stages' last epochs (0.65, 0.74); its best epoch was 0.7507
+    assert table.loc["", "best_val_auc"] == 0.7507
+    assert table.loc["2", "best_val_auc"] == 0.7507 and table.loc["1", "best_val_auc"] == 0.65
