@@ -390,10 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return args.func(args)
-    except (OSError, ValueError, RuntimeError) as err:
-        if args.verbose:  # the traceback, then the same line and exit status as without -v
+    except Exception as err:  # noqa: BLE001 - any error is one line; -v logs the traceback first
+        if args.verbose:
             logging.getLogger("mammo_monai").exception("mammo-monai %s failed", args.command)
-        print(f"mammo-monai {args.command}: error: {err}", file=sys.stderr)
+        text = str(err)  # ours say what and where; anything else is named as unexpected
+        if not isinstance(err, (OSError, ValueError, RuntimeError)):
+            text = f"unexpected {type(err).__name__}: {(text.strip().splitlines() or [''])[0]} (-v shows where)"
+        print(f"mammo-monai {args.command}: error: {text}", file=sys.stderr)
         return EXIT_ERROR
 
 

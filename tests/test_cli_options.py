@@ -66,3 +66,15 @@ def test_an_error_under_verbose_is_logged_with_its_traceback_and_still_one_line_
     assert main(["export", "--bundle", "nope", "--out", "dist", "-v"]) == 2
     assert capsys.readouterr().err.startswith("mammo-monai export: error: --bundle nope: no such file or folder")
     assert any(r.exc_info and isinstance(r.exc_info[1], FileNotFoundError) for r in caplog.records)
+
+
+def test_an_unexpected_error_is_still_one_line_and_exit_2(monkeypatch, capsys):
+    from mammo_monai import commands
+
+    def boom(args):
+        raise KeyError("no such column\nsecond line")
+
+    monkeypatch.setattr(commands, "compare", boom)
+    assert main(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("mammo-monai compare: error: unexpected KeyError:")

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.manifest import read_manifest
+from mammo_monai.io.exam_key import breast_key
 
 
 def _usable(lesions: pd.DataFrame) -> pd.Series:
@@ -143,9 +144,7 @@ def segmentation_records(
         )
 
     exams = (
-        images["exam"].astype(str)
-        if "exam" in images.columns
-        else patient + "_" + images["laterality"].fillna("").astype(str)
+        images["exam"].astype(str) if "exam" in images.columns else breast_key(patient, images["laterality"].fillna(""))
     )
     out = []
     for i, row in images.iterrows():

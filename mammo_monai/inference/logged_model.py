@@ -97,6 +97,7 @@ class LogTrainedModel:
             return
         info = json.loads(record.read_text())
         logged = log_trained_model(self.bundle_root, info["parent_run_id"], info["tracking_uri"], self.register)
-        logger.info(
-            "logged model %s (registered as %s v%s)", logged["model_uri"], logged["registered_name"], logged["version"]
+        registered = (
+            f"registered as {logged['registered_name']} v{logged['version']}" if logged["version"] else "not registered"
         )
+        logger.info("logged model %s (%s)", logged["model_uri"], registered)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table
+from mammo_monai.io.exam_key import breast_key
 
 REQUIRED = ["patient_id", "image_id", "laterality", "view", "cancer"]
 EXTRA = ("site_id", "age", "machine_id", "density", "implant")
@@ -51,7 +52,7 @@ def load_rsna(root: str | os.PathLike, table: str = "train.csv", images_dir: str
             "label": df["label"].astype(int),
             "dataset": "rsna",
             "split": "",
-            "exam": df["patient_id"] + "_" + df["laterality"],
+            "exam": breast_key(df["patient_id"], df["laterality"]),
         }
     )
     for col in EXTRA:
