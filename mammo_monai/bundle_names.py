@@ -17,7 +17,7 @@ from pathlib import Path
 import mammo_monai
 
 #: the folders training and evaluation write into a bundle: never part of a copied recipe
-OUTPUTS = ("models", "eval")
+OUTPUTS = ("models", "eval", "cache")
 
 
 def bundles_source() -> Path:

@@ -86,9 +86,10 @@ def onnx_file(
     except (OSError, ValueError):
         recorded = {}
     shipped = root / "models" / "model.onnx"
-    if recorded.get("file") == "models/model.onnx" and shipped.is_file():
-        return shipped
-    name = f"{weights_key(network, example.shape[-2:])}.onnx"
+    key = weights_key(network, example.shape[-2:])
+    if recorded.get("file") == "models/model.onnx" and recorded.get("weights_key") == key and shipped.is_file():
+        return shipped  # exported from exactly these weights (model.pt replaced since: exported anew)
+    name = f"{key}.onnx"
     cached = onnx_cache_dir(root) / name
     if cached.is_file():
         return cached
@@ -145,9 +146,12 @@ def measure_variants(
     """Run every variant (``build(name)`` makes it) on the validation ``batches`` and apply the rule.
 
     Returns:
-        The record: ``choice`` (None when nothing but the reference could be measured or AUC is undefined),
-        ``rule``, ``thresholds``, ``images``, and ``measured``: per variant ``auc_difference``,
+        The record: ``choice`` (the fastest accepted variant; the reference, eager fp32, is always
+        accepted), ``rule``, ``thresholds``, ``images``, and ``measured``: per variant ``auc_difference``,
         ``flip_rate``, ``images_per_second`` and ``accepted``, or ``skipped`` with the reason.
+
+    Raises:
+        ValueError: the validation images hold one class, so AUC is undefined.
     """
     labels = np.asarray(labels).astype(int)
     if len(set(labels.tolist())) < 2:

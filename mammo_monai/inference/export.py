@@ -14,7 +14,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import save_net_with_metadata
 
-from mammo_monai.inference.backend_choice import RECORD_KEY, backend_record
+from mammo_monai.inference.backend_choice import RECORD_KEY, backend_record, weights_key
 from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
 from mammo_monai.inference.export_card import card_section, eval_metrics, trained_sentence, write_card
@@ -124,6 +124,7 @@ def export_bundle(
             check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
             trained_meta["onnx"] = {
                 "file": "models/model.onnx",
+                "weights_key": weights_key(net, example.shape[-2:]),  # used only with these weights
                 "opset": ONNX_OPSET,
                 "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
             }

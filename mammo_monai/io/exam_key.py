@@ -19,17 +19,20 @@ Where the key comes from, first match wins:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import os
 import re
+import secrets
 from pathlib import Path
 from typing import Any, TypeVar
 
 from mammo_monai.io.naming import VIEWS, parse_name
 
 KEY_SALT_ENV = "MAMMO_MONAI_KEY_SALT"
-DEFAULT_SALT = "mammo-monai exam key v1"
+#: the installation's own random salt, made on first use, when the site sets none
+SALT_FILE = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mammo-monai" / "key_salt"
 KEY_DIGITS = 16
 #: ``grouped_by`` values: how an image's exam was found.
 BY_DICOM_STUDY, BY_DICOM_CASE, BY_NAME, BY_FILE = "dicom study", "dicom case name", "file name", "file"
@@ -55,8 +58,32 @@ def hashed_key(value: str, kind: str) -> str:
     """
     if not value:
         return ""
-    salt = os.environ.get(KEY_SALT_ENV) or DEFAULT_SALT
+    salt = os.environ.get(KEY_SALT_ENV) or _installation_salt()
     return hmac.new(salt.encode(), f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:KEY_DIGITS]
+
+
+@functools.cache
+def _installation_salt() -> str:
+    """A random salt kept in :data:`SALT_FILE` (mode 0600), so that nobody can recompute the keys of short
+    patient numbers from a salt published with the code; keys are then stable on this installation only.
+    Where the file cannot be kept, a salt of this process alone (keys stable within one run)."""
+    try:
+        return SALT_FILE.read_text().strip() or secrets.token_hex(32)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return secrets.token_hex(32)
+    salt = secrets.token_hex(32)
+    try:
+        SALT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(SALT_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # another process may win the race
+        with os.fdopen(fd, "w") as f:
+            f.write(salt)
+        return salt
+    except FileExistsError:
+        return SALT_FILE.read_text().strip() or salt
+    except OSError:
+        return salt
 
 
 def _group_of(name: str) -> str:

@@ -213,7 +213,8 @@ def test_a_bundle_that_cannot_be_opened_is_one_line_naming_it_and_exit_2(
 
 def test_the_exported_bundle_itself_predicts(exported, inputs, tmp_path, capsys):
     assert main(_run("predict", exported, inputs, tmp_path)) == 0
-    assert pd.read_csv(tmp_path / "p.csv")["probability"].between(0, 1).any()
+    probabilities = pd.read_csv(tmp_path / "p.csv")["probability"]
+    assert len(probabilities) and probabilities.between(0, 1).all()  # every image, breast and exam row
 
 
 def test_a_zip_over_the_size_limit_is_refused_before_anything_is_unpacked(exported, tmp_path, monkeypatch):

@@ -78,3 +78,19 @@ def test_evaluate_builds_the_breast_key_with_the_same_function():
     table = pd.DataFrame({"patient_id": ["P1", "P1", "P2"], "laterality": ["L", "R", "L"]})
     assert exam_key(table).tolist() == [breast_key("P1", "L"), breast_key("P1", "R"), breast_key("P2", "L")]
     assert breast_key(table["patient_id"], table["laterality"]).tolist() == ["P1_L", "P1_R", "P2_L"]
+
+
+def test_without_a_site_salt_each_installation_makes_its_own_secret_one(tmp_path, monkeypatch):
+    from mammo_monai.io import exam_key
+
+    monkeypatch.delenv("MAMMO_MONAI_KEY_SALT", raising=False)
+    keys = []
+    for install in ("a", "b"):
+        monkeypatch.setattr(exam_key, "SALT_FILE", tmp_path / install / "key_salt")
+        exam_key._installation_salt.cache_clear()
+        keys.append(exam_key.hashed_key("12345", "patient"))
+        assert (tmp_path / install / "key_salt").stat().st_mode & 0o077 == 0  # readable by its owner only
+        exam_key._installation_salt.cache_clear()
+        assert exam_key.hashed_key("12345", "patient") == keys[-1]  # kept: the same key on the next run
+    exam_key._installation_salt.cache_clear()
+    assert keys[0] != keys[1]  # no salt shipped with the code: a short ID cannot be recomputed from it

@@ -51,6 +51,20 @@ def test_predict_runs_an_exported_bundles_model_onnx_without_exporting(bundle, t
     assert not count_exports and (table["status"] == "ok").all()
 
 
+def test_an_exported_model_onnx_is_not_used_once_model_pt_holds_other_weights(bundle, tmp_path, count_exports):  # noqa: F811
+    import zipfile
+
+    pytest.importorskip("onnxruntime")
+    with zipfile.ZipFile(export_bundle(bundle, tmp_path / "dist")) as zf:
+        zf.extractall(tmp_path / "unpacked")
+    own = next((tmp_path / "unpacked").iterdir())
+    weights = torch.load(own / "models" / "model.pt", weights_only=True)
+    torch.save({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()}, own / "models" / "model.pt")
+    count_exports.clear()
+    predict(own, bundle.parent / "images", tmp_path / "p.csv", progress=False, backend="onnxruntime")
+    assert len(count_exports) == 1  # exported anew from the weights in model.pt, not the stale model.onnx
+
+
 class _Shifted(torch.nn.Module):
     """The network with class 1's logit raised: the ranking (so the AUC) is unchanged, decisions are not."""
 

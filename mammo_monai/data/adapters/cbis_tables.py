@@ -95,7 +95,7 @@ def drop_duplicate_rows(t: pd.DataFrame, errors: list[dict[str, str]]) -> pd.Dat
     if not repeated.any():
         return t
     truth = [c for c in table_columns(t) if c not in key]
-    for (case, abn), rows in t[repeated].groupby(key, sort=True):
+    for (case, abn), rows in t[repeated].groupby(key, sort=True, dropna=False):
         differ = [c for c in truth if rows[c].nunique(dropna=False) > 1]
         how = f"with different {differ}" if differ else "in identical rows"
         errors.append(
