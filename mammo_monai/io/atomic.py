@@ -57,6 +57,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except WriteError:
         raise
     except OSError as err:
+        if err.filename not in (None, tmp, str(path)):
+            raise  # about another file (an input the writer read): its own error names it
         raise WriteError(err.errno, err.strerror or str(err), str(path)) from err
     finally:
         if tmp and os.path.exists(tmp):
@@ -78,7 +80,8 @@ def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporaries that killed runs left in ``folder`` (not below it); returns them.
 
     A temporary of :func:`atomic_path` is stale when the process named in it no longer runs on this
-    machine; one without a process id comes from an older version of this package and is stale too.
+    machine or is the caller itself (call it before writing: a container's restarted process often gets
+    the killed one's pid); one without a process id comes from an older version of this package.
     Temporaries of a run still writing are left alone.
     """
     folder = Path(folder)
@@ -91,8 +94,9 @@ def remove_stale_parts(folder: str | os.PathLike) -> list[Path]:
         match = _PART.match(entry.name)
         if not match or not entry.is_file(follow_symlinks=False):
             continue
-        if match["pid"] is not None and _alive(int(match["pid"])):
-            continue
+        pid = None if match["pid"] is None else int(match["pid"])
+        if pid is not None and pid != os.getpid() and _alive(pid):
+            continue  # a run still writing; our own pid here is a killed run's, reused (containers restart pids)
         try:
             os.unlink(entry.path)
             removed.append(Path(entry.path))

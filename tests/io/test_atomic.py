@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -45,14 +46,26 @@ def _dead_pid() -> int:
 def test_temporaries_name_their_writer_and_stale_ones_are_removed(tmp_path):
     with atomic_path(tmp_path / "x.png") as tmp:
         assert tmp.name.startswith(".x.png.") and tmp.name.endswith(f"-pid{os.getpid()}.part")
-        live = tmp.name
-    dead = f".y.png.abcd1234-pid{_dead_pid()}.part"
-    legacy = ".z.png.k3j2h1g0.part"  # written by versions that did not record the process
-    for name in (live, dead, legacy, "download.part", "notes.txt"):
-        (tmp_path / name).write_bytes(b"half")
-    removed = remove_stale_parts(tmp_path)
-    assert sorted(p.name for p in removed) == sorted([dead, legacy])
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a run still writing
+    try:
+        live = f".w.png.abcd1234-pid{writer.pid}.part"
+        dead = f".y.png.abcd1234-pid{_dead_pid()}.part"
+        reused = f".v.png.abcd1234-pid{os.getpid()}.part"  # a killed run whose pid this rerun got again
+        legacy = ".z.png.k3j2h1g0.part"  # written by versions that did not record the process
+        for name in (live, dead, reused, legacy, "download.part", "notes.txt"):
+            (tmp_path / name).write_bytes(b"half")
+        removed = remove_stale_parts(tmp_path)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert sorted(p.name for p in removed) == sorted([dead, reused, legacy])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live, "download.part", "notes.txt", "x.png"])
+
+
+def test_an_error_about_an_input_is_not_blamed_on_the_output(tmp_path):
+    with pytest.raises(FileNotFoundError) as err, atomic_path(tmp_path / "copy.pt") as tmp:
+        shutil.copyfile(tmp_path / "missing.pt", tmp)
+    assert "missing.pt" in str(err.value) and not isinstance(err.value, WriteError)
 
 
 def test_a_failed_write_names_the_output_not_the_temporary(tmp_path):

@@ -106,6 +106,7 @@ def test_export_writes_model_onnx_and_records_opset_and_dynamic_axes(bundle, tmp
         meta = json.loads(zf.read(f"{bundle.name}/configs/metadata.json"))
         zf.extract(f"{bundle.name}/models/model.onnx", tmp_path)
     assert f"{bundle.name}/models/model.onnx" in names
+    assert len(meta["onnx"].pop("weights_key")) == 20  # the weights it was exported from (backend_choice)
     assert meta["onnx"] == {
         "file": "models/model.onnx",
         "opset": onnx_runtime.ONNX_OPSET,
