@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Sequence
 
 from mammo_monai import commands
-from mammo_monai.cli_common import finish_parser
+from mammo_monai.cli_common import error_text, finish_parser
 from mammo_monai.commands import (
     EXIT_ERROR,
 )
@@ -393,10 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - any error is one line; -v logs the traceback first
         if args.verbose:
             logging.getLogger("mammo_monai").exception("mammo-monai %s failed", args.command)
-        text = str(err)  # ours say what and where; anything else is named as unexpected
-        if not isinstance(err, (OSError, ValueError, RuntimeError)):
-            text = f"unexpected {type(err).__name__}: {(text.strip().splitlines() or [''])[0]} (-v shows where)"
-        print(f"mammo-monai {args.command}: error: {text}", file=sys.stderr)
+        print(f"mammo-monai {args.command}: error: {error_text(err)}", file=sys.stderr)
         return EXIT_ERROR
 
 

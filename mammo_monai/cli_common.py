@@ -62,3 +62,11 @@ def finish_parser(parser: argparse.ArgumentParser, sub: argparse._SubParsersActi
         if name in EXIT_STATUS and "exit status" not in (command.epilog or ""):
             command.epilog = f"{command.epilog}\n\n{EXIT_STATUS[name]}" if command.epilog else EXIT_STATUS[name]
     return parser
+
+
+def error_text(err: BaseException) -> str:
+    """A command's error as its one line: ours (OSError, ValueError, RuntimeError) say what and where;
+    anything else is named as unexpected, its first line only (``-v`` logs the traceback)."""
+    if isinstance(err, (OSError, ValueError, RuntimeError)):
+        return str(err)
+    return f"unexpected {type(err).__name__}: {(str(err).strip().splitlines() or [''])[0]} (-v shows where)"
