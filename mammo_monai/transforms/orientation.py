@@ -154,10 +154,6 @@ class FlipToChestWallLeft(Transform):
             return side == "R", pixels, pixels in ("L", "R") and pixels != side
         return pixels == "R", pixels, False
 
-    def needs_flip(self, img: torch.Tensor, laterality: str | None = None, mask: torch.Tensor | None = None) -> bool:
-        """Decide from laterality when known, else from the pixels."""
-        return self.decide(img, laterality, mask)[0]
-
     def __call__(
         self,
         img: torch.Tensor,
