@@ -1,5 +1,5 @@
-"""What every ``mammo-monai`` command shares: ``-v`` before or after the command, ``--version``, the
-exit status in each command's ``--help``, and the commands defined outside :mod:`mammo_monai.cli`."""
+"""What every ``mammo-monai`` command shares: ``-v`` before or after the command, ``--version``, and the
+``bundles`` command (:mod:`mammo_monai.cli_bundles`)."""
 
 from __future__ import annotations
 
@@ -9,22 +9,6 @@ from importlib import metadata
 
 import mammo_monai
 from mammo_monai.cli_bundles import add_bundles_command
-
-#: the exit status of the commands whose parser does not state it in its epilog (checked in their code:
-#: main turns an OSError, ValueError or RuntimeError into one line and exit 2)
-EXIT_STATUS = {
-    "synth": "exit status: 0 the dataset is written; 2 the command could not run (bad arguments, a folder it "
-    "cannot write)",
-    "train": "exit status: 0 every stage finished (or had finished in an earlier run); 2 the training could not "
-    "start or a stage stopped with an error (printed on one line; -v also logs its traceback)",
-    "compare": "exit status: 0 the table is printed (also when no run is recorded); 2 the command could not run",
-    "export": "exit status: 0 the zip is written; 2 nothing was written (no trained model, a bundle that cannot be "
-    "read or exported)",
-    "evaluate": "exit status: 0 metrics.json, predictions.csv and roc.png are written; 2 the evaluation could not "
-    "run (a bundle or manifest it cannot read)",
-    "demo": "exit status: 0 the demo finished; 1 it finished but the test split held one class (test AUC "
-    "undefined); 2 it stopped with an error",
-}
 
 
 def package_version() -> str:
@@ -52,15 +36,13 @@ def subcommands(parser: argparse.ArgumentParser, prefix: str = "") -> Iterator[t
 
 
 def finish_parser(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``bundles`` command, ``--version`` and ``-v`` (before or after any command) to ``parser``,
-    and each command's exit status (:data:`EXIT_STATUS`) to its ``--help``. Returns ``parser``."""
+    """Add the ``bundles`` command, ``--version`` and ``-v`` (before or after any command) to ``parser``.
+    Returns ``parser``."""
     add_bundles_command(sub)
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     add_verbose(parser, before_command=True)
-    for name, command in subcommands(parser):
+    for _, command in subcommands(parser):
         add_verbose(command)
-        if name in EXIT_STATUS and "exit status" not in (command.epilog or ""):
-            command.epilog = f"{command.epilog}\n\n{EXIT_STATUS[name]}" if command.epilog else EXIT_STATUS[name]
     return parser
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from mammo_monai.tracking.ui_links import ui_links
 from mammo_monai.training.workflow import train_bundle
 
 BUNDLE_NAMES = ("patch_classifier", "whole_image_classifier")
+TOTAL_STEPS = 7
 
 
 def _rounded(value: float | None) -> float | None:
@@ -33,6 +35,31 @@ def _rounded(value: float | None) -> float | None:
 
 def _step(n: int, total: int, text: str) -> None:
     print(f"\n[{n}/{total}] {text}", flush=True)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """What :func:`run_demo` runs (its arguments, the work folder resolved) and where each step writes."""
+
+    work: Path
+    patients: int
+    test_patients: int
+    seed: int
+    workers: int | None
+    size: tuple[int, int]
+    patch_size: int
+    patch_pretraining: bool
+    overrides: dict[str, dict[str, Any]]
+    lesion_scale: float
+    val_fraction: float
+    per_roi: int
+    background: int
+
+    @property
+    def bundles(self) -> tuple[Path, Path]:
+        """The demo's copies of the patch and the whole-image bundle."""
+        patch, whole = (self.work / "bundles" / name for name in BUNDLE_NAMES)
+        return patch, whole
 
 
 def run_demo(
@@ -73,89 +100,130 @@ def run_demo(
         overrides: extra config overrides per bundle name.
     """
     t0 = time.time()
-    work = Path(workdir).resolve()
-    work.mkdir(parents=True, exist_ok=True)
-    overrides = overrides or {}
-    total = 7
-    everyone = patients + test_patients
+    plan = DemoPlan(
+        Path(workdir).resolve(),
+        patients,
+        test_patients,
+        seed,
+        workers,
+        size,
+        patch_size,
+        patch_pretraining,
+        overrides or {},
+        lesion_scale,
+        val_fraction,
+        per_roi,
+        background,
+    )
+    plan.work.mkdir(parents=True, exist_ok=True)
+    prep = _synthesise_and_prepare(plan)  # steps 1-2
+    _copy_bundles(plan)
+    patches, patch_results, whole_over = _train_patch_classifier(plan)  # steps 3-4
+    whole_results = _train_whole_image_classifier(plan, whole_over)  # step 5
+    plain, tta, ceiling = _evaluate_on_test(plan)  # step 6
+    exported = _export(plan)  # step 7
+    _show_runs(len(patch_results) + len(whole_results))
+    results = {"prep": prep, "patches": patches, "plain": plain, "tta": tta, "ceiling": ceiling}
+    summary = _summary(plan, time.time() - t0, results, patch_results, whole_results, exported)
+    _write_summary(summary, plan.work / "summary.json")
+    return summary
+
+
+def _synthesise_and_prepare(plan: DemoPlan) -> dict[str, Any]:
+    """Steps 1-2: the synthetic CBIS-DDSM-like tree, then its manifest and cache; returns prepare's summary."""
+    work, size, everyone = plan.work, plan.size, plan.patients + plan.test_patients
     _step(
         1,
-        total,
-        f"synthesising {everyone} CBIS-DDSM-like patients ({patients} to train and validate, {test_patients} "
-        f"held out for testing; {size[0]} x {size[1]} DICOMs) into {work / 'cbis-ddsm'}",
+        TOTAL_STEPS,
+        f"synthesising {everyone} CBIS-DDSM-like patients ({plan.patients} to train and validate, "
+        f"{plan.test_patients} held out for testing; {size[0]} x {size[1]} DICOMs) into {work / 'cbis-ddsm'}",
     )
     make_cbis_tree(
         work / "cbis-ddsm",
         patients=everyone,
-        seed=seed,
+        seed=plan.seed,
         size=size,
-        lesion_scale=lesion_scale,
-        workers=workers,
+        lesion_scale=plan.lesion_scale,
+        workers=plan.workers,
         progress=True,
     )
-    _step(2, total, f"preparing the manifest and the {size[0]} x {size[1]} cache in {work / 'manifest'}")
-    prep = prepare(
+    _step(2, TOTAL_STEPS, f"preparing the manifest and the {size[0]} x {size[1]} cache in {work / 'manifest'}")
+    return prepare(
         "cbis-ddsm",
         work / "cbis-ddsm",
         work / "manifest",
         size=size,
-        split_seed=seed,
-        workers=workers,
+        split_seed=plan.seed,
+        workers=plan.workers,
         rebuild=True,  # the demo owns its work folder: a cache from another run is remade
-        test_fraction=test_patients / everyone,
-        val_fraction=val_fraction,
+        test_fraction=plan.test_patients / everyone,
+        val_fraction=plan.val_fraction,
     )
-    for name in BUNDLE_NAMES:
-        target = work / "bundles" / name
+
+
+def _copy_bundles(plan: DemoPlan) -> None:
+    """Fresh copies of the shipped bundles in the work folder (a copy from an earlier run is replaced)."""
+    for name, target in zip(BUNDLE_NAMES, plan.bundles):
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(bundles_source() / name, target)
-    patch_bundle, whole_bundle = (work / "bundles" / n for n in BUNDLE_NAMES)
-    patch_results: list[dict[str, Any]] = []
-    if patch_pretraining:
-        _step(
-            3,
-            total,
-            f"cutting S10-style patches ({patch_size} px, {per_roi} per lesion, {background} of background per "
-            f"film) into {work / 'patches'}",
-        )
-        patches = make_patches(
-            work / "manifest",
-            work / "patches",
-            scheme="s10",
-            size=patch_size,
-            per_roi=per_roi,
-            background=background,
-            seed=seed,
-            workers=workers,
-        )
-        _step(4, total, "training the patch classifier from scratch: one stage, every layer (demo overlay)")
-        patch_results = train_bundle(
-            patch_bundle,
-            ["demo.yaml"],
-            {
-                "dataset_dir": str(work / "patches"),
-                "image_size": [patch_size, patch_size],
-                **overrides.get("patch_classifier", {}),
-            },
-        )
-        whole_over = {"patch_checkpoint": str(patch_bundle / "models" / "model.pt")}
-    else:
-        patches = {"patches": 0}
+
+
+def _train_patch_classifier(plan: DemoPlan) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """Steps 3-4: cut the patches and train the patch classifier; returns the patch summary, the stages'
+    results and the whole-image bundle's overrides (start from it, or from random weights without it)."""
+    work, patch_bundle = plan.work, plan.bundles[0]
+    if not plan.patch_pretraining:
         print("\n[3-4/7] no patch pre-training: the whole-image network starts from random weights", flush=True)
-        whole_over = {"patch_checkpoint": None, "stages#1#trainable": "all"}
-    _step(5, total, "training the whole-image classifier: its new top on the patch network (demo overlay)")
-    whole_results = train_bundle(
-        whole_bundle,
+        return {"patches": 0}, [], {"patch_checkpoint": None, "stages#1#trainable": "all"}
+    _step(
+        3,
+        TOTAL_STEPS,
+        f"cutting S10-style patches ({plan.patch_size} px, {plan.per_roi} per lesion, {plan.background} of "
+        f"background per film) into {work / 'patches'}",
+    )
+    patches = make_patches(
+        work / "manifest",
+        work / "patches",
+        scheme="s10",
+        size=plan.patch_size,
+        per_roi=plan.per_roi,
+        background=plan.background,
+        seed=plan.seed,
+        workers=plan.workers,
+    )
+    _step(4, TOTAL_STEPS, "training the patch classifier from scratch: one stage, every layer (demo overlay)")
+    results = train_bundle(
+        patch_bundle,
         ["demo.yaml"],
         {
-            "dataset_dir": str(work / "manifest"),
-            "image_size": list(size),
-            **whole_over,
-            **overrides.get("whole_image_classifier", {}),
+            "dataset_dir": str(work / "patches"),
+            "image_size": [plan.patch_size, plan.patch_size],
+            **plan.overrides.get("patch_classifier", {}),
         },
     )
-    _step(6, total, "evaluating the whole-image model on the held-out test split, without and with 4-flip TTA")
+    return patches, results, {"patch_checkpoint": str(patch_bundle / "models" / "model.pt")}
+
+
+def _train_whole_image_classifier(plan: DemoPlan, whole_over: dict[str, Any]) -> list[dict[str, Any]]:
+    """Step 5: every stage of the whole-image bundle; returns the stages' results."""
+    _step(5, TOTAL_STEPS, "training the whole-image classifier: its new top on the patch network (demo overlay)")
+    return train_bundle(
+        plan.bundles[1],
+        ["demo.yaml"],
+        {
+            "dataset_dir": str(plan.work / "manifest"),
+            "image_size": list(plan.size),
+            **whole_over,
+            **plan.overrides.get("whole_image_classifier", {}),
+        },
+    )
+
+
+def _evaluate_on_test(plan: DemoPlan) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Step 6: the whole-image model's test metrics without and with TTA, and the attainable test AUC."""
+    work, whole_bundle = plan.work, plan.bundles[1]
+    _step(6, TOTAL_STEPS, "evaluating the whole-image model on the held-out test split, without and with 4-flip TTA")
     plain = evaluate(whole_bundle, work / "manifest", "test", tta=False, out_dir=work / "evaluation" / "test")
     tta = evaluate(whole_bundle, work / "manifest", "test", tta=True, out_dir=work / "evaluation" / "test-tta")
     images, _ = read_manifest(work / "manifest", check_files=False)  # ids, labels and splits only
@@ -167,29 +235,55 @@ def run_demo(
         "the other pathology's look)",
         flush=True,
     )
-    _step(7, total, f"exporting the bundles into {work / 'dist'}")
-    exported = [str(export_bundle(patch_bundle, work / "dist"))] if patch_pretraining else []
+    return plain, tta, ceiling
+
+
+def _export(plan: DemoPlan) -> list[str]:
+    """Step 7: the trained bundles as Model Zoo zips in ``<work>/dist``; returns their paths."""
+    work, (patch_bundle, whole_bundle) = plan.work, plan.bundles
+    _step(7, TOTAL_STEPS, f"exporting the bundles into {work / 'dist'}")
+    exported = [str(export_bundle(patch_bundle, work / "dist"))] if plan.patch_pretraining else []
     # predict --backend auto runs what export measured on the validation films (inference/backend_choice.py)
     exported.append(str(export_bundle(whole_bundle, work / "dist", work / "manifest")))
+    return exported
+
+
+def _show_runs(runs: int) -> None:
+    """Print the demo's last ``runs`` MLflow runs and the links that open them in the MLflow UI."""
     table = compare_runs()
-    shown = table[table["experiment"].isin(BUNDLE_NAMES)].tail(len(patch_results) + len(whole_results))
+    shown = table[table["experiment"].isin(BUNDLE_NAMES)].tail(runs)
     print("\nMLflow runs of this demo (mammo-monai compare):")
     print(shown.to_string(index=False))
     links = ui_links()  # MLflow 3.17's UI shows the runs and their metrics only through such a link
     print(f"\nMLflow UI: mlflow ui --backend-store-uri {default_tracking_uri()}  then open")
     print("\n".join(f"  {name}: {links[name]}" for name in BUNDLE_NAMES if name in links))
-    summary = {
-        "wall_seconds": round(time.time() - t0, 1),
-        "patients": patients,
-        "test_patients": test_patients,
-        "lesion_scale": lesion_scale,
+
+
+def _summary(
+    plan: DemoPlan,
+    seconds: float,
+    results: dict[str, Any],
+    patch_results: list[dict[str, Any]],
+    whole_results: list[dict[str, Any]],
+    exported: list[str],
+) -> dict[str, Any]:
+    """What ``summary.json`` holds. ``results``: prepare's summary ("prep"), the patch set's ("patches"),
+    the test metrics without and with TTA ("plain", "tta") and the attainable test AUC ("ceiling")."""
+    prep, plain, tta, ceiling = results["prep"], results["plain"], results["tta"], results["ceiling"]
+    patch_bundle, whole_bundle = plan.bundles
+    ci95 = plain["image"]["auc_ci95"]
+    return {
+        "wall_seconds": round(seconds, 1),
+        "patients": plan.patients,
+        "test_patients": plan.test_patients,
+        "lesion_scale": plan.lesion_scale,
         "images": prep["images"],
         "splits": prep["splits"],
-        "patches": patches["patches"],
-        "patch_pretraining": patch_pretraining,
+        "patches": results["patches"]["patches"],
+        "patch_pretraining": plan.patch_pretraining,
         "test_auc": round(plain["image"]["auc"], 4),
-        "test_auc_ci95": [round(x, 4) for x in plain["image"]["auc_ci95"]],
-        "test_auc_ci95_half_width": round((plain["image"]["auc_ci95"][1] - plain["image"]["auc_ci95"][0]) / 2, 4),
+        "test_auc_ci95": [round(x, 4) for x in ci95],
+        "test_auc_ci95_half_width": round((ci95[1] - ci95[0]) / 2, 4),
         "test_auc_tta": round(tta["image"]["auc"], 4),
         "test_auc_attainable": round(ceiling, 4),
         "test_exam_auc": round(plain["exam_mean"]["auc"], 4),
@@ -199,18 +293,21 @@ def run_demo(
         "exported": exported,
         "tracking_uri": default_tracking_uri(),
         "experiments": [
-            *(BUNDLE_NAMES if patch_pretraining else BUNDLE_NAMES[1:]),
+            *(BUNDLE_NAMES if plan.patch_pretraining else BUNDLE_NAMES[1:]),
             "whole_image_classifier-evaluation",
         ],
         "plots": {
-            "test_roc": str(work / "evaluation" / "test" / "roc.png"),
+            "test_roc": str(plan.work / "evaluation" / "test" / "roc.png"),
             "validation": str(whole_bundle / "eval"),
             "patch_validation": str(patch_bundle / "eval"),
         },
     }
-    write_json(summary, work / "summary.json")
-    print(f"\nplots: {summary['plots']}\nsummary: {work / 'summary.json'}")
+
+
+def _write_summary(summary: dict[str, Any], path: Path) -> None:
+    """Write ``summary.json`` and print where the plots are and the headline numbers."""
+    write_json(summary, path)
+    print(f"\nplots: {summary['plots']}\nsummary: {path}")
     keys = ("wall_seconds", "test_auc", "test_auc_ci95", "test_auc_tta", "test_auc_attainable", "test_exam_auc")
     keys += ("patch_val_auc",)
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
-    return summary

@@ -69,12 +69,12 @@ def test_an_error_under_verbose_is_logged_with_its_traceback_and_still_one_line_
 
 
 def test_an_unexpected_error_is_still_one_line_and_exit_2(monkeypatch, capsys):
-    from mammo_monai import commands
+    from mammo_monai import commands_model
 
     def boom(args):
         raise KeyError("no such column\nsecond line")
 
-    monkeypatch.setattr(commands, "compare", boom)
+    monkeypatch.setattr(commands_model, "compare", boom)
     assert main(["compare"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mammo-monai compare: error: unexpected KeyError:")

@@ -23,6 +23,7 @@ LAYERS = [
     "bundle_names",
     "demo",
     "commands",
+    "commands_model",
     "cli_bundles",
     "cli_common",
     "cli",

@@ -9,7 +9,6 @@ the ORIGINAL image's pixels, rows from the top: center_row, center_col, radius a
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -148,13 +147,3 @@ def read_manifest(manifest_dir: str | os.PathLike, check_files: bool = True) -> 
     )
     validate(images, lesions, where=str(folder), check_files=check_files)
     return images, lesions
-
-
-def manifest_hash(manifest_dir: str | os.PathLike) -> str:
-    """SHA-256 of ``images.csv`` and ``lesions.csv``: identifies the data a model was trained on."""
-    h = hashlib.sha256()
-    for name in ("images.csv", "lesions.csv"):
-        p = Path(manifest_dir) / name
-        if p.is_file():
-            h.update(p.read_bytes())
-    return h.hexdigest()

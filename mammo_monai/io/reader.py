@@ -12,7 +12,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import ImageReader, MetaTensor
 from monai.transforms import LoadImage, MapTransform, Transform
-from monai.utils import ensure_tuple
+from monai.utils import TransformBackends, ensure_tuple
 
 from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES, read_dicom
 from mammo_monai.io.errors import MammogramError
@@ -98,6 +98,8 @@ class LoadMammogram(Transform):
         modalities: accepted DICOM Modality values (default MG); None accepts any.
     """
 
+    backend = [TransformBackends.NUMPY]  # decoded and scaled in NumPy (pydicom, Pillow), returned as a MetaTensor
+
     def __init__(self, modalities: Sequence[str] | None = MAMMOGRAPHY_MODALITIES) -> None:
         self.reader = MammogramReader(modalities)
         self.loader = LoadImage(reader=self.reader, image_only=True, dtype=np.float32)
@@ -117,6 +119,8 @@ class LoadMammogramd(MapTransform):
             there (the manifest's value, when present, wins over the file's).
         modalities: accepted DICOM Modality values (default MG); None accepts any.
     """
+
+    backend = LoadMammogram.backend
 
     def __init__(
         self,

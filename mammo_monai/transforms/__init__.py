@@ -6,8 +6,6 @@ from mammo_monai.transforms.lesion_mask import LesionMask, LesionMaskd
 from mammo_monai.transforms.mask import (
     BreastMask,
     BreastMaskd,
-    SegmentBreast,
-    SegmentBreastd,
     bounding_box,
     film_border_bands,
 )
@@ -29,8 +27,6 @@ __all__ = [
     "ResizeMammogramd",
     "ScaleMammogram",
     "ScaleMammogramd",
-    "SegmentBreast",
-    "SegmentBreastd",
     "bounding_box",
     "chest_wall_side",
     "eval_transforms",

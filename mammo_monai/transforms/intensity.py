@@ -10,6 +10,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
 
 MODES = ("bit_depth", "container", "percentile")
 
@@ -30,7 +31,7 @@ class ScaleMammogram(Transform):
         lower, upper: percentiles for "percentile" mode.
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, mode: str = "bit_depth", bits: int = 16, lower: float = 0.5, upper: float = 99.5) -> None:
         if mode not in MODES:
@@ -64,6 +65,8 @@ class ScaleMammogram(Transform):
 
 class ScaleMammogramd(MapTransform):
     """Dictionary version of :class:`ScaleMammogram`."""
+
+    backend = ScaleMammogram.backend
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
 
 from mammo_monai.io.raster import read_raster
 
@@ -26,7 +27,7 @@ class LesionMask(Transform):
         image_name: named in the shape error (the image the masks belong to).
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __call__(
         self, masks: Sequence[str | os.PathLike], spatial_shape: Sequence[int], image_name: str = "the image"
@@ -66,6 +67,8 @@ class LesionMaskd(MapTransform):
         label_key: key the (1, H, W) float 0/1 target is written to.
         allow_missing_keys: no error when a mask key is absent (then: no masks, zeros).
     """
+
+    backend = LesionMask.backend
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
 from scipy import ndimage
 from skimage.measure import label
 from skimage.morphology import dilation, footprint_rectangle, opening
@@ -156,7 +157,7 @@ class BreastMask(Transform):
         MammogramError: for a constant image, or when nothing breast-like is left ("breast mask is empty").
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]  # shrunk in torch, segmented in NumPy (skimage)
 
     def __init__(
         self,
@@ -233,87 +234,17 @@ def bounding_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-class SegmentBreast(Transform):
-    """Zero everything outside the breast; optionally crop to the breast's bounding box.
-
-    The array version returns only the image; ``meta["mask_fraction"]`` and, when cropping,
-    ``meta["breast_bbox"]`` (row0, row1, col0, col1 in the input's pixels) record what was done.
-    Use :class:`SegmentBreastd` to keep the mask itself.
-    """
-
-    backend = [torch.Tensor]
-
-    def __init__(self, threshold: float = 0.05, crop: bool = False, working_size: int | None = 1024) -> None:
-        self.masker = BreastMask(threshold, working_size)
-        self.crop = crop
-
-    def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        return self.apply(img, self.masker(img))[0]
-
-    def apply(self, img: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mask (and crop) ``img`` with a precomputed ``mask``; returns the image and the (cropped) mask."""
-        out = img * mask.to(img.dtype)
-        bbox = bounding_box(mask)
-        if self.crop:
-            r0, r1, c0, c1 = bbox
-            out, mask = out[..., r0:r1, c0:c1], mask[..., r0:r1, c0:c1]
-        if isinstance(out, MetaTensor):
-            out.meta["mask_fraction"] = float(mask.float().mean())
-            out.meta["breast_bbox"] = list(bbox) if self.crop else [0, img.shape[-2], 0, img.shape[-1]]
-        return out, mask
-
-
-class SegmentBreastd(MapTransform):
-    """Dictionary version of :class:`SegmentBreast`; stores the mask under ``mask_key``.
-
-    Args:
-        keys: the image key(s) to mask; the mask is computed from the first.
-        mask_key: where the breast mask (uint8, 0/1, same shape as the output) goes.
-        crop_keys: further keys (lesion masks, say) cropped the same way but not masked.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        mask_key: str = "mask",
-        threshold: float = 0.05,
-        crop: bool = False,
-        working_size: int | None = 1024,
-        crop_keys: Sequence[str] = (),
-        allow_missing_keys: bool = False,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.segmenter = SegmentBreast(threshold, crop, working_size)
-        self.mask_key = mask_key
-        self.crop_keys = tuple(crop_keys)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        mask = None
-        for key in self.key_iterator(d):
-            if mask is None:
-                mask = self.segmenter.masker(d[key])
-            d[key], out_mask = self.segmenter.apply(d[key], mask)
-        if mask is None:
-            return d
-        for key in self.crop_keys:
-            if key in d and self.segmenter.crop:
-                r0, r1, c0, c1 = bounding_box(mask)
-                d[key] = d[key][..., r0:r1, c0:c1]
-        d[self.mask_key] = MetaTensor(out_mask.to(torch.uint8))
-        return d
-
-
 class BreastMaskd(MapTransform):
-    """Find the breast mask of the first of ``keys`` at the working resolution, without applying it.
+    """Dictionary version of :class:`BreastMask`: the breast mask of the first of ``keys``, found at the
+    working resolution and stored under ``mask_key`` without being applied.
 
     The fast path of the preprocessing pipeline: the mask is found on the full image's working copy
     (see :class:`BreastMask`) and stored at that size under ``mask_key``; :class:`ResizeMammogramd`
     then gives it the image's output shape and MONAI's ``MaskIntensityd`` applies it, so nothing is
     done at the full ~4600 x 2800 resolution but the resize itself. With ``crop`` the image and
     ``crop_keys`` are first cropped to the breast's bounding box (a view, no copy). The image meta
-    gets ``mask_fraction`` and ``breast_bbox`` (row0, row1, col0, col1 in the input's pixels), as
-    :class:`SegmentBreast` records them.
+    gets ``mask_fraction`` (the share of the, cropped, image that is breast) and ``breast_bbox`` (row0,
+    row1, col0, col1 in the input's pixels; the whole image without ``crop``).
 
     Args:
         keys: the image key(s); the mask is computed from the first and all are cropped alike.
@@ -322,6 +253,8 @@ class BreastMaskd(MapTransform):
         crop: crop to the breast's bounding box.
         crop_keys: further keys (lesion masks, at the image's size) cropped the same way.
     """
+
+    backend = BreastMask.backend
 
     def __init__(
         self,

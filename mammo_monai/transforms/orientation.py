@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Transform
+from monai.utils import TransformBackends
 
 from mammo_monai.io.errors import MammogramError
 from mammo_monai.transforms.mask import BreastMask
@@ -133,7 +134,7 @@ class FlipToChestWallLeft(Transform):
             mismatch is then reported).
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, use_metadata: bool = True) -> None:
         self.use_metadata = use_metadata
@@ -153,10 +154,6 @@ class FlipToChestWallLeft(Transform):
         if side in ("L", "R"):
             return side == "R", pixels, pixels in ("L", "R") and pixels != side
         return pixels == "R", pixels, False
-
-    def needs_flip(self, img: torch.Tensor, laterality: str | None = None, mask: torch.Tensor | None = None) -> bool:
-        """Decide from laterality when known, else from the pixels."""
-        return self.decide(img, laterality, mask)[0]
 
     def __call__(
         self,
@@ -190,6 +187,8 @@ class FlipToChestWallLeftd(MapTransform):
             over the image metadata when present.
         mask_key: key of the breast mask; None or absent computes one from the image.
     """
+
+    backend = FlipToChestWallLeft.backend
 
     def __init__(
         self,

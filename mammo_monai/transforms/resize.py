@@ -9,6 +9,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Resize, SpatialPad, Transform
+from monai.utils import TransformBackends
 
 DEFAULT_SIZE = (1152, 896)
 
@@ -29,7 +30,7 @@ class ResizeMammogram(Transform):
     ``meta["scale"]`` records (row factor, column factor) from input to output pixels.
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(
         self, size: Sequence[int] = DEFAULT_SIZE, keep_aspect: bool = False, mode: str | None = None, pad: bool = True
@@ -96,6 +97,8 @@ class ResizeMammogramd(MapTransform):
         region_keys: region masks (the breast mask): majority vote, the outline keeps its place.
         pad: see :class:`ResizeMammogram`.
     """
+
+    backend = ResizeMammogram.backend
 
     def __init__(
         self,

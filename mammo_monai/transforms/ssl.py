@@ -22,6 +22,7 @@ from monai.transforms import (
     RandCoarseShuffled,
     Randomizable,
 )
+from monai.utils import TransformBackends
 
 from mammo_monai.transforms.augment import RandMammoAugmentd
 from mammo_monai.transforms.lesion_mask import LesionMaskd
@@ -31,6 +32,8 @@ from mammo_monai.transforms.pipelines import eval_transforms
 class ReseedPerItemd(MapTransform):
     """Apply a random transform with a seed drawn from the item's file name, so validation sees the same
     corruption of each image every epoch (a fair comparison between epochs)."""
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]  # the data pass through to ``transform``
 
     def __init__(self, transform: Randomizable, key: str = "image") -> None:
         super().__init__([key])

@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from monai.transforms import MaskIntensityd
 
 from mammo_monai.io import MammogramError, as_metatensor
-from mammo_monai.transforms import BreastMask, FlipToChestWallLeft, FlipToChestWallLeftd, SegmentBreast, SegmentBreastd
+from mammo_monai.transforms import BreastMask, BreastMaskd, FlipToChestWallLeft, FlipToChestWallLeftd
 from tests.conftest import make_breast
 
 
@@ -13,7 +14,8 @@ def test_masking_removes_the_label_and_keeps_the_lesion():
     pixels, region, lesion = make_breast((240, 180))
     label = (pixels > 0.8 * 60000) & ~region
     assert label.sum() > 20  # the fixture did burn a label outside the breast
-    out = SegmentBreast()(as_metatensor(pixels[None]))
+    masked = BreastMaskd("image")({"image": as_metatensor(pixels[None])})  # as the pipelines mask: find, then apply
+    out = MaskIntensityd("image", mask_key="mask")(masked)["image"]
     assert float(out[0][torch.from_numpy(label)].max()) == 0.0
     assert torch.equal(out[0][torch.from_numpy(lesion)], torch.from_numpy(pixels[lesion].astype(np.float32)))
     assert 0.2 < out.meta["mask_fraction"] < 0.8
@@ -38,7 +40,7 @@ def test_mask_at_working_resolution_matches_full_resolution():
 
 def test_crop_to_breast_bounding_box_records_it():
     pixels, region, _ = make_breast((240, 180))
-    d = SegmentBreastd("image", crop=True, crop_keys=["roi"])(
+    d = BreastMaskd("image", crop=True, crop_keys=["roi"])(
         {"image": as_metatensor(pixels[None]), "roi": torch.zeros(1, 240, 180)}
     )
     rows, cols = np.nonzero(region)
@@ -51,7 +53,7 @@ def test_crop_to_breast_bounding_box_records_it():
 def test_constant_image_raises_naming_the_file(value):
     img = as_metatensor(np.full((1, 50, 40), value), {"source_path": "/data/flat.dcm"})
     with pytest.raises(MammogramError, match="/data/flat.dcm: constant or empty image"):
-        SegmentBreast()(img)
+        BreastMask()(img)
 
 
 def test_right_breast_is_flipped_from_metadata():
