@@ -1,6 +1,6 @@
-"""What made a cache: its preprocessing settings (:class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`,
-with the declared preprocessing version), recorded beside it and checked on every re-run, so that a cache
-never silently serves images made differently."""
+"""What made a cache: its preprocessing settings and declared preprocessing version
+(:class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`), recorded beside it and
+checked on every re-run, so that a cache never silently serves images made differently."""
 
 from __future__ import annotations
 
@@ -99,10 +99,10 @@ def claim_cache(
     ``settings``: the settings, or the whole record to write (settings plus the run's ``dataset``, ...).
     A folder that already holds cached images made with other settings (or another preprocessing
     version, or with no record at all) is refused with one message that lists the differences; with
-    ``rebuild`` its cached images are deleted first. The record is written before any image, so a killed run leaves a cache
-    whose record tells the truth; the temporaries a killed run left in ``out_dir`` and ``cached_dirs``
-    are deleted (:func:`~mammo_monai.io.atomic.remove_stale_parts`). Returns True when earlier cached
-    images were kept.
+    ``rebuild`` its cached images are deleted first. The record is written before any image, so a
+    killed run leaves a cache whose record tells the truth; the temporaries a killed run left in
+    ``out_dir`` and ``cached_dirs`` are deleted (:func:`~mammo_monai.io.atomic.remove_stale_parts`).
+    Returns True when earlier cached images were kept.
 
     Args:
         cached_dirs: sub-folders holding the cached outputs (deleted on ``rebuild``).

@@ -179,8 +179,9 @@ def prepare(
 
     Writes ``images.csv`` and ``lesions.csv`` (pointing at the cached PNGs; lesion geometry stays in
     the original images' pixels), ``errors.csv`` (file, reason), ``cache.json`` (the preprocessing
-    settings and version: :class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`) and the cache under ``out_dir``. Re-running into the same folder reuses
-    cached images only when they were made the same way; otherwise it refuses, or with ``rebuild``
+    settings and version, :class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`) and
+    the cache under ``out_dir``. Re-running into the same folder reuses cached images only when they
+    were made the same way; otherwise it refuses, or with ``rebuild``
     deletes and remakes them. Labels and splits are derived afresh on every run.
 
     With ``shard`` ("K/N") it caches only shard K of N (:mod:`mammo_monai.data.shards`: whole patients,

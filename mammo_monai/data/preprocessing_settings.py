@@ -14,6 +14,7 @@ does not; editing a comment or upgrading the package changes neither, so a cache
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ def _intensity_modes() -> tuple[str, ...]:
 
 @dataclasses.dataclass(frozen=True)
 class PreprocessingSettings:
-    """The settings that decide a preprocessed image's pixels (see :func:`~mammo_monai.transforms.preprocess_transforms`).
+    """The settings that decide a preprocessed image's pixels (:func:`~mammo_monai.transforms.preprocess_transforms`).
 
     Attributes:
         size: output (H, W) of the whole image.
@@ -81,7 +82,7 @@ class PreprocessingSettings:
                 raise ValueError(f"preprocessing {name} must be true or false, got {getattr(self, name)!r}")
         if self.intensity not in _intensity_modes():
             raise ValueError(f"preprocessing intensity must be one of {_intensity_modes()}, got {self.intensity!r}")
-        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, numbers.Real):
             raise ValueError(f"preprocessing threshold must be a number in (0, 1), got {self.threshold!r}")
         if not 0 < float(self.threshold) < 1:
             raise ValueError(f"preprocessing threshold must lie in (0, 1), got {self.threshold!r}")
@@ -206,4 +207,7 @@ def version_change(old: int | str | None, new: int | str | None) -> str:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) or (isinstance(value, float) and value.is_integer())
+    """An integer (numpy's too) or a float without a fraction, not a bool."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return isinstance(value, numbers.Integral) or float(value).is_integer()
