@@ -1,7 +1,7 @@
 """Datasets -> one manifest: adapters, patient-grouped splits, the preprocessing cache, patch sets."""
 
 from mammo_monai.data.adapters import ADAPTERS, AdapterResult
-from mammo_monai.data.cache_record import CacheMismatchError, preprocessing_settings, read_record
+from mammo_monai.data.cache_record import CacheMismatchError, preprocessing_settings, read_record, read_settings
 from mammo_monai.data.manifest import (
     IMAGE_COLUMNS,
     LESION_COLUMNS,
@@ -10,6 +10,7 @@ from mammo_monai.data.manifest import (
     validate,
     write_manifest,
 )
+from mammo_monai.data.preprocessing_settings import PREPROCESSING_VERSION, PreprocessingSettings
 from mammo_monai.data.splits import assign_splits
 
 __all__ = [
@@ -19,9 +20,12 @@ __all__ = [
     "AdapterResult",
     "CacheMismatchError",
     "ManifestError",
+    "PREPROCESSING_VERSION",
+    "PreprocessingSettings",
     "assign_splits",
     "preprocessing_settings",
     "read_record",
+    "read_settings",
     "read_manifest",
     "validate",
     "write_manifest",

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from skimage.draw import disk
 
-from mammo_monai.data.cache_record import transform_options
+from mammo_monai.data.preprocessing_settings import PreprocessingSettings
 from mammo_monai.io.atomic import write_json
 from mammo_monai.io.errors import MammogramError, describe_error
 from mammo_monai.io.raster import atomic_write_png, to_uint16
 from mammo_monai.io.reader import LoadMammogramd, read_mammogram
-from mammo_monai.transforms.pipelines import preprocess_transforms
+from mammo_monai.transforms import pipelines  # noqa: F401  (imported once by the workers' fork server)
 
 # An ROI mask this far off the image's size (per axis: pixels, or fraction of the side) is padded or
 # cropped to fit (CBIS-DDSM has masks a few pixels off); farther off it is another image's mask.
@@ -152,7 +152,7 @@ def cache_image(
     image: dict[str, Any],
     lesions: list[dict[str, Any]],
     out_dir: str | os.PathLike,
-    settings: Mapping[str, Any],
+    settings: PreprocessingSettings | Mapping[str, Any],
 ) -> tuple[dict[str, Any] | None, list[dict[str, Any]], list[dict[str, str]]]:
     """Cache one image and its lesions; returns (cached image columns, lesion rows, problems).
 
@@ -164,6 +164,8 @@ def cache_image(
     (PNG and its ``.json`` record present, made from the same inputs) is not redone. An output that
     cannot be written (a full disk) fails the image with a problem naming that output and the reason.
     """
+    if not isinstance(settings, PreprocessingSettings):  # a recorded dict
+        settings = PreprocessingSettings.from_record(settings)
     out = Path(out_dir)
     stem = out / "images" / image["image_id"]
     done = finished(image, lesions, out)
@@ -173,8 +175,7 @@ def cache_image(
     problems: list[dict[str, str]] = []
     src = image["image"]
     try:
-        modalities = settings.get("modalities", ["MG"])
-        data = LoadMammogramd("image", laterality_key="_file_laterality", modalities=modalities)(
+        data = LoadMammogramd("image", laterality_key="_file_laterality", modalities=settings.modalities)(
             {"image": src, "laterality": image.get("laterality") or ""}
         )
         shape = tuple(data["image"].shape[-2:])
@@ -193,9 +194,7 @@ def cache_image(
                 data[f"lesion{k}"] = torch.from_numpy(m[None]).float()
                 keys.append((f"lesion{k}", lesion))
             kept.append(lesion)
-        data = preprocess_transforms(
-            size=settings["size"], extra_mask_keys=[k for k, _ in keys], load=False, **transform_options(settings)
-        )(data)
+        data = settings.transforms(extra_mask_keys=[k for k, _ in keys], load=False)(data)
     except Exception as err:
         return None, [], [{"file": src, "reason": describe_error(err, src)}]
     flipped = bool(data["flipped"])

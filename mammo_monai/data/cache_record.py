@@ -1,71 +1,42 @@
-"""What made a cache: the settings and code version of its preprocessing, recorded beside it and
+"""What made a cache: its preprocessing settings and declared preprocessing version
+(:class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`), recorded beside it and
 checked on every re-run, so that a cache never silently serves images made differently."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mammo_monai.data.preprocessing_settings import RECORD_KEYS, VERSION_KEY, PreprocessingSettings
 from mammo_monai.io.atomic import remove_stale_parts, write_json
 
 CACHE_RECORD = "cache.json"
 # what changes the pixels of a cached image; the split and the labels are re-derived on every run
-PREPROCESSING_KEYS = ("size", "keep_aspect", "crop", "intensity", "threshold", "modalities", "preprocessing_version")
-DEFAULT_OPTIONS: dict[str, Any] = {
-    "keep_aspect": False,
-    "crop": False,
-    "intensity": "bit_depth",
-    "threshold": 0.05,
-    "modalities": ["MG"],
-}
+PREPROCESSING_KEYS = RECORD_KEYS
 
 
 class CacheMismatchError(ValueError):
     """A cache folder made with other preprocessing settings (or code) than the ones asked for."""
 
 
-@lru_cache(maxsize=1)
-def preprocessing_version() -> str:
-    """A short hash of the code that turns a file into a cached image (readers, transforms, cache).
-
-    Changing any of it changes the version, and a cache made by the old code is refused.
-    """
-    pkg = Path(__file__).resolve().parents[1]
-    files = sorted([*(pkg / "io").glob("*.py"), *(pkg / "transforms").glob("*.py"), pkg / "data" / "cache.py"])
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.relative_to(pkg).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def preprocessing_settings(size: Sequence[int], options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def preprocessing_settings(size: Sequence[int], options: Mapping[str, Any] | None = None) -> PreprocessingSettings:
     """Everything that decides a cached image's pixels: size, aspect, crop, intensity scaling, mask
-    threshold, accepted modalities and the code version. Inference must redo exactly this."""
-    merged = {**DEFAULT_OPTIONS, **dict(options or {})}
-    unknown = sorted(set(merged) - set(DEFAULT_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown preprocessing option(s) {unknown}; known: {sorted(DEFAULT_OPTIONS)}")
-    mods = merged["modalities"]
-    return {
-        "size": [int(size[0]), int(size[1])],
-        "keep_aspect": bool(merged["keep_aspect"]),
-        "crop": bool(merged["crop"]),
-        "intensity": str(merged["intensity"]),
-        "threshold": float(merged["threshold"]),
-        "modalities": sorted(str(m).upper() for m in mods) if mods is not None else None,
-        "preprocessing_version": preprocessing_version(),
-    }
+    threshold, accepted modalities and the preprocessing version. Inference must redo exactly this.
+
+    Raises:
+        ValueError: an unknown option name or a bad value.
+    """
+    return PreprocessingSettings.from_options(size, options)
 
 
 def transform_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of :func:`~mammo_monai.transforms.preprocess_transforms` for ``settings``."""
+    """The keyword arguments of :func:`~mammo_monai.transforms.preprocess_transforms` that a recorded
+    ``settings`` dict holds. Kept for ``inference/predict.py``; new code reads
+    ``PreprocessingSettings.from_record(record).transform_options()``."""
     return {k: settings[k] for k in ("keep_aspect", "crop", "intensity", "threshold") if k in settings}
 
 
@@ -75,14 +46,48 @@ def read_record(out_dir: str | os.PathLike, record: str = CACHE_RECORD) -> dict[
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def read_settings(out_dir: str | os.PathLike, record: str = CACHE_RECORD) -> PreprocessingSettings | None:
+    """The preprocessing settings a cache folder recorded, or None when it has no record.
+
+    Raises:
+        ValueError: a recorded setting with a bad value, naming the record.
+    """
+    found = read_record(out_dir, record)
+    if found is None:
+        return None
+    try:
+        return PreprocessingSettings.from_record(found)
+    except ValueError as err:
+        raise ValueError(f"{Path(out_dir) / record}: {err}") from None
+
+
+def _as_record(settings: PreprocessingSettings | Mapping[str, Any]) -> dict[str, Any]:
+    return settings.to_record() if isinstance(settings, PreprocessingSettings) else dict(settings)
+
+
 def differences(old: Mapping[str, Any], new: Mapping[str, Any], keys: Sequence[str] = PREPROCESSING_KEYS) -> list[str]:
-    """``"size [96, 72] -> [64, 48]"`` for every one of ``keys`` whose value differs between two records."""
-    return [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    """``"size [96, 72] -> [64, 48]"`` for every one of ``keys`` whose value differs between two records.
+
+    The preprocessing settings among ``keys`` are compared as :class:`PreprocessingSettings` (a key an
+    old record lacks takes the value it had before it was recorded); any other key (``dataset``,
+    ``root``) as it is recorded.
+    """
+    diffs = []
+    if any(k in RECORD_KEYS for k in keys):
+        try:
+            before = PreprocessingSettings.from_record(old)
+        except ValueError as err:
+            diffs.append(f"recorded settings unusable: {err}")
+        else:
+            diffs += before.differences(PreprocessingSettings.from_record(new))
+    return diffs + [
+        f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in keys if k not in RECORD_KEYS and old.get(k) != new.get(k)
+    ]
 
 
 def claim_cache(
     out_dir: str | os.PathLike,
-    settings: Mapping[str, Any],
+    settings: PreprocessingSettings | Mapping[str, Any],
     rebuild: bool = False,
     cached_dirs: Sequence[str] = ("images", "lesions"),
     record: str = CACHE_RECORD,
@@ -91,12 +96,13 @@ def claim_cache(
 ) -> bool:
     """Make ``out_dir`` a cache of ``settings``: check a previous record, then write the new one.
 
-    A folder that already holds cached images made with other settings (or by other code, or with no
-    record at all) is refused with one message that lists the differences; with ``rebuild`` its cached
-    images are deleted first. The record is written before any image, so a killed run leaves a cache
-    whose record tells the truth; the temporaries a killed run left in ``out_dir`` and ``cached_dirs``
-    are deleted (:func:`~mammo_monai.io.atomic.remove_stale_parts`). Returns True when earlier cached
-    images were kept.
+    ``settings``: the settings, or the whole record to write (settings plus the run's ``dataset``, ...).
+    A folder that already holds cached images made with other settings (or another preprocessing
+    version, or with no record at all) is refused with one message that lists the differences; with
+    ``rebuild`` its cached images are deleted first. The record is written before any image, so a
+    killed run leaves a cache whose record tells the truth; the temporaries a killed run left in
+    ``out_dir`` and ``cached_dirs`` are deleted (:func:`~mammo_monai.io.atomic.remove_stale_parts`).
+    Returns True when earlier cached images were kept.
 
     Args:
         cached_dirs: sub-folders holding the cached outputs (deleted on ``rebuild``).
@@ -108,6 +114,7 @@ def claim_cache(
         CacheMismatchError: the cache was made differently and ``rebuild`` is False.
     """
     out = Path(out_dir)
+    settings = _as_record(settings)
     old = read_record(out, record)
     has_images = (
         has_outputs
@@ -132,19 +139,30 @@ def claim_cache(
     return has_images
 
 
-def check_same_preprocessing(expected: Mapping[str, Any], actual: Mapping[str, Any] | None, what: str) -> None:
+def check_same_preprocessing(
+    expected: PreprocessingSettings | Mapping[str, Any],
+    actual: PreprocessingSettings | Mapping[str, Any] | None,
+    what: str,
+) -> None:
     """Refuse to feed a model images made differently from its training data.
 
-    ``expected``: the model's recorded preprocessing; ``actual``: the cache's. Only the keys that
-    change pixels are compared; the code version is left out (a model outlives code edits).
+    ``expected``: the model's recorded preprocessing; ``actual``: the cache's (records or settings).
+    Only the settings both recorded are compared; the version is left out (a model outlives code edits,
+    and ``predict`` preprocesses with the code it runs).
 
     Raises:
         CacheMismatchError: one line naming ``what`` and every difference.
     """
     if actual is None:
         return
-    keys = [k for k in PREPROCESSING_KEYS if k != "preprocessing_version" and k in expected and k in actual]
-    diffs = [f"{k}: model {expected[k]!r}, data {actual[k]!r}" for k in keys if expected[k] != actual[k]]
+    expected, actual = _as_record(expected), _as_record(actual)
+    keys = [k for k in RECORD_KEYS if k != VERSION_KEY and k in expected and k in actual]
+    try:
+        model = PreprocessingSettings.from_record(expected).to_record()
+        data = PreprocessingSettings.from_record(actual).to_record()
+    except ValueError as err:
+        raise CacheMismatchError(f"{what}: recorded preprocessing unusable: {err}") from None
+    diffs = [f"{k}: model {model[k]!r}, data {data[k]!r}" for k in keys if model[k] != data[k]]
     if diffs:
         raise CacheMismatchError(
             f"{what}: the data were preprocessed differently from the model's training data "

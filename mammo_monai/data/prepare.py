@@ -13,8 +13,9 @@ import pandas as pd
 
 from mammo_monai.data.adapters import ADAPTERS, AdapterResult
 from mammo_monai.data.cache import cache_image
-from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
+from mammo_monai.data.cache_record import claim_cache
 from mammo_monai.data.manifest import one_class_splits, validate, write_manifest
+from mammo_monai.data.preprocessing_settings import PreprocessingSettings
 from mammo_monai.data.shards import (
     SHARD_RECORD,
     assign_shards,
@@ -105,7 +106,7 @@ def _read_dataset(
     return found, images, errors
 
 
-def _jobs(images: pd.DataFrame, lesions: pd.DataFrame, out: Path, settings: dict[str, Any]) -> list[tuple]:
+def _jobs(images: pd.DataFrame, lesions: pd.DataFrame, out: Path, settings: PreprocessingSettings) -> list[tuple]:
     by_image = {k: g.to_dict("records") for k, g in lesions.groupby("image_id")} if not lesions.empty else {}
     return [(row, by_image.get(row["image_id"], []), str(out), settings) for row in images.to_dict("records")]
 
@@ -126,7 +127,7 @@ def _prepare_shard(
     images: pd.DataFrame,
     found: AdapterResult,
     out: Path,
-    settings: dict[str, Any],
+    settings: PreprocessingSettings,
     record: dict[str, Any],
     rebuild: bool,
     workers: int | None,
@@ -178,8 +179,9 @@ def prepare(
 
     Writes ``images.csv`` and ``lesions.csv`` (pointing at the cached PNGs; lesion geometry stays in
     the original images' pixels), ``errors.csv`` (file, reason), ``cache.json`` (the preprocessing
-    settings and code version) and the cache under ``out_dir``. Re-running into the same folder reuses
-    cached images only when they were made the same way; otherwise it refuses, or with ``rebuild``
+    settings and version, :class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`) and
+    the cache under ``out_dir``. Re-running into the same folder reuses cached images only when they
+    were made the same way; otherwise it refuses, or with ``rebuild``
     deletes and remakes them. Labels and splits are derived afresh on every run.
 
     With ``shard`` ("K/N") it caches only shard K of N (:mod:`mammo_monai.data.shards`: whole patients,
@@ -205,13 +207,13 @@ def prepare(
     if shard is not None:
         parse_shard(shard)  # a bad spec fails before the dataset is read
     t0 = time.time()
-    settings = preprocessing_settings(size, transform_options)
+    settings = PreprocessingSettings.from_options(size, transform_options)
     if not merge and (workers or os.cpu_count() or 1) > 1:
         warm_up(cache_image)  # the workers' imports overlap reading the dataset
     found, images, errors = _read_dataset(dataset, root, adapter_options, official_split)
     out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
     # png_options: how the PNGs are compressed; lossless, so never compared, never a reason to remake a cache
-    record = {**settings, "dataset": dataset, "root": str(Path(root).resolve()), "png_options": PNG_OPTIONS}
+    record = {**settings.to_record(), "dataset": dataset, "root": str(Path(root).resolve()), "png_options": PNG_OPTIONS}
     if shard is not None:
         return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
     images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)

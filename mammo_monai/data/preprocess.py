@@ -12,12 +12,13 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from mammo_monai.data.preprocessing_settings import PreprocessingSettings
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import WriteError, describe_error
 from mammo_monai.io.raster import atomic_write_png, to_uint16
 from mammo_monai.io.walk import find_images
 from mammo_monai.parallel import run_parallel
-from mammo_monai.transforms.pipelines import preprocess_transforms  # imported once by the workers' fork server
+from mammo_monai.transforms import pipelines  # noqa: F401  (imported once by the workers' fork server)
 
 logger = logging.getLogger(__name__)
 
@@ -43,9 +44,15 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def preprocess_file(
-    path: str | os.PathLike, out_dir: str | os.PathLike, name: str, size: Sequence[int] = (1152, 896), **options: Any
+    path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    name: str,
+    size: Sequence[int] = (1152, 896),
+    settings: PreprocessingSettings | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Process one file; never raises for bad input, returns its report row instead.
+    """Process one file with ``settings`` (default: ``size`` and ``options``, see
+    :meth:`PreprocessingSettings.from_options`); never raises for bad input, returns its report row instead.
 
     An output that cannot be written (a full disk) gives an error row naming that output; its ``_errno``
     (not a report column) lets the batch stop when the disk is full."""
@@ -56,7 +63,9 @@ def preprocess_file(
         "mask": str(out_dir / f"{name}_mask.png"),
     }
     try:
-        d = preprocess_transforms(size=size, **options)({"image": str(path)})
+        if settings is None:
+            settings = PreprocessingSettings.from_options(size, options)
+        d = settings.transforms()({"image": str(path)})
         image, mask = d["image"], d["mask"]
         atomic_write_png(row["mask"], (mask[0].numpy() > 0.5).astype("uint8") * 255)
         atomic_write_png(row["output"], to_uint16(image[0].numpy()))  # written last: its presence means done
@@ -79,8 +88,8 @@ def preprocess_file(
     return row
 
 
-def _preprocess_job(path: Path, out: Path, name: str, size: Sequence[int], options: dict[str, Any]) -> dict[str, Any]:
-    return preprocess_file(path, out, name, size, **options)
+def _preprocess_job(path: Path, out: Path, name: str, settings: PreprocessingSettings) -> dict[str, Any]:
+    return preprocess_file(path, out, name, settings=settings)
 
 
 def _write_report(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -91,11 +100,11 @@ def _run_batches(
     todo: list[tuple[Path, str]],
     rows: list[dict[str, Any]],
     out: Path,
-    job: tuple[Sequence[int], dict[str, Any]],
+    settings: PreprocessingSettings,
     workers: int | None,
     progress: bool,
 ) -> int:
-    """Process ``todo`` (``job``: size and options) in batches, appending to ``rows`` and rewriting the report
+    """Process ``todo`` with ``settings`` in batches, appending to ``rows`` and rewriting the report
     after each batch; stop at a full disk (the files not processed get a row saying so). Returns how many
     rows the last report that could be written holds."""
     report = out / "preprocess.csv"
@@ -106,7 +115,7 @@ def _run_batches(
         for start in range(0, len(todo), batch):
             done = run_parallel(
                 _preprocess_job,
-                [(f, out, name, *job) for f, name in todo[start : start + batch]],
+                [(f, out, name, settings) for f, name in todo[start : start + batch]],
                 workers,
                 progress=False,
                 on_error=lambda job, err: {"file": str(job[0]), "status": f"error: {job[0]}: {describe_error(err)}"},
@@ -148,7 +157,7 @@ def preprocess(
 
     Runs ``workers`` processes (default: all cores). A file whose PNG already exists and whose row
     in a previous ``preprocess.csv`` says ``ok`` is skipped, provided ``preprocess.json`` shows the
-    outputs were made with the same settings and code; otherwise the run is refused (``overwrite``
+    outputs were made with the same settings and preprocessing version; otherwise the run is refused (``overwrite``
     redoes everything). Bad files, unreadable folders, link loops and skipped files that may be images
     (compressed, other formats) become error rows. ``preprocess.csv`` is rewritten after every batch of
     :data:`REPORT_EVERY` files, so a killed run or a full disk leaves the table of what finished; a full
@@ -167,15 +176,14 @@ def preprocess(
     Returns:
         The report, one row per input file.
     """
-    from mammo_monai.data.cache_record import claim_cache, preprocessing_settings
+    from mammo_monai.data.cache_record import claim_cache
 
     out = Path(out_dir)
     report = out / "preprocess.csv"
-    settings = preprocessing_settings(size, options)
+    settings = PreprocessingSettings.from_options(size, options)
     claim_cache(
         out, settings, overwrite, cached_dirs=(), record=RECORD, has_outputs=report.exists(), flag="--overwrite"
     )
-    options = {**options, "modalities": settings["modalities"]}
     previous: dict[str, dict[str, Any]] = {}
     if report.exists() and not overwrite:
         old = pd.read_csv(report, dtype=str, keep_default_na=False)
@@ -191,7 +199,7 @@ def preprocess(
             todo.append((f, name))
     if previous:
         logger.info("preprocess: %d finished outputs skipped, %d to do", len(found) - len(todo), len(todo))
-    written = _run_batches(todo, rows, out, (size, options), workers, progress)
+    written = _run_batches(todo, rows, out, settings, workers, progress)
     try:
         _write_report(report, rows)
     except OSError as err:
