@@ -1,8 +1,10 @@
-"""Shared fixtures: small synthetic mammograms written as DICOM / PNG in every variant the readers meet."""
+"""Shared fixtures: small synthetic mammograms written as DICOM / PNG in every variant the readers meet;
+and what the bundle tests share: the bundle folders, the tiny data loading, an MLflow store."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pytest
@@ -10,6 +12,24 @@ import pytest
 from mammo_monai.synthetic import Lesion, breast_tissue, burn_label, draw_lesion, write_dicom
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+#: the repository's bundle folders (Model Zoo layout, at the top of the repository)
+BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+#: the smallest data loading of a bundle training in a test: 8 images a batch, no workers, no cache
+#: (read-only: a test copies it, ``{**TINY, ...}``)
+TINY = MappingProxyType({"batch_size": 8, "num_workers": 0, "cache_rate": 0.0})
+
+
+def mlflow_store(folder: str | Path, name: str = "mlflow.db") -> str:
+    """The tracking URI of a SQLite MLflow store ``<folder>/<name>`` (the folder must exist)."""
+    return f"sqlite:///{Path(folder) / name}"
+
+
+def use_mlflow_store(mp: pytest.MonkeyPatch, folder: str | Path) -> str:
+    """Point MLflow at :func:`mlflow_store` of ``folder`` (``MLFLOW_TRACKING_URI`` set through ``mp``,
+    a test's or a module's MonkeyPatch, undone with it); returns the URI."""
+    uri = mlflow_store(folder)
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
 
 
 def make_breast(shape=(240, 180), side="L", seed=0, with_lesion=True):

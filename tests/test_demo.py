@@ -5,12 +5,13 @@ import json
 import pandas as pd
 
 from mammo_monai.demo import run_demo
+from tests.conftest import use_mlflow_store
 
 EPOCHS = {"stages#1#epochs": 1}
 
 
 def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    use_mlflow_store(monkeypatch, tmp_path)
     summary = run_demo(
         tmp_path / "demo",
         patients=12,

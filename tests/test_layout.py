@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mammo_monai"
 #: tracking comes before training because a stage ends its own MLflow run; evaluation (scores of a table
 #: of predictions) before both, since validation uses its metrics and plots.
 LAYERS = [
+    "ranks",
     "io",
     "parallel",
     "transforms",

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import mlflow_store
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,6 +75,7 @@ from mammo_monai.demo import bundles_source
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.data.prepare import prepare
 from mammo_monai.training.workflow import train_bundle
+from tests.conftest import mlflow_store
 src = bundles_source()
 assert Path(mammo_monai.__file__).is_relative_to({str(site)!r}), mammo_monai.__file__
 assert src == Path({str(site)!r}) / 'mammo_monai' / 'bundles', src
@@ -84,7 +87,7 @@ r = train_bundle('w', ['demo.yaml'], {{'dataset_dir': 'manifest', 'patch_checkpo
     'stages#1#epochs': 1, 'register_model': False}})
 print('stages', [x['stage'] for x in r])
 """
-    run = _run(site, code, tmp_path, MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    run = _run(site, code, tmp_path, MLFLOW_TRACKING_URI=mlflow_store(tmp_path))
     assert run.returncode == 0, run.stderr[-3000:]
     assert "stages [1]" in run.stdout  # the demo overlay's one stage
 

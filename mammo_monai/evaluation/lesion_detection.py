@@ -105,7 +105,14 @@ def lesion_hits(
 
 
 def _froc_of_hits(summaries: Sequence[tuple[np.ndarray, np.ndarray]], fps_per_image: Sequence[float]) -> dict:
-    """FROC of per-image (candidate scores, hit matrix) pairs; see :func:`froc`."""
+    """FROC of per-image (candidate scores, hit matrix) pairs; see :func:`froc`.
+
+    The curve is MONAI's ``compute_froc_curve_data`` (fed the false-positive and lesion scores, a
+    missed lesion at -inf), plus a point at every other candidate score, but counted by sorting:
+    MONAI's loop over thresholds is quadratic (about 68 s against 0.14 s for 1,000 images of 200
+    candidates, run every validation epoch). MONAI's ``compute_froc_score`` interpolates between
+    operating points; the sensitivity here is that of a real threshold (tests compare both).
+    """
     n_images = len(summaries)
     if n_images == 0:
         raise ValueError("froc needs at least one image")

@@ -1,4 +1,4 @@
-"""Patch-classifier heatmaps: a sliding window over the breast, saved as NIfTI and a colour overlay."""
+"""Patch-classifier heatmaps: MONAI's sliding window over the breast, saved as NIfTI and a colour overlay."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.inferers import SlidingWindowSplitter
 
 
 @torch.inference_mode()
@@ -23,35 +24,38 @@ def sliding_window_probabilities(
 ) -> torch.Tensor:
     """Class probabilities (C, H, W) of the patch classifier for windows centred every ``stride`` px.
 
-    The image (1, H, W) is zero-padded by half a patch so that windows are centred on the pixel grid;
-    windows whose centre is outside the breast are not run and count as background (class 0). The
-    coarse map is enlarged to (H, W) bilinearly.
+    The image (1, H, W) is zero-padded by half a patch so that the window of MONAI's
+    ``SlidingWindowSplitter`` at padded location (r, c) is centred on pixel (r, c); windows whose
+    centre is outside the breast are not run and count as background (class 0). The coarse map of
+    window centres is enlarged to (H, W) bilinearly. (MONAI's ``PatchInferer`` does not fit: it
+    places each output by its size relative to the window, and a classifier's (C,) output has none.)
+
+    Raises:
+        ValueError: ``stride`` is not between 1 and ``patch``, or no window centre lies in the breast.
     """
+    if not 1 <= stride <= patch:
+        raise ValueError(f"heatmap stride {stride} must be between 1 and the patch size {patch}")
     _, h, w = image.shape
     half = patch // 2
-    padded = F.pad(image[None], (half, patch - half, half, patch - half))
-    rows, cols = torch.arange(0, h, stride), torch.arange(0, w, stride)
-    centres = torch.cartesian_prod(rows, cols)
-    keep = (
-        breast[0][centres[:, 0], centres[:, 1]] > 0
-        if breast is not None
-        else torch.ones(len(centres), dtype=torch.bool)
-    )
-    n_classes = None
-    probs = None
-    idx = torch.nonzero(keep).flatten()
-    for start in range(0, len(idx), batch_size):
-        chunk = centres[idx[start : start + batch_size]]
-        windows = torch.stack([padded[0, :, r : r + patch, c : c + patch] for r, c in chunk.tolist()])
-        p = torch.softmax(network(windows.contiguous(memory_format=torch.channels_last)).float(), 1)
-        if probs is None:
-            n_classes = p.shape[1]
-            probs = torch.zeros(len(centres), n_classes)
-            probs[:, 0] = 1.0
-        probs[idx[start : start + batch_size]] = p
-    if probs is None:  # no window inside the breast
+    # the last window starts (centre) at most at h - 1: MONAI's splitter stops at the padded size - patch
+    padded = F.pad(image[None], (half, patch - half - 1, half, patch - half - 1))
+    inside = None if breast is None else (lambda _window, at: bool(breast[0, at[0], at[1]] > 0))
+    splitter = SlidingWindowSplitter(patch, overlap=patch - stride, filter_fn=inside, pad_mode=None)
+    found = list(splitter(padded))  # (window view, centre) pairs
+    if not found:
         raise ValueError("no window centre lies inside the breast mask")
-    coarse = probs.T.reshape(n_classes, len(rows), len(cols))
+    probs = torch.cat(
+        [
+            torch.softmax(
+                network(torch.cat([win for win, _ in chunk]).contiguous(memory_format=torch.channels_last)).float(), 1
+            )
+            for chunk in (found[i : i + batch_size] for i in range(0, len(found), batch_size))
+        ]
+    )
+    coarse = torch.zeros(probs.shape[1], len(range(0, h, stride)), len(range(0, w, stride)))
+    coarse[0] = 1.0
+    rows, cols = (torch.tensor([at for _, at in found]) // stride).T
+    coarse[:, rows, cols] = probs.T
     return F.interpolate(coarse[None], size=(h, w), mode="bilinear", align_corners=False)[0]
 
 

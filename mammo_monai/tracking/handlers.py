@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch.distributed as dist
 from ignite.engine import Engine, Events
 from monai.handlers import MLFlowHandler
 
 from mammo_monai.io.atomic import write_json
+from mammo_monai.ranks import is_main_process
 from mammo_monai.tracking.runs import (
     RUN_RECORD,
     artifact_location,
@@ -29,12 +29,6 @@ from mammo_monai.tracking.runs import (
 from mammo_monai.tracking.ui import update_runs_view
 
 logger = logging.getLogger(__name__)
-
-
-def _other_rank() -> bool:
-    """True on ranks > 0 of a ``torchrun`` process group: MLflow is rank 0's alone. (Tracking sits
-    below training, so it asks ``torch.distributed`` itself, not ``mammo_monai.training.distributed``.)"""
-    return dist.is_available() and dist.is_initialized() and dist.get_rank() > 0
 
 
 def _flat_params(values: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +103,7 @@ class StageMLFlowHandler(MLFlowHandler):
         output_dir: str | None = None,
         **kwargs: Any,
     ) -> None:
-        self.inactive = _other_rank()
+        self.inactive = not is_main_process()  # MLflow is rank 0's alone
         if self.inactive:  # rank > 0: no MLflow client (MLFlowHandler.__init__ opens the store)
             self.stage_dir, self.resolved_config, self.cur_run = Path(stage_dir), resolved_config, None
             return
@@ -235,7 +229,7 @@ class StageValMLFlowHandler(MLFlowHandler):
     ``torchrun`` only rank 0 logs (the validation metrics are gathered over the ranks)."""
 
     def __init__(self, stage_dir: str, **kwargs: Any) -> None:
-        self.inactive = _other_rank()
+        self.inactive = not is_main_process()  # MLflow is rank 0's alone
         if self.inactive:  # rank > 0 opens no MLflow store
             self.stage_dir, self.cur_run = Path(stage_dir), None
             return

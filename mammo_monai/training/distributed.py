@@ -6,7 +6,9 @@ or done by rank 0 alone; the other ranks receive rank 0's answer by broadcast, s
 same branch and no collective operation waits for a rank that went another way. Without an initialised
 process group (one process) every helper here does what the plain single-process code does.
 
-Backends: NCCL on GPUs (one device per process, ``cuda:<LOCAL_RANK>``), gloo on the CPU.
+Backends: NCCL on GPUs (one device per process, ``cuda:<LOCAL_RANK>``), gloo on the CPU. The rank
+helpers (``rank``, ``world_size``, ``is_distributed``, ``is_main_process``) live in
+:mod:`mammo_monai.ranks`, below tracking and evaluation, and are re-exported here.
 """
 
 from __future__ import annotations
@@ -22,29 +24,11 @@ from ignite.engine import Engine, Events
 from monai.data import DistributedSampler
 from torch.utils.data import Dataset, Sampler
 
+from mammo_monai.ranks import is_distributed, is_main_process, rank, world_size  # noqa: F401 (re-exported)
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def is_distributed() -> bool:
-    """True inside an initialised process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def rank() -> int:
-    """This process's global rank (0 without a process group)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-
-
-def world_size() -> int:
-    """The number of processes (1 without a process group)."""
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-def is_main_process() -> bool:
-    """True on rank 0, and in a single process: the one that writes files and logs to MLflow."""
-    return rank() == 0
 
 
 def local_device() -> torch.device:

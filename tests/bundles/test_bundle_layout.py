@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
+from tests.conftest import BUNDLES
+
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if (p / "configs" / "metadata.json").is_file())
 #: the fields MONAI's bundle metadata schema requires (checked offline: the schema itself is a download)
 REQUIRED_METADATA = [

@@ -20,9 +20,7 @@ from mammo_monai.inference.bundle import open_bundle
 from mammo_monai.networks import IMAGENET_GREY, patch_resnet
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import TrainingError, train_bundle
-
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
-TINY = {"batch_size": 8, "num_workers": 0, "cache_rate": 0.0}
+from tests.conftest import BUNDLES, TINY, use_mlflow_store
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +31,7 @@ def workspace(tmp_path_factory, monkeypatch_module):
     make_patches(base / "manifest", base / "patches", size=32, per_roi=3, background=3, workers=1, progress=False)
     for name in ("patch_classifier", "whole_image_classifier"):
         shutil.copytree(BUNDLES / name, base / name)
-    monkeypatch_module.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlruns/mlflow.db")
+    use_mlflow_store(monkeypatch_module, base / "mlruns")
     (base / "mlruns").mkdir()
     return base
 

@@ -20,8 +20,8 @@ from torch.utils.data import WeightedRandomSampler
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.distributed import ShardedSampler, shard
+from tests.conftest import BUNDLES, mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 # Stage 1 really trains (every layer, BatchNorm statistics move, gradients averaged over the ranks) for
 # one epoch, so its best checkpoint is the network of its only validation. Stage 2 trains the fc layer
 # with learning rate 0: every BatchNorm layer is frozen (kept in eval mode) and no weight moves, so the
@@ -103,7 +103,7 @@ def _env(tmp_path: Path, db: str) -> dict[str, str]:
     (hook / "sitecustomize.py").write_text(WRITE_LOG_HOOK)
     return {
         **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / db}",
+        "MLFLOW_TRACKING_URI": mlflow_store(tmp_path, db),
         "PYTHONPATH": os.pathsep.join([str(hook), str(BUNDLES.parent)]),
         "MAMMO_WRITE_LOG": str(tmp_path / "writes"),
         "OMP_NUM_THREADS": "1",  # what torchrun gives each worker: the same kernels in both runs
@@ -148,7 +148,7 @@ def test_two_processes_train_two_stages_like_one(manifest, tmp_path):
     single = tmp_path / "single" / "whole_image_classifier"  # stage 2 in one process, from the same stage 1
     shutil.copytree(bundle, single)
     _run_stage(bundle, manifest, 2, env, processes=2)
-    _run_stage(single, manifest, 2, {**env, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'single.db'}"}, 1)
+    _run_stage(single, manifest, 2, {**env, "MLFLOW_TRACKING_URI": mlflow_store(tmp_path, "single.db")}, 1)
 
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier").experiment_id])
@@ -173,7 +173,7 @@ def test_two_processes_train_two_stages_like_one(manifest, tmp_path):
             assert str(bundle / "models" / f"stage{stage}" / name) in writes[0]
 
     two, _ = _metrics(env["MLFLOW_TRACKING_URI"], 2)
-    one, _ = _metrics(f"sqlite:///{tmp_path / 'single.db'}", 2)
+    one, _ = _metrics(mlflow_store(tmp_path, "single.db"), 2)
     assert len(two["val_auc"]) == len(one["val_auc"]) == 2  # early stopping: epoch 2 of 3, on every rank
     for name in ("val_auc", "val_acc"):
         np.testing.assert_allclose(two[name], one[name], atol=1e-5)

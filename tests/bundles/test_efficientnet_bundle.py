@@ -16,22 +16,22 @@ import torch
 from monai.bundle import ConfigWorkflow
 from PIL import Image
 
+import tests.conftest as conftest
 from mammo_monai.data.prepare import prepare
 from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.training.workflow import train_bundle
 from mammo_monai.transforms import eval_transforms
+from tests.conftest import BUNDLES, use_mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 NAME = "efficientnet_classifier"
 SIZE = (64, 64)
 #: images per class and split, about the recipe's 70 / 20 / 10
 COUNTS = {"train": 10, "val": 3, "test": 2}
-TINY = {
+TINY = {  # the shared tiny loading with 4 images a batch, and one stage of 2 epochs at learning rate 2e-3
+    **conftest.TINY,
     "batch_size": 4,
-    "cache_rate": 0.0,
-    "num_workers": 0,
     "stages": {"1": {"trainable": "all", "learning_rate": 2e-3, "weight_decay": 0.0, "epochs": 2}},
 }
 
@@ -71,7 +71,7 @@ def trained(tmp_path_factory):
     assert summary["images"] == len(files) and summary["labels"] == {"0": len(files) // 2, "1": len(files) // 2}
     shutil.copytree(BUNDLES / NAME, base / NAME)
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlflow.db")
+    use_mlflow_store(mp, base)
     result = train_bundle(base / NAME, ["demo.yaml"], {**TINY, "dataset_dir": str(base / "manifest")})
     yield base, result, files
     mp.undo()

@@ -27,8 +27,8 @@ from mammo_monai.inference.export import export_bundle
 from mammo_monai.networks import WholeImageClassifier
 from mammo_monai.networks.weights import load_weights
 from mammo_monai.training import PublishBest, SaveBest
+from tests.conftest import BUNDLES
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SIZE = [64, 48]  # not the recipe's 1152 x 896
 MODEL_PT = "whole_image_classifier/models/model.pt"
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 from monai.bundle import ConfigWorkflow
 
+import tests.conftest as conftest
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
 from mammo_monai.inference.evaluate import evaluate
@@ -23,11 +24,11 @@ from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import train_bundle
+from tests.conftest import BUNDLES, use_mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SIZE = (128, 96)
 STAGES = {k: {"trainable": "all", "learning_rate": 1e-3, "weight_decay": 0.0, "epochs": 2} for k in ("1", "2", "3")}
-TINY = {"cache_rate": 0.0, "batch_size": 4, "num_workers": 0}
+TINY = {**conftest.TINY, "batch_size": 4}  # the shared tiny loading, 4 images a batch
 
 
 def _monai_bundle_run(bundle: Path, config_file: str, *args: str) -> None:
@@ -50,7 +51,7 @@ def trained(tmp_path_factory):
     prepare("cbis-ddsm", base / "raw", base / "manifest", size=SIZE, workers=1, progress=False)
     shutil.copytree(BUNDLES / "lesion_segmentation", base / "lesion_segmentation")
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlflow.db")
+    use_mlflow_store(mp, base)
     result = train_bundle(
         base / "lesion_segmentation", ["demo.yaml"], {**TINY, "dataset_dir": str(base / "manifest"), "stages": STAGES}
     )

@@ -18,8 +18,8 @@ import pytest
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import TrainingError, train_bundle
+from tests.conftest import BUNDLES, mlflow_store, use_mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 FROM_SCRATCH = [
     "patch_checkpoint=null",
     "stages#1#trainable=all",
@@ -79,7 +79,7 @@ def _train_command(bundle: Path, manifest: Path) -> list[str]:
 def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
     _copy_bundle(bundle)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store(tmp_path), "PYTHONPATH": str(BUNDLES.parent)}
     stage2 = bundle / "models" / "stage2"
     proc = subprocess.Popen(
         _train_command(bundle, manifest),
@@ -139,7 +139,7 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
 
 
 def test_a_stage_refuses_a_previous_stage_of_another_training(manifest, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    use_mlflow_store(monkeypatch, tmp_path)
     bundle = tmp_path / "whole_image_classifier"
     _copy_bundle(bundle)
     overrides = {k: v for k, v in (item.split("=", 1) for item in FROM_SCRATCH)}
@@ -163,7 +163,7 @@ def test_a_stage_refuses_a_previous_stage_of_another_training(manifest, tmp_path
 
 
 def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    use_mlflow_store(monkeypatch, tmp_path)
     bundle = tmp_path / "whole_image_classifier"
     _copy_bundle(bundle)
     overrides = {
@@ -188,7 +188,7 @@ def test_a_failing_stage_ends_its_mlflow_run_failed(manifest, tmp_path, monkeypa
 def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
     _copy_bundle(bundle)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store(tmp_path), "PYTHONPATH": str(BUNDLES.parent)}
     proc = subprocess.Popen(
         [*_train_command(bundle, manifest), "stages#1#epochs=50"],
         env=env,
@@ -212,7 +212,7 @@ def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
 def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, tmp_path):
     bundle = tmp_path / "whole_image_classifier"
     _copy_bundle(bundle)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = mlflow_store(tmp_path)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(BUNDLES.parent)}
     args = [
         sys.executable,

@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 from monai.bundle import ConfigWorkflow
 
+import tests.conftest as conftest
 from mammo_monai.data.prepare import prepare
 from mammo_monai.inference.evaluate import evaluate
 from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import train_bundle
+from tests.conftest import BUNDLES, use_mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SIZE = (96, 48)  # H x W, as the recipe's 1024 x 512
-TINY = {
+TINY = {  # the shared tiny loading with 4 images a batch, and one stage of 2 epochs at learning rate 1e-3
+    **conftest.TINY,
     "batch_size": 4,
-    "cache_rate": 0.0,
-    "num_workers": 0,
     "stages": {"1": {"trainable": "all", "learning_rate": 1e-3, "weight_decay": 0.0, "epochs": 2}},
 }
 
@@ -43,7 +42,7 @@ def trained(tmp_path_factory):
     )
     shutil.copytree(BUNDLES / "screening_classifier", base / "screening_classifier")
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlflow.db")
+    use_mlflow_store(mp, base)
     result = train_bundle(base / "screening_classifier", ["demo.yaml"], {**TINY, "dataset_dir": str(base / "manifest")})
     yield base, result
     mp.undo()

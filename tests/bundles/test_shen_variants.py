@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,9 +17,7 @@ from mammo_monai.networks import IMAGENET_GREY, VGGBlock, patch_vgg
 from mammo_monai.networks.weights import load_weights
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import train_bundle
-
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
-TINY = {"batch_size": 8, "num_workers": 0, "cache_rate": 0.0}
+from tests.conftest import BUNDLES, TINY, use_mlflow_store
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +29,7 @@ def trained_vgg(tmp_path_factory):
     for name in ("patch_classifier", "whole_image_classifier"):
         shutil.copytree(BUNDLES / name, base / name)
     mp = pytest.MonkeyPatch()
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlruns/mlflow.db")
+    use_mlflow_store(mp, base / "mlruns")
     (base / "mlruns").mkdir()
     weights = base / "vgg_tiny_imagenet_like.pth"  # "ImageNet" weights given as a local file, as offline users do
     torch.save(patch_vgg("vgg-tiny", num_classes=1000, in_channels=3).state_dict(), weights)

@@ -14,8 +14,8 @@ from PIL import Image
 from mammo_monai.cli import main
 from mammo_monai.data.prepare import prepare
 from mammo_monai.training.records import records
+from tests.conftest import BUNDLES, use_mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 EMPTY_VAL_POS = {("train", "neg"): 3, ("train", "pos"): 3, ("val", "neg"): 2, ("val", "pos"): 0, ("test", "neg"): 1}
 
 
@@ -65,7 +65,7 @@ def test_train_refuses_before_any_stage_starts(one_class_val, monkeypatch, capsy
     base, _, _ = one_class_val
     bundle = base / "whole_image_classifier"
     shutil.copytree(BUNDLES / "whole_image_classifier", bundle)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{base}/mlflow.db")
+    use_mlflow_store(monkeypatch, base)
     rc = main(
         ["train", "--bundle", str(bundle), "--overlay", "demo.yaml"]
         + [f"dataset_dir={base / 'm'}", "image_size=[32,32]", "patch_checkpoint=null"]

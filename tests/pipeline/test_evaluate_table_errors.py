@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,6 +10,7 @@ from PIL import Image
 from mammo_monai.cli import main
 from mammo_monai.inference.evaluate import _scored
 from mammo_monai.transforms.pipelines import eval_transforms
+from tests.conftest import BUNDLES
 
 
 def _manifest(root, labels):
@@ -27,9 +26,7 @@ def _manifest(root, labels):
 
 
 def _evaluate(manifest, capsys):
-    bundle = (
-        Path(__file__).resolve().parents[2] / "bundles" / "whole_image_classifier"
-    )  # never opened: the table fails first
+    bundle = BUNDLES / "whole_image_classifier"  # never opened: the table fails first
     rc = main(["evaluate", "--bundle", str(bundle), "--manifest", str(manifest), "--no-tracking"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1

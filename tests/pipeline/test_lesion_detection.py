@@ -204,3 +204,31 @@ def test_lesion_froc_gathers_the_images_of_every_process(monkeypatch):
     monkeypatch.setattr(ld.idist, "get_world_size", lambda: 2)
     monkeypatch.setattr(ld.idist, "all_gather", lambda obj: [obj, there._summaries])
     assert here.compute() == pytest.approx(0.5)  # 1 of 2 lesions at 0 FP per image
+
+
+def test_the_froc_curve_is_monais_and_the_points_are_operating_points_not_interpolated():
+    from monai.metrics import compute_froc_curve_data, compute_froc_score
+
+    shape = (5, 5)
+    a, b, c = _point(shape, (0, 0)), _point(shape, (4, 4)), _point(shape, (2, 2))
+    per_image = [  # the hand example of test_froc_matches_the_hand_arithmetic
+        ([_cand(0.9, 0, 0), _cand(0.8, 2, 2), _cand(0.4, 4, 4), _cand(0.3, 0, 0)], [a, b]),
+        ([_cand(0.7, 0, 0), _cand(0.6, 2, 2)], [c]),
+        ([_cand(0.5, 1, 1), _cand(0.2, 3, 3)], []),
+    ]
+    ours = froc(per_image)["curve"]
+    # MONAI's curve from the FP scores and each lesion's best score; it drops its lowest threshold
+    # (CAMELYON scores a missed lesion 0), so a sentinel -inf keeps our lowest one
+    fps, sens = compute_froc_curve_data(np.array([0.8, 0.7, 0.5, 0.2, -np.inf]), np.array([0.9, 0.4, 0.6]), 3, 3)
+    # MONAI's thresholds ascending 0.2 .. 0.9, then +inf; ours descending, with the extra 0.3 (a
+    # second hit on lesion a: nothing changes there, the point repeats that of 0.4)
+    keep = [t != 0.3 for t in ours["threshold"]]
+    assert fps[::-1] == pytest.approx(np.array(ours["fps_per_image"])[keep])
+    assert sens[::-1] == pytest.approx(np.array(ours["sensitivity"])[keep])
+
+    # one image, lesions A and B; 0.9 hits A, at 0.6 a FP and a hit on B: operating points
+    # (0 FP, 1/2) and (1 FP, 1). At 0.5 FP/image a threshold reaches 1/2; MONAI interpolates 3/4
+    one = [([_cand(0.9, 0, 0), _cand(0.6, 2, 2), _cand(0.6, 4, 4)], [a, b])]
+    assert froc(one, fps_per_image=(0.5,))["sensitivity"][0.5] == pytest.approx(0.5)
+    fps, sens = compute_froc_curve_data(np.array([0.6, -np.inf]), np.array([0.9, 0.6]), 2, 1)
+    assert compute_froc_score(fps, sens, (0.5,)) == pytest.approx(0.75)

@@ -19,8 +19,8 @@ from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.onnx_runtime import OnnxNetwork, check_onnx, export_onnx, inference_backend
 from mammo_monai.inference.predict import predict
 from mammo_monai.networks import WholeImageClassifier, guard_convolutions
+from tests.conftest import BUNDLES
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SIZE = (64, 48)
 
 

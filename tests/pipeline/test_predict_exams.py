@@ -16,9 +16,8 @@ from PIL import Image
 from mammo_monai.inference.predict import COLUMNS, predict
 from mammo_monai.networks import WholeImageClassifier
 from mammo_monai.synthetic import write_dicom
-from tests.conftest import make_breast
+from tests.conftest import BUNDLES, make_breast
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 SIZE = (64, 48)
 #: identifiers that must never reach an output: two patients' IDs and their studies' UIDs
 PATIENTS = {"PID-ALPHA-7731": "1.2.826.0.1.3680043.8.498.1111", "PID-BRAVO-4402": "1.2.826.0.1.3680043.8.498.2222"}

@@ -22,6 +22,7 @@ from ignite.engine import Engine, Events
 
 from mammo_monai.tracking import StageMLFlowHandler, StageValMLFlowHandler, ui_links
 from mammo_monai.tracking.ui import RUNS_VIEW, VIEW_TAG, runs_page_url
+from tests.conftest import mlflow_store
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -70,7 +71,7 @@ def _train_stage(root: Path, uri: str, stage: int, last: bool) -> None:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("mlflow_ui")
-    uri = f"sqlite:///{root}/mlflow.db"
+    uri = mlflow_store(root)
     _train_stage(root, uri, 1, last=False)
     _train_stage(root, uri, 2, last=True)
     client = mlflow.MlflowClient(tracking_uri=uri)
