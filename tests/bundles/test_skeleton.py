@@ -6,11 +6,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
+from monai.bundle import ConfigParser
 
 from mammo_monai.bundle_names import SKELETON, skeleton_files, stale_skeleton_copies
 from mammo_monai.cli import main
+from mammo_monai.transforms import RandMammoAugmentd
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if (p / "configs" / "metadata.json").is_file())
@@ -124,3 +127,31 @@ def test_a_bundle_config_does_not_repeat_its_common_file(name):
         assert repeated_ids(yaml.safe_load(own_text) or {}, yaml.safe_load(common_text) or {}) == [], own
         assert repeated_runs(own_text, common_text) == [], own
     assert checked >= 1  # at least train.yaml over common_train.yaml
+
+
+def _augmentation_parameters(transforms: list) -> list[tuple]:
+    out = []
+    for t in transforms:
+        row: tuple = (type(t).__name__, t.prob)
+        if hasattr(t, "flipper"):
+            row += (t.flipper.spatial_axis,)
+        if hasattr(t, "rand_affine"):
+            grid = t.rand_affine.rand_affine_grid
+            row += (grid.rotate_range, np.ravel(grid.scale_range).tolist(), grid.shear_range, tuple(t.mode))
+        if hasattr(t, "shifter"):
+            row += (tuple(t.shifter.offsets),)
+        out.append(row)
+    return out
+
+
+def test_the_listed_augmentation_is_the_projects_augmentation():
+    """The YAML list in the skeleton draws what :class:`RandMammoAugmentd` (the Python API) draws from:
+    flips p=0.5 on both axes, affine p=0.9 (rotation 25 deg, zoom 0.8-1.2, shear 12 deg), shift 0.2 p=0.5."""
+    parser = ConfigParser()
+    parser.read_config([str(SKELETON / "common_train.yaml")])
+    listed = _augmentation_parameters(parser.get_parsed_content("augmentation_transforms"))
+    python = _augmentation_parameters(RandMammoAugmentd("image").pipeline.transforms)
+    assert [row[:2] for row in listed] == [row[:2] for row in python]
+    for mine, theirs in zip(listed, python):
+        for a, b in zip(mine[2:], theirs[2:]):
+            assert a == b or np.allclose(a, b, atol=1e-12), (mine, theirs)
