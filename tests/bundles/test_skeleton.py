@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from monai.bundle import ConfigParser
 
 from mammo_monai.bundle_names import SKELETON, skeleton_files, stale_skeleton_copies
 from mammo_monai.cli import main
-from mammo_monai.transforms import RandMammoAugmentd
+from mammo_monai.io.raster import atomic_write_png
+from mammo_monai.transforms import RandMammoAugmentd, train_transforms
 
 BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if (p / "configs" / "metadata.json").is_file())
@@ -155,3 +157,22 @@ def test_the_listed_augmentation_is_the_projects_augmentation():
     for mine, theirs in zip(listed, python):
         for a, b in zip(mine[2:], theirs[2:]):
             assert a == b or np.allclose(a, b, atol=1e-12), (mine, theirs)
+
+
+def test_the_listed_training_pipeline_draws_as_train_transforms(tmp_path):
+    """Same seed, same cached PNG: the skeleton's ``train#preprocessing`` and the Python
+    ``train_transforms(from_cache=True)`` give the same tensor (they list the same MONAI steps)."""
+    rng = np.random.default_rng(0)
+    png = tmp_path / "cached.png"
+    atomic_write_png(png, (rng.random((40, 32)) * 60000).astype(np.uint16))
+    parser = ConfigParser()
+    parser.read_config([str(SKELETON / "common_train.yaml")])
+    listed = parser.get_parsed_content("train#preprocessing")
+    python = train_transforms(from_cache=True)
+    assert [type(t).__name__ for t in listed.transforms] == [type(t).__name__ for t in python.transforms]
+    outputs = []
+    for pipeline in (listed, python, listed):
+        pipeline.set_random_state(11)
+        outputs.append(torch.cat([pipeline({"image": str(png)})["image"] for _ in range(4)]))
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+    assert not torch.equal(outputs[0][0], outputs[0][1])  # the augmentation did move something
