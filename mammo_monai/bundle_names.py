@@ -18,6 +18,34 @@ import mammo_monai
 
 #: the folders training and evaluation write into a bundle: never part of a copied recipe
 OUTPUTS = ("models", "eval", "cache")
+#: the package folder holding the configs every bundle shares (one source; each bundle's ``configs/`` has copies)
+SKELETON = Path(mammo_monai.__file__).resolve().parent / "bundle_skeleton"
+
+
+def skeleton_files() -> list[Path]:
+    """The shared config files (``common_train.yaml``, ``multi_gpu_train.yaml``, ``logging.conf``, ...)."""
+    return sorted(p for p in SKELETON.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def stale_skeleton_copies(bundle: str | os.PathLike) -> list[Path]:
+    """The copies in ``<bundle>/configs`` that are missing or differ from :data:`SKELETON`'s files."""
+    configs = Path(bundle) / "configs"
+    return [
+        configs / f.name
+        for f in skeleton_files()
+        if not (configs / f.name).is_file() or (configs / f.name).read_bytes() != f.read_bytes()
+    ]
+
+
+def sync_skeleton(bundle: str | os.PathLike) -> list[Path]:
+    """Rewrite the bundle's stale copies of the shared configs from :data:`SKELETON` (each written under
+    a temporary name, then renamed); returns the files rewritten."""
+    stale = stale_skeleton_copies(bundle)
+    for target in stale:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+        shutil.copyfile(SKELETON / target.name, tmp)
+        os.replace(tmp, target)
+    return stale
 
 
 def bundles_source() -> Path:

@@ -1,4 +1,5 @@
-"""``mammo-monai bundles``: list the bundles the package ships; copy one out to edit or train it."""
+"""``mammo-monai bundles``: list the bundles the package ships; copy one out to edit or train it; refresh
+the shared configs (``mammo_monai/bundle_skeleton``) every bundle holds a copy of."""
 
 from __future__ import annotations
 
@@ -6,9 +7,20 @@ import argparse
 import json
 import sys
 import textwrap
+from pathlib import Path
 
-from mammo_monai.bundle_names import bundles_source, copy_bundle, shipped_bundles
+from mammo_monai.bundle_names import (
+    SKELETON,
+    bundles_source,
+    copy_bundle,
+    shipped_bundles,
+    stale_skeleton_copies,
+    sync_skeleton,
+)
 from mammo_monai.commands import EXIT_OK
+
+#: ``bundles sync --check``: some copy differs from the skeleton
+EXIT_STALE = 1
 
 
 def bundles_list(args: argparse.Namespace) -> int:
@@ -31,11 +43,25 @@ def bundles_copy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def bundles_sync(args: argparse.Namespace) -> int:
+    """Rewrite (or with ``--check`` only name) the bundles' stale copies of the shared configs."""
+    folders = [Path(f) for f in args.folders] or list(shipped_bundles().values())
+    for folder in folders:
+        if not (folder / "configs" / "train.yaml").is_file():
+            raise FileNotFoundError(f"{folder}: not a bundle (configs/train.yaml missing)")
+    stale = [f for folder in folders for f in (stale_skeleton_copies if args.check else sync_skeleton)(folder)]
+    for f in stale:
+        print(f"{'stale' if args.check else 'rewritten'}: {f}")
+    what = f"{len(stale)} stale" if args.check else f"{len(stale)} rewritten"
+    print(f"bundles sync: {len(folders)} bundles, {what} (source {SKELETON})", file=sys.stderr)
+    return EXIT_STALE if args.check and stale else EXIT_OK
+
+
 def add_bundles_command(sub: argparse._SubParsersAction) -> None:
-    """Add ``bundles list`` and ``bundles copy`` to the command parsers ``sub``."""
+    """Add ``bundles list``, ``bundles copy`` and ``bundles sync`` to the command parsers ``sub``."""
     p = sub.add_parser(
         "bundles",
-        help="list the shipped bundles, or copy one out to edit or train it",
+        help="list the shipped bundles, copy one out to edit or train it, refresh their shared configs",
         description="The bundles (recipes: configs, model card, LICENSE) that ship with mammo-monai. Any --bundle "
         "option takes a bundle folder, an exported zip, or one of these names.",
         epilog="exit status: 0 done; 2 the command could not run (an unknown name, an existing folder)",
@@ -59,3 +85,16 @@ def add_bundles_command(sub: argparse._SubParsersAction) -> None:
     q.add_argument("name", help="a shipped bundle (see `mammo-monai bundles list`)")
     q.add_argument("folder", nargs="?", default=None, help="the new folder (default: ./NAME)")
     q.set_defaults(func=bundles_copy)
+    q = actions.add_parser(
+        "sync",
+        help="rewrite each bundle's copies of the shared configs (common_train.yaml, ...)",
+        description="Every bundle's configs/ holds byte-identical copies of the files in "
+        "mammo_monai/bundle_skeleton/ (MONAI resolves no file across folders, so a bundle folder runs on its "
+        "own). Rewrite the copies that differ or are missing, in the given bundle folders or in every shipped "
+        "bundle; --check only names them.",
+        epilog="exit status: 0 done (or, with --check, every copy current); 1 --check found stale copies; "
+        "2 the command could not run (a folder that is not a bundle)",
+    )
+    q.add_argument("folders", nargs="*", help="bundle folders (default: every shipped bundle)")
+    q.add_argument("--check", action="store_true", help="change nothing; exit 1 naming the stale copies")
+    q.set_defaults(func=bundles_sync)

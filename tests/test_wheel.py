@@ -62,6 +62,10 @@ def test_the_wheel_ships_both_bundles(installed):
     for bundle in ("patch_classifier", "whole_image_classifier"):
         for f in ("configs/train.yaml", "configs/inference.yaml", "configs/metadata.json", "docs/README.md", "LICENSE"):
             assert f"mammo_monai/bundles/{bundle}/{f}" in names
+    for f in ("common_train.yaml", "multi_gpu_train.yaml", "logging.conf"):  # the skeleton and its copies
+        assert (
+            f"mammo_monai/bundle_skeleton/{f}" in names and f"mammo_monai/bundles/patch_classifier/configs/{f}" in names
+        )
 
 
 def test_installed_copy_runs_demo_help_and_a_tiny_training_outside_the_checkout(installed, tmp_path):

@@ -37,18 +37,21 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def bundle_configs(bundle_dir: str | os.PathLike, overlays: Sequence[str | os.PathLike] = ()) -> list[str]:
-    """``configs/train.yaml`` of the bundle followed by the overlays (absolute paths)."""
+    """``configs/common_train.yaml`` (the shared skeleton), ``configs/train.yaml`` (the recipe), then the
+    overlays, as absolute paths: the list ``python -m monai.bundle run --config_file`` takes."""
     bundle = Path(bundle_dir).resolve()
-    train = bundle / "configs" / "train.yaml"
-    if not train.is_file():
-        raise FileNotFoundError(f"{bundle}: not a bundle (configs/train.yaml missing)")
-    files = [str(train)]
+    files = [bundle / "configs" / name for name in ("common_train.yaml", "train.yaml")]
+    for f in files:
+        if not f.is_file():
+            hint = "; `mammo-monai bundles sync FOLDER` writes it" if f.name == "common_train.yaml" else ""
+            raise FileNotFoundError(f"{bundle}: not a bundle (configs/{f.name} missing{hint})")
+    out = [str(f) for f in files]
     for o in overlays:
         p = Path(o) if Path(o).is_file() else bundle / "configs" / str(o)
         if not p.is_file():
             raise FileNotFoundError(f"overlay {o} not found (as a path or in {bundle / 'configs'})")
-        files.append(str(p.resolve()))
-    return files
+        out.append(str(p.resolve()))
+    return out
 
 
 def stage_list(files: Sequence[str], overrides: Mapping[str, Any]) -> list[int]:

@@ -1,4 +1,5 @@
-"""Training augmentation: flips, RandAffine rotation / zoom / shear, intensity shift (all MONAI)."""
+"""Training augmentation: flips, RandAffine rotation / zoom / shear, intensity shift (all MONAI), as a list of
+transforms (:func:`mammo_augmentation`) or one seeded transform (:class:`RandMammoAugmentd`)."""
 
 from __future__ import annotations
 
@@ -17,20 +18,64 @@ from monai.transforms import (
     Randomizable,
     RandShiftIntensityd,
 )
+from monai.utils import ensure_tuple
 
 
-class RandMammoAugmentd(Randomizable, MapTransform):
-    """Shen et al.'s augmentation as one seeded MONAI transform.
-
-    Horizontal and vertical flips, then an affine with rotation ±``rotate_deg``, zoom
-    ``zoom`` (a (min, max) scale), shear ±``shear_deg``, then an intensity shift of up to
-    ±``intensity_shift`` of the [0, 1] range. Masks (``mask_keys``) follow every spatial step by
-    nearest neighbour and skip the intensity shift. The output keeps the input's shape.
+def mammo_augmentation(
+    keys: KeysCollection,
+    mask_keys: Sequence[str] = (),
+    prob_flip: float = 0.5,
+    rotate_deg: float = 25.0,
+    zoom: Sequence[float] = (0.8, 1.2),
+    shear_deg: float = 12.0,
+    prob_affine: float = 0.9,
+    intensity_shift: float = 0.2,
+    prob_intensity: float = 0.5,
+) -> list[MapTransform]:
+    """Shen et al.'s augmentation as a list of MONAI transforms, the list the bundles' ``common_train.yaml``
+    writes out as ``augmentation_transforms``: horizontal and vertical flips, an affine with rotation
+    ±``rotate_deg``, zoom ``zoom`` (a (min, max) scale) and shear ±``shear_deg``, then an intensity shift
+    of up to ±``intensity_shift`` of the [0, 1] range. Masks (``mask_keys``) follow every spatial step by
+    nearest neighbour and skip the intensity shift.
 
     Args:
         keys: image keys.
         mask_keys: keys moved with the image but never interpolated.
         prob_flip, prob_affine, prob_intensity: probabilities of each step.
+    """
+    images = list(ensure_tuple(keys))
+    masks = [k for k in mask_keys if k not in images]
+    spatial = images + masks
+    modes = ["bilinear"] * len(images) + ["nearest"] * len(masks)
+    # MONAI's scale_range is added to 1: zoom (0.8, 1.2) -> scale_range (-0.2, 0.2) (rounded: 0.8 - 1 is not -0.2)
+    scale = (round(float(zoom[0]) - 1.0, 12), round(float(zoom[1]) - 1.0, 12))
+    shear = math.tan(math.radians(shear_deg))
+    return [
+        RandFlipd(spatial, prob=prob_flip, spatial_axis=1, allow_missing_keys=True),
+        RandFlipd(spatial, prob=prob_flip, spatial_axis=0, allow_missing_keys=True),
+        RandAffined(
+            spatial,
+            prob=prob_affine,
+            rotate_range=math.radians(rotate_deg),
+            scale_range=(scale, scale),
+            shear_range=(shear, shear),
+            mode=modes,
+            padding_mode="zeros",
+            allow_missing_keys=True,
+        ),
+        RandShiftIntensityd(images, offsets=intensity_shift, prob=prob_intensity, allow_missing_keys=True),
+    ]
+
+
+class RandMammoAugmentd(Randomizable, MapTransform):
+    """:func:`mammo_augmentation` as one seeded MONAI transform (its steps seeded from this transform's
+    seed); a pipeline that lists the steps instead draws differently for the same seed. The output keeps
+    the input's shape.
+
+    Args:
+        keys: image keys.
+        mask_keys, prob_flip, rotate_deg, zoom, shear_deg, prob_affine, intensity_shift, prob_intensity:
+            see :func:`mammo_augmentation`.
     """
 
     def __init__(
@@ -47,29 +92,18 @@ class RandMammoAugmentd(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        images = list(self.keys)
-        masks = [k for k in mask_keys if k not in images]
-        spatial = images + masks
-        modes = ["bilinear"] * len(images) + ["nearest"] * len(masks)
-        # MONAI's scale_range is added to 1: zoom (0.8, 1.2) -> scale_range (-0.2, 0.2)
-        scale = (float(zoom[0]) - 1.0, float(zoom[1]) - 1.0)
-        shear = math.tan(math.radians(shear_deg))
         self.pipeline = Compose(
-            [
-                RandFlipd(spatial, prob=prob_flip, spatial_axis=1, allow_missing_keys=True),
-                RandFlipd(spatial, prob=prob_flip, spatial_axis=0, allow_missing_keys=True),
-                RandAffined(
-                    spatial,
-                    prob=prob_affine,
-                    rotate_range=math.radians(rotate_deg),
-                    scale_range=(scale, scale),
-                    shear_range=(shear, shear),
-                    mode=modes,
-                    padding_mode="zeros",
-                    allow_missing_keys=True,
-                ),
-                RandShiftIntensityd(images, offsets=intensity_shift, prob=prob_intensity, allow_missing_keys=True),
-            ]
+            mammo_augmentation(
+                self.keys,
+                mask_keys,
+                prob_flip=prob_flip,
+                rotate_deg=rotate_deg,
+                zoom=zoom,
+                shear_deg=shear_deg,
+                prob_affine=prob_affine,
+                intensity_shift=intensity_shift,
+                prob_intensity=prob_intensity,
+            )
         )
 
     def set_random_state(

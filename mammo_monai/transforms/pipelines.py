@@ -9,7 +9,7 @@ from monai.transforms import Compose, EnsureTyped, MaskIntensityd, SpatialPadd
 
 from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES
 from mammo_monai.io.reader import LoadMammogramd
-from mammo_monai.transforms.augment import RandMammoAugmentd
+from mammo_monai.transforms.augment import mammo_augmentation
 from mammo_monai.transforms.intensity import ScaleMammogramd
 from mammo_monai.transforms.mask import BreastMaskd
 from mammo_monai.transforms.orientation import FlipToChestWallLeftd
@@ -90,11 +90,13 @@ def train_transforms(
     augment: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Compose:
-    """Training pipeline: :func:`eval_transforms` steps plus :class:`RandMammoAugmentd`.
+    """Training pipeline: :func:`eval_transforms` steps with :func:`mammo_augmentation`'s steps listed
+    before the final ``EnsureTyped``. With ``from_cache`` it is the pipeline the bundles list in
+    ``common_train.yaml`` (``preprocessing_transforms + augmentation_transforms + final_transforms``), and
+    draws the same for the same seed.
 
     Args:
-        augment: overrides for :class:`RandMammoAugmentd` (e.g. ``{"rotate_deg": 15}``).
+        augment: overrides for :func:`mammo_augmentation` (e.g. ``{"rotate_deg": 15}``).
     """
-    steps = list(eval_transforms(size, image_key, from_cache, **kwargs).transforms)[:-1]
-    steps.append(RandMammoAugmentd(image_key, **(augment or {})))
-    return Compose([*steps, EnsureTyped(image_key, track_meta=False)])
+    steps = list(eval_transforms(size, image_key, from_cache, **kwargs).transforms)
+    return Compose([*steps[:-1], *mammo_augmentation(image_key, **(augment or {})), steps[-1]])

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from mammo_monai.bundle_names import skeleton_files
 from tests.conftest import BUNDLES
 
 BUNDLE_NAMES = sorted(p.name for p in BUNDLES.iterdir() if (p / "configs" / "metadata.json").is_file())
@@ -44,6 +45,7 @@ def test_metadata_has_the_fields_monai_requires(name):
     for part in ("inputs", "outputs"):
         for tensor in meta["network_data_format"][part].values():
             assert [k for k in REQUIRED_TENSOR if k not in tensor] == []
-    for f in ("train.yaml", "evaluate.yaml", "inference.yaml", "multi_gpu_train.yaml", "logging.conf", "demo.yaml"):
+    shared = [f.name for f in skeleton_files()]  # common_train.yaml, multi_gpu_train.yaml, logging.conf, ...
+    for f in ("train.yaml", "evaluate.yaml", "inference.yaml", "demo.yaml", *shared):
         assert (BUNDLES / name / "configs" / f).is_file()
     assert (BUNDLES / name / "docs" / "README.md").is_file() and (BUNDLES / name / "LICENSE").is_file()

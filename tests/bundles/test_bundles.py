@@ -79,7 +79,7 @@ def trained(workspace):
 def test_configs_pass_monai_property_checks(workspace, trained, name, data):
     configs = workspace / name / "configs"
     for files, kind in (
-        ([configs / "train.yaml", configs / "demo.yaml"], "train"),
+        ([configs / "common_train.yaml", configs / "train.yaml", configs / "demo.yaml"], "train"),
         ([configs / "inference.yaml"], "infer"),
     ):
         wf = ConfigWorkflow(

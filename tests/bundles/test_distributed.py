@@ -86,7 +86,7 @@ def manifest(tmp_path_factory):
 def _run_stage(bundle: Path, manifest: Path, stage: int, env: dict[str, str], processes: int) -> None:
     """One stage as the model card documents it: ``torchrun ... -m monai.bundle run`` with the
     multi-process overlay, or a plain ``python -m monai.bundle run`` without it."""
-    configs = ["configs/train.yaml", "configs/tiny.yaml"]
+    configs = ["configs/common_train.yaml", "configs/train.yaml", "configs/tiny.yaml"]
     launcher = [sys.executable]
     if processes > 1:
         configs.append("configs/multi_gpu_train.yaml")

@@ -114,7 +114,7 @@ def workflow(trained, tmp_path):
     base, _, _ = trained
     configs = base / NAME / "configs"
     wf = ConfigWorkflow(
-        config_file=[str(configs / "train.yaml"), str(configs / "demo.yaml")],
+        config_file=[str(configs / "common_train.yaml"), str(configs / "train.yaml"), str(configs / "demo.yaml")],
         workflow_type="train",
         meta_file=str(configs / "metadata.json"),
         logging_file=str(configs / "logging.conf"),
@@ -191,7 +191,7 @@ def test_inference_and_evaluate_configs_run_as_plain_monai_bundles(trained):
     assert len(written) == 2 * COUNTS["test"] and written["probability"].between(0, 1).all()
     assert (written["prob_negative"] + written["prob_positive"]).round(6).eq(1).all()
     evaluate = ConfigWorkflow(
-        config_file=[str(configs / "train.yaml"), str(configs / "evaluate.yaml")],
+        config_file=[str(configs / "common_train.yaml"), str(configs / "train.yaml"), str(configs / "evaluate.yaml")],
         workflow_type="eval",
         dataset_dir=str(base / "manifest"),
         **common,

@@ -88,7 +88,7 @@ def test_config_passes_monai_property_checks_for_every_stage(trained, tmp_path):
     configs = base / "lesion_segmentation" / "configs"
     for stage in (1, 3):
         wf = ConfigWorkflow(
-            config_file=[str(configs / "train.yaml"), str(configs / "demo.yaml")],
+            config_file=[str(configs / "common_train.yaml"), str(configs / "train.yaml"), str(configs / "demo.yaml")],
             workflow_type="train",
             meta_file=str(configs / "metadata.json"),
             logging_file=str(configs / "logging.conf"),
@@ -181,6 +181,11 @@ def test_segment_then_classify_evaluates_and_predicts_with_lesion_maps(trained, 
 def test_evaluate_config_scores_the_segmenter_on_the_test_split(trained):
     base, _ = trained
     bundle = base / "lesion_segmentation"
-    _monai_bundle_run(bundle, "['configs/train.yaml','configs/evaluate.yaml']", "--dataset_dir", str(base / "manifest"))
+    _monai_bundle_run(
+        bundle,
+        "['configs/common_train.yaml','configs/train.yaml','configs/evaluate.yaml']",
+        "--dataset_dir",
+        str(base / "manifest"),
+    )
     metrics = dict(line.split(",") for line in (bundle / "eval" / "test" / "metrics.csv").read_text().split())
     assert 0 <= float(metrics["val_dice"]) <= 1 and "val_froc_fp1" in metrics

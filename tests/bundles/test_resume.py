@@ -220,7 +220,7 @@ def test_monai_bundle_run_with_tracking_mlflow_logs_each_metric_once(manifest, t
         "monai.bundle",
         "run",
         "--config_file",
-        "['configs/train.yaml','configs/two_stages.yaml']",
+        "['configs/common_train.yaml','configs/train.yaml','configs/two_stages.yaml']",
         "--stage",
         "1",
         "--tracking",

@@ -75,7 +75,7 @@ def test_one_cycle_steps_every_iteration_and_the_loss_is_focal(trained, tmp_path
     base, _ = trained
     configs = base / "screening_classifier" / "configs"
     wf = ConfigWorkflow(
-        config_file=[str(configs / "train.yaml"), str(configs / "demo.yaml")],
+        config_file=[str(configs / "common_train.yaml"), str(configs / "train.yaml"), str(configs / "demo.yaml")],
         workflow_type="train",
         meta_file=str(configs / "metadata.json"),
         logging_file=str(configs / "logging.conf"),

@@ -82,7 +82,13 @@ def test_vgg_patch_network_and_its_whole_image_top_are_recorded_and_rebuilt(trai
     bundle = trained_vgg / "whole_image_classifier"
     # evaluate.yaml over train.yaml (python -m monai.bundle run ... evaluate) reads the record too
     parser = ConfigParser()
-    parser.read_config([str(bundle / "configs" / "train.yaml"), str(bundle / "configs" / "evaluate.yaml")])
+    parser.read_config(
+        [
+            str(bundle / "configs" / "common_train.yaml"),
+            str(bundle / "configs" / "train.yaml"),
+            str(bundle / "configs" / "evaluate.yaml"),
+        ]
+    )
     parser["bundle_root"] = str(bundle)
     assert load_weights(parser.get_parsed_content("network_def"), bundle / "models" / "model.pt") > 0
     forgot = tmp_path / "whole_image_classifier"  # a record without the top's kind builds today's default top
