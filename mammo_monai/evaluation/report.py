@@ -8,15 +8,10 @@ from typing import Any
 import pandas as pd
 
 from mammo_monai.evaluation.scores import aggregate_exams, binary_report, operating_point, pf1, tune_thresholds
-from mammo_monai.io.exam_key import breast_key
+from mammo_monai.io.exam_key import table_breast_key
 
-
-def exam_key(table: pd.DataFrame) -> pd.Series:
-    """The breast of each image, scored as this module's "exam": the manifest's ``exam`` column, else
-    patient + laterality (:func:`~mammo_monai.io.exam_key.breast_key`, as ``predict`` builds its breasts)."""
-    if "exam" in table.columns:
-        return table["exam"].astype(str)
-    return breast_key(table["patient_id"], table["laterality"])
+#: the breast of each image, scored as this module's "exam" (:func:`~mammo_monai.io.exam_key.table_breast_key`)
+exam_key = table_breast_key
 
 
 def level_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
