@@ -38,6 +38,12 @@ def config_files(bundle_dir: str | os.PathLike, workflow: str = "inference") -> 
     return [str(configs / name) for name in CONFIG_FILES[workflow] if (configs / name).is_file()]
 
 
+def config_argument(bundle_dir: str | os.PathLike, workflow: str = "inference") -> str:
+    """``--config_file`` of ``python -m monai.bundle run`` from inside the bundle folder: the merged list
+    of :func:`config_files`, relative to the folder, e.g. ``['configs/common_inference.yaml','configs/inference.yaml']``."""
+    return "[" + ",".join(f"'configs/{Path(f).name}'" for f in config_files(bundle_dir, workflow)) + "]"
+
+
 def unpack_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
     """A bundle folder from a folder or an exported zip, unpacked under ``workdir`` within the limits of
     :mod:`~mammo_monai.inference.bundle_archive` (1 GiB in all, no member over 100:1).

@@ -21,9 +21,10 @@ from ignite.engine import Engine
 from PIL import Image
 
 from mammo_monai.cli import main
-from mammo_monai.inference.bundle import open_bundle
+from mammo_monai.inference.bundle import config_files
 from mammo_monai.inference.bundle_archive import BundleError
 from mammo_monai.inference.export import export_bundle
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.networks import WholeImageClassifier
 from mammo_monai.networks.weights import load_weights
 from mammo_monai.training import PublishBest, SaveBest
@@ -99,7 +100,7 @@ def test_monai_bundle_load_fills_the_network_with_the_exported_weights(unzipped)
     from monai.bundle import ConfigParser, load
 
     parser = ConfigParser()
-    parser.read_config(str(unzipped / "configs" / "inference.yaml"))
+    parser.read_config(config_files(unzipped))  # the merged list, common file first
     parser["bundle_root"] = str(unzipped)
     net = parser.get_parsed_content("network_def")
     net = load("whole_image_classifier", model=net, bundle_dir=str(unzipped.parent), source="github", device="cpu")
