@@ -57,9 +57,9 @@ def split_metrics(
 
 
 def stored_decision(table: pd.DataFrame, selection: dict[str, Any]) -> dict[str, Any]:
-    """The decision of a model that stores its operating point (the screening recipe's pF1
-    selection: ``{"aggregation": "mean"|"max", "threshold": t, ...}`` chosen on validation at
-    training time): per breast (``exam``), the aggregated probability called positive at ``t``.
+    """The decision of a bundle's declared decision rule (e.g. the pF1 selection stored with the weights:
+    ``{"aggregation": "mean"|"max", "threshold": t, ...}`` chosen on validation at training time): per
+    breast (``exam``), the aggregated probability called positive at ``t``.
 
     Returns pF1 raw (probabilities as they are) and thresholded, and the operating point
     (sensitivity, specificity, recall rate) at the stored threshold.
