@@ -95,7 +95,7 @@ def bundle_choice(bundle: str, manifest: str, max_images: int) -> None:
         opened = open_bundle(bundle, tmp)
         net = opened.network
         h, w = opened.input_size
-        onnx_path = onnx_file(net, torch.rand(1, 1, int(h), int(w)), opened.folder, tmp)  # the bundle's, or cached
+        onnx_path = onnx_file(net, torch.rand(1, 1, int(h), int(w)), opened, tmp)  # the bundle's, or cached
         record = backend_record(net, opened, manifest, onnx_path, max_images)
     if record.get("choice") is None:
         print(f"no choice: {record.get('reason')}")

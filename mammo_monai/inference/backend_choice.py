@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
 import time
@@ -27,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from mammo_monai.evaluation.metrics import positive_probability
-from mammo_monai.inference.bundle import given_name, ready_for_inference
+from mammo_monai.inference.bundle import ready_for_inference
 from mammo_monai.inference.onnx_runtime import (
     ONNX_OPSET,
     OnnxNetwork,
@@ -67,33 +66,27 @@ def weights_key(network: nn.Module, shape: Sequence[int]) -> str:
     return h.hexdigest()[:20]
 
 
-def onnx_cache_dir(bundle_root: str | os.PathLike) -> Path:
+def onnx_cache_dir(bundle: OpenedBundle) -> Path:
     """``<bundle>/cache/onnx`` for a bundle folder; for a zip (unpacked anew on every call) the user's cache,
     ``$XDG_CACHE_HOME/mammo-monai/onnx`` (default ``~/.cache``): files there are named by their weights' hash."""
-    given = Path(given_name(bundle_root))
+    given = Path(bundle.given)
     if given.is_dir():
         return given / "cache" / "onnx"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mammo-monai" / "onnx"
 
 
-def onnx_file(
-    network: nn.Module, example: torch.Tensor, bundle_root: str | os.PathLike, workdir: str | os.PathLike
-) -> Path:
+def onnx_file(network: nn.Module, example: torch.Tensor, bundle: OpenedBundle, workdir: str | os.PathLike) -> Path:
     """The ONNX file of ``network`` at ``example``'s size: the exported bundle's ``models/model.onnx`` (written
     and checked with the weights by ``export``), else a cached export (:func:`onnx_cache_dir`, named by
     :func:`weights_key`; exported, checked against the network within 1e-3, then renamed into place), else,
     where the cache cannot be written, a fresh export under ``workdir``."""
-    root = Path(bundle_root)
-    try:
-        recorded = json.loads((root / "configs" / "metadata.json").read_text()).get("onnx") or {}
-    except (OSError, ValueError):
-        recorded = {}
-    shipped = root / "models" / "model.onnx"
+    recorded = bundle.metadata.get("onnx") or {}
+    shipped = bundle.folder / "models" / "model.onnx"
     key = weights_key(network, example.shape[-2:])
     if recorded.get("file") == "models/model.onnx" and recorded.get("weights_key") == key and shipped.is_file():
         return shipped  # exported from exactly these weights (model.pt replaced since: exported anew)
     name = f"{key}.onnx"
-    cached = onnx_cache_dir(root) / name
+    cached = onnx_cache_dir(bundle) / name
     if cached.is_file():
         return cached
     try:
@@ -217,13 +210,10 @@ def decision_thresholds(bundle: OpenedBundle) -> list[float]:
     return [float(threshold)] if threshold is not None else [0.5]
 
 
-def recorded_choice(bundle_root: str | os.PathLike) -> tuple[str | None, str]:
+def recorded_choice(bundle: OpenedBundle) -> tuple[str | None, str]:
     """The variant recorded in the bundle's ``metadata.json`` that runs here (the recorded choice, else the
     fastest other accepted one), and a reason when there is none."""
-    try:
-        record = json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text()).get(RECORD_KEY)
-    except (OSError, ValueError):
-        record = None
+    record = bundle.metadata.get(RECORD_KEY)
     if not record or not record.get("measured"):
         return None, "the bundle records no backend choice (export it with a validation manifest)"
     measured = record["measured"]
@@ -238,23 +228,23 @@ def recorded_choice(bundle_root: str | os.PathLike) -> tuple[str | None, str]:
 
 
 def runtime_network(
-    network: nn.Module, backend: str, example: torch.Tensor, bundle_root: str | os.PathLike, workdir: str | os.PathLike
+    network: nn.Module, backend: str, example: torch.Tensor, bundle: OpenedBundle, workdir: str | os.PathLike
 ) -> nn.Module:
     """``network`` as ``predict`` runs it: with "auto", the backend recorded for the bundle
     (:func:`recorded_choice`), else :func:`inference_backend`'s fixed rule with the reason logged; a named
     backend as :func:`inference_backend` runs it. Runtimes read :func:`onnx_file` (never re-exported per call)."""
     name = None
     if backend == "auto":
-        name, why = recorded_choice(bundle_root)
+        name, why = recorded_choice(bundle)
         if name is None:
-            logger.info("%s: predict --backend auto uses the default rule: %s", given_name(bundle_root), why)
+            logger.info("%s: predict --backend auto uses the default rule: %s", bundle.given, why)
         else:
-            logger.info("%s: predict --backend auto runs %s, recorded for this bundle", given_name(bundle_root), name)
+            logger.info("%s: predict --backend auto runs %s, recorded for this bundle", bundle.given, name)
     needs_onnx = VARIANTS[name][0] != "eager" if name else backend not in ("eager",)
     path = None
     if needs_onnx:
         try:
-            path = onnx_file(network, example, bundle_root, workdir)
+            path = onnx_file(network, example, bundle, workdir)
         except Exception as err:  # noqa: BLE001 - an optional speed-up: inference_backend falls back to eager
             logger.warning("ONNX export failed (%s: %s); running eager PyTorch", type(err).__name__, err)
             return inference_backend(network, "eager", example, workdir)

@@ -200,7 +200,7 @@ def _scorer(opened: OpenedBundle, backend, tta, prep, heatmaps, stride, rows, ba
     if opened.pipeline == "segment_then_classify":
         return _Scorer(opened, [], SegmentThenClassify(opened), heatmaps, stride, rows, batch_size, tta)
     example = torch.rand(1, 1, *[int(s) for s in prep["size"]])
-    nets = [runtime_network(net, backend, example, opened.folder, tmp) for net in opened.networks(bf16=False)]
+    nets = [runtime_network(net, backend, example, opened, tmp) for net in opened.networks(bf16=False)]
     return _Scorer(opened, nets, None, heatmaps, stride, rows, batch_size, tta)
 
 
