@@ -154,6 +154,7 @@ class OpenedBundle:
 
     @property
     def declared_size(self) -> list[int]:
+        """The recipe's input size in ``metadata.json`` (the size of an untrained recipe's default)."""
         return list(
             self.metadata.get("network_data_format", {}).get("inputs", {}).get("image", {}).get("spatial_shape")
             or [224, 224]
