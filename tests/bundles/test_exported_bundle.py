@@ -233,3 +233,15 @@ def test_an_untrained_bundle_folder_says_train_it_first(trained, tmp_path):
     shutil.copytree(trained, folder, ignore=shutil.ignore_patterns("models"))
     with pytest.raises(BundleError, match="no models/model.pt; train the bundle first"):
         open_bundle(folder, tmp_path / "work")
+
+
+def test_model_ts_carries_the_merged_inference_config_and_the_zip_holds_both_files(exported, unzipped):
+    from monai.data import load_net_with_metadata
+
+    _, _, extra = load_net_with_metadata(str(unzipped / "models" / "model.ts"), more_extra_files=["inference.json"])
+    inference = json.loads(extra["inference.json"])
+    assert "network_def" in inference and "evaluator" in inference  # the recipe's part and the common part
+    assert inference["output_activation"] == "softmax" and inference["pipeline"] == "classify"
+    with zipfile.ZipFile(exported) as zf:
+        names = set(zf.namelist())
+    assert {f"whole_image_classifier/configs/{f}" for f in ("common_inference.yaml", "inference.yaml")} <= names
