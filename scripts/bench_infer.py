@@ -89,15 +89,14 @@ def candidates(net: torch.nn.Module, example: torch.Tensor, workdir: Path) -> di
 def bundle_choice(bundle: str, manifest: str, max_images: int) -> None:
     """Print what ``export --manifest`` records for ``bundle`` (a trained folder or an exported zip)."""
     from mammo_monai.inference.backend_choice import backend_record, onnx_file
-    from mammo_monai.inference.bundle import build_inference_network, open_bundle
-    from mammo_monai.inference.export import trained_size
+    from mammo_monai.inference.opened_bundle import open_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
-        root = open_bundle(bundle, tmp)
-        net = build_inference_network(root)
-        h, w = trained_size(root, [1152, 896])
-        onnx_path = onnx_file(net, torch.rand(1, 1, int(h), int(w)), root, tmp)  # the bundle's, or cached
-        record = backend_record(net, root, manifest, onnx_path, max_images)
+        opened = open_bundle(bundle, tmp)
+        net = opened.network
+        h, w = opened.input_size
+        onnx_path = onnx_file(net, torch.rand(1, 1, int(h), int(w)), opened, tmp)  # the bundle's, or cached
+        record = backend_record(net, opened, manifest, onnx_path, max_images)
     if record.get("choice") is None:
         print(f"no choice: {record.get('reason')}")
         return

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.manifest import read_manifest
-from mammo_monai.io.exam_key import breast_key
+from mammo_monai.io.exam_key import table_breast_key
 
 
 def _usable(lesions: pd.DataFrame) -> pd.Series:
@@ -143,9 +143,7 @@ def segmentation_records(
             f"a usable mask, {int(is_normal.sum())} normal(s), labelled_fraction={labelled_fraction}, normals={normals}"
         )
 
-    exams = (
-        images["exam"].astype(str) if "exam" in images.columns else breast_key(patient, images["laterality"].fillna(""))
-    )
+    exams = table_breast_key(images)
     out = []
     for i, row in images.iterrows():
         if not (labelled[i] or unlabelled):

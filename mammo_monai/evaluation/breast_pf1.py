@@ -1,4 +1,4 @@
-"""The RSNA screening recipe's checkpoint score: probabilistic F1 per breast (patient and laterality,
+"""The RSNA challenge's checkpoint score: probabilistic F1 per breast (patient and laterality,
 the manifest's ``exam``), with the breast's probability the mean or the max of its views' and the
 threshold that maximises pF1, computed on validation every epoch as an Ignite metric."""
 

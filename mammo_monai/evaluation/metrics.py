@@ -39,7 +39,7 @@ def prob_label(output: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def positive_probability(logits: torch.Tensor) -> torch.Tensor:
-    """P(positive) (B,) from logits (B, 1) (sigmoid: one screening output) or (B, 2) (softmax, class 1)."""
+    """P(positive) (B,) from logits (B, 1) (sigmoid: one output) or (B, 2) (softmax, class 1)."""
     logits = logits.float()
     if logits.shape[1] == 1:
         return torch.sigmoid(logits[:, 0])

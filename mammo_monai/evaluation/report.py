@@ -8,15 +8,10 @@ from typing import Any
 import pandas as pd
 
 from mammo_monai.evaluation.scores import aggregate_exams, binary_report, operating_point, pf1, tune_thresholds
-from mammo_monai.io.exam_key import breast_key
+from mammo_monai.io.exam_key import table_breast_key
 
-
-def exam_key(table: pd.DataFrame) -> pd.Series:
-    """The breast of each image, scored as this module's "exam": the manifest's ``exam`` column, else
-    patient + laterality (:func:`~mammo_monai.io.exam_key.breast_key`, as ``predict`` builds its breasts)."""
-    if "exam" in table.columns:
-        return table["exam"].astype(str)
-    return breast_key(table["patient_id"], table["laterality"])
+#: the breast of each image, scored as this module's "exam" (:func:`~mammo_monai.io.exam_key.table_breast_key`)
+exam_key = table_breast_key
 
 
 def level_tables(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -62,9 +57,9 @@ def split_metrics(
 
 
 def stored_decision(table: pd.DataFrame, selection: dict[str, Any]) -> dict[str, Any]:
-    """The decision of a model that stores its operating point (the screening recipe's pF1
-    selection: ``{"aggregation": "mean"|"max", "threshold": t, ...}`` chosen on validation at
-    training time): per breast (``exam``), the aggregated probability called positive at ``t``.
+    """The decision of a bundle's declared decision rule (e.g. the pF1 selection stored with the weights:
+    ``{"aggregation": "mean"|"max", "threshold": t, ...}`` chosen on validation at training time): per
+    breast (``exam``), the aggregated probability called positive at ``t``.
 
     Returns pF1 raw (probabilities as they are) and thresholded, and the operating point
     (sensitivity, specificity, recall rate) at the stored threshold.

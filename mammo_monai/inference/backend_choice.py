@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,7 +26,7 @@ from sklearn.metrics import roc_auc_score
 from torch import nn
 
 from mammo_monai.evaluation.metrics import positive_probability
-from mammo_monai.inference.bundle import given_name
+from mammo_monai.inference.bundle import ready_for_inference
 from mammo_monai.inference.onnx_runtime import (
     ONNX_OPSET,
     OnnxNetwork,
@@ -39,6 +38,9 @@ from mammo_monai.inference.onnx_runtime import (
 )
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast
+
+if TYPE_CHECKING:
+    from mammo_monai.inference.opened_bundle import OpenedBundle
 
 logger = logging.getLogger(__name__)
 
@@ -64,33 +66,27 @@ def weights_key(network: nn.Module, shape: Sequence[int]) -> str:
     return h.hexdigest()[:20]
 
 
-def onnx_cache_dir(bundle_root: str | os.PathLike) -> Path:
+def onnx_cache_dir(bundle: OpenedBundle) -> Path:
     """``<bundle>/cache/onnx`` for a bundle folder; for a zip (unpacked anew on every call) the user's cache,
     ``$XDG_CACHE_HOME/mammo-monai/onnx`` (default ``~/.cache``): files there are named by their weights' hash."""
-    given = Path(given_name(bundle_root))
+    given = Path(bundle.given)
     if given.is_dir():
         return given / "cache" / "onnx"
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mammo-monai" / "onnx"
 
 
-def onnx_file(
-    network: nn.Module, example: torch.Tensor, bundle_root: str | os.PathLike, workdir: str | os.PathLike
-) -> Path:
+def onnx_file(network: nn.Module, example: torch.Tensor, bundle: OpenedBundle, workdir: str | os.PathLike) -> Path:
     """The ONNX file of ``network`` at ``example``'s size: the exported bundle's ``models/model.onnx`` (written
     and checked with the weights by ``export``), else a cached export (:func:`onnx_cache_dir`, named by
     :func:`weights_key`; exported, checked against the network within 1e-3, then renamed into place), else,
     where the cache cannot be written, a fresh export under ``workdir``."""
-    root = Path(bundle_root)
-    try:
-        recorded = json.loads((root / "configs" / "metadata.json").read_text()).get("onnx") or {}
-    except (OSError, ValueError):
-        recorded = {}
-    shipped = root / "models" / "model.onnx"
+    recorded = bundle.metadata.get("onnx") or {}
+    shipped = bundle.folder / "models" / "model.onnx"
     key = weights_key(network, example.shape[-2:])
     if recorded.get("file") == "models/model.onnx" and recorded.get("weights_key") == key and shipped.is_file():
         return shipped  # exported from exactly these weights (model.pt replaced since: exported anew)
     name = f"{key}.onnx"
-    cached = onnx_cache_dir(root) / name
+    cached = onnx_cache_dir(bundle) / name
     if cached.is_file():
         return cached
     try:
@@ -124,12 +120,14 @@ def unavailable(variant: str) -> str | None:
 
 
 @torch.inference_mode()
-def _run(net: nn.Module, batches: Sequence[torch.Tensor]) -> tuple[np.ndarray, float]:
+def _run(
+    net: nn.Module, batches: Sequence[torch.Tensor], probability: Callable[[torch.Tensor], torch.Tensor]
+) -> tuple[np.ndarray, float]:
     """P(malignant) over ``batches`` and images/s (the first batch, a warm-up, not timed when there are more)."""
     probs, timed, seconds = [], 0, 0.0
     for i, x in enumerate(batches):
         start = time.perf_counter()
-        probs.append(positive_probability(net(x.contiguous(memory_format=torch.channels_last)).float()))
+        probs.append(probability(net(x.contiguous(memory_format=torch.channels_last)).float()))
         if i or len(batches) == 1:
             seconds += time.perf_counter() - start
             timed += x.shape[0]
@@ -142,6 +140,7 @@ def measure_variants(
     labels: np.ndarray,
     thresholds: Sequence[float],
     variants: Sequence[str] = tuple(VARIANTS),
+    probability: Callable[[torch.Tensor], torch.Tensor] = positive_probability,
 ) -> dict[str, Any]:
     """Run every variant (``build(name)`` makes it) on the validation ``batches`` and apply the rule.
 
@@ -156,7 +155,7 @@ def measure_variants(
     labels = np.asarray(labels).astype(int)
     if len(set(labels.tolist())) < 2:
         raise ValueError(f"the validation images hold one class only ({len(labels)} images): AUC is undefined")
-    ref_probs, ref_rate = _run(build(REFERENCE), batches)
+    ref_probs, ref_rate = _run(build(REFERENCE), batches, probability)
     ref_auc = float(roc_auc_score(labels, ref_probs))
     measured: dict[str, dict[str, Any]] = {}
     for name in variants:
@@ -164,7 +163,7 @@ def measure_variants(
         try:
             probs, rate = (ref_probs, ref_rate) if name == REFERENCE else (None, 0.0)
             if why is None and name != REFERENCE:
-                probs, rate = _run(build(name), batches)
+                probs, rate = _run(build(name), batches, probability)
         except Exception as err:  # noqa: BLE001 - a runtime that fails is a candidate less
             why = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
         if why is not None or probs is None:
@@ -196,26 +195,25 @@ def decide_backend(
     labels: np.ndarray,
     thresholds: Sequence[float],
     onnx_path: str | os.PathLike | None,
+    probability: Callable[[torch.Tensor], torch.Tensor] = positive_probability,
 ) -> dict[str, Any]:
-    """:func:`measure_variants` of ``network`` (eval, float32) with its ONNX file ``onnx_path``."""
-    return measure_variants(lambda v: build_variant(network, v, onnx_path), batches, labels, thresholds)
+    """:func:`measure_variants` of ``network`` (eval, float32) with its ONNX file ``onnx_path``; ``probability``
+    turns its logits into P(malignant) (the bundle's declared activation)."""
+    return measure_variants(
+        lambda v: build_variant(network, v, onnx_path), batches, labels, thresholds, probability=probability
+    )
 
 
-def stored_thresholds(bundle_root: str | os.PathLike) -> list[float]:
-    """The model's decision thresholds: its stored operating point (``selection``), else 0.5."""
-    from mammo_monai.training.model_meta import trained_setting
-
-    selection = trained_setting(bundle_root, "selection", None) or {}
-    return [float(selection["threshold"])] if selection.get("threshold") is not None else [0.5]
+def decision_thresholds(bundle: OpenedBundle) -> list[float]:
+    """The model's decision thresholds: its declared decision rule's, else 0.5."""
+    threshold = bundle.decision_rule.threshold
+    return [float(threshold)] if threshold is not None else [0.5]
 
 
-def recorded_choice(bundle_root: str | os.PathLike) -> tuple[str | None, str]:
+def recorded_choice(bundle: OpenedBundle) -> tuple[str | None, str]:
     """The variant recorded in the bundle's ``metadata.json`` that runs here (the recorded choice, else the
     fastest other accepted one), and a reason when there is none."""
-    try:
-        record = json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text()).get(RECORD_KEY)
-    except (OSError, ValueError):
-        record = None
+    record = bundle.metadata.get(RECORD_KEY)
     if not record or not record.get("measured"):
         return None, "the bundle records no backend choice (export it with a validation manifest)"
     measured = record["measured"]
@@ -230,23 +228,23 @@ def recorded_choice(bundle_root: str | os.PathLike) -> tuple[str | None, str]:
 
 
 def runtime_network(
-    network: nn.Module, backend: str, example: torch.Tensor, bundle_root: str | os.PathLike, workdir: str | os.PathLike
+    network: nn.Module, backend: str, example: torch.Tensor, bundle: OpenedBundle, workdir: str | os.PathLike
 ) -> nn.Module:
     """``network`` as ``predict`` runs it: with "auto", the backend recorded for the bundle
     (:func:`recorded_choice`), else :func:`inference_backend`'s fixed rule with the reason logged; a named
     backend as :func:`inference_backend` runs it. Runtimes read :func:`onnx_file` (never re-exported per call)."""
     name = None
     if backend == "auto":
-        name, why = recorded_choice(bundle_root)
+        name, why = recorded_choice(bundle)
         if name is None:
-            logger.info("%s: predict --backend auto uses the default rule: %s", given_name(bundle_root), why)
+            logger.info("%s: predict --backend auto uses the default rule: %s", bundle.given, why)
         else:
-            logger.info("%s: predict --backend auto runs %s, recorded for this bundle", given_name(bundle_root), name)
+            logger.info("%s: predict --backend auto runs %s, recorded for this bundle", bundle.given, name)
     needs_onnx = VARIANTS[name][0] != "eager" if name else backend not in ("eager",)
     path = None
     if needs_onnx:
         try:
-            path = onnx_file(network, example, bundle_root, workdir)
+            path = onnx_file(network, example, bundle, workdir)
         except Exception as err:  # noqa: BLE001 - an optional speed-up: inference_backend falls back to eager
             logger.warning("ONNX export failed (%s: %s); running eager PyTorch", type(err).__name__, err)
             return inference_backend(network, "eager", example, workdir)
@@ -256,7 +254,7 @@ def runtime_network(
 
 
 def validation_batches(
-    manifest_dir: str | os.PathLike, bundle_root: str | os.PathLike, max_images: int = 200, batch_size: int = 4
+    manifest_dir: str | os.PathLike, bundle: OpenedBundle, max_images: int = 200, batch_size: int = 4
 ) -> tuple[list[torch.Tensor], np.ndarray]:
     """Up to ``max_images`` images of the manifest's validation split (a seeded sample), as the model sees
     them (the cached PNGs, scaled), in batches, and their labels.
@@ -268,12 +266,9 @@ def validation_batches(
     import pandas as pd
 
     from mammo_monai.data.cache_record import check_same_preprocessing, read_record
-    from mammo_monai.training.model_meta import trained_setting
     from mammo_monai.transforms.pipelines import eval_transforms
 
-    check_same_preprocessing(
-        trained_setting(bundle_root, "preprocessing", None) or {}, read_record(manifest_dir), str(manifest_dir)
-    )
+    check_same_preprocessing(bundle.preprocessing_record, read_record(manifest_dir), str(manifest_dir))
     images = pd.read_csv(Path(manifest_dir) / "images.csv")
     val = images[images["split"] == "val"]
     if val.empty:
@@ -287,23 +282,19 @@ def validation_batches(
 
 def backend_record(
     network: nn.Module,
-    bundle_root: str | os.PathLike,
+    bundle: OpenedBundle,
     manifest_dir: str | os.PathLike,
     onnx_path: str | os.PathLike | None,
     max_images: int = 200,
 ) -> dict[str, Any]:
     """What ``export`` records under :data:`RECORD_KEY`: :func:`measure_variants` of ``network`` on the
-    validation images of ``manifest_dir``, run as ``predict`` runs it (guarded convolutions, channels_last);
-    ``{"choice": None, "reason"}`` when that cannot be measured."""
-    from mammo_monai.networks import guard_convolutions
-
+    validation images of ``manifest_dir``, run as ``predict`` runs it (guarded convolutions, channels_last,
+    the bundle's declared activation); ``{"choice": None, "reason"}`` when that cannot be measured."""
     try:
-        batches, labels = validation_batches(manifest_dir, bundle_root, max_images)
-        net = copy.deepcopy(network).eval()
-        guard_convolutions(net)
-        net.to(memory_format=torch.channels_last)
-        return decide_backend(net, batches, labels, stored_thresholds(bundle_root), onnx_path)
+        batches, labels = validation_batches(manifest_dir, bundle, max_images)
+        net = ready_for_inference([copy.deepcopy(network).eval()], bf16=False)[0]
+        return decide_backend(net, batches, labels, decision_thresholds(bundle), onnx_path, bundle.probability)
     except Exception as err:  # noqa: BLE001 - the choice is an extra: predict falls back to the default rule
         reason = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
-        logger.warning("%s: no inference backend chosen: %s", Path(bundle_root).name, reason)
+        logger.warning("%s: no inference backend chosen: %s", bundle.folder.name, reason)
         return {"choice": None, "reason": reason}

@@ -1,6 +1,7 @@
-"""Open a bundle for inference, in one place for ``evaluate``, ``predict`` and ``export``: a folder or an
-exported zip, the network of its ``inference.yaml`` with the trained weights, an ensemble, and
-probabilities with optional flip test-time augmentation."""
+"""The files of a bundle, in one place for ``evaluate``, ``predict`` and ``export``: a folder or an
+exported zip unpacked, its merged configs (the shared skeleton file first, the recipe's own second), and
+the network of its inference config with the trained weights. :mod:`~mammo_monai.inference.opened_bundle`
+builds the one object that downstream code reads from these."""
 
 from __future__ import annotations
 
@@ -9,24 +10,41 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from monai.data import DataLoader, Dataset
 
-from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.inference.bundle_archive import REQUIRED, BundleError, extract_bundle
 from mammo_monai.networks import guard_convolutions
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast, load_weights
-from mammo_monai.training.model_meta import MODEL_META, trained_setting
+from mammo_monai.training.model_meta import MODEL_META
 
-#: the path a user gave for each bundle :func:`open_bundle` opened, by its (unpacked) folder
+#: the configs of each workflow, merged in this order (MONAI ``load_config_files``: later files override
+#: top-level keys); the shared ``common_*`` copies come from ``mammo_monai/bundle_skeleton``. A file that a
+#: bundle lacks (an older export without the common file) is left out.
+CONFIG_FILES: dict[str, tuple[str, ...]] = {
+    "inference": ("common_inference.yaml", "inference.yaml"),
+    "evaluate": ("common_train.yaml", "train.yaml", "common_evaluate.yaml", "evaluate.yaml"),
+}
+
+#: the path a user gave for each bundle :func:`unpack_bundle` opened, by its (unpacked) folder
 _GIVEN: dict[str, str] = {}
 
 
-def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
+def config_files(bundle_dir: str | os.PathLike, workflow: str = "inference") -> list[str]:
+    """The bundle's config files of ``workflow`` ("inference" or "evaluate") as the merged list MONAI reads
+    (``--config_file "['configs/common_inference.yaml','configs/inference.yaml']"``), those present only."""
+    configs = Path(bundle_dir) / "configs"
+    return [str(configs / name) for name in CONFIG_FILES[workflow] if (configs / name).is_file()]
+
+
+def config_argument(bundle_dir: str | os.PathLike, workflow: str = "inference") -> str:
+    """``--config_file`` of ``python -m monai.bundle run`` from inside the bundle folder: the merged list
+    of :func:`config_files`, relative to the folder, e.g. ``['configs/common_inference.yaml','configs/inference.yaml']``."""
+    return "[" + ",".join(f"'configs/{Path(f).name}'" for f in config_files(bundle_dir, workflow)) + "]"
+
+
+def unpack_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
     """A bundle folder from a folder or an exported zip, unpacked under ``workdir`` within the limits of
     :mod:`~mammo_monai.inference.bundle_archive` (1 GiB in all, no member over 100:1).
 
@@ -52,36 +70,49 @@ def open_bundle(path: str | os.PathLike, workdir: str | os.PathLike) -> Path:
 
 
 def given_name(bundle_dir: str | os.PathLike) -> str:
-    """The path a user gave for a bundle opened by :func:`open_bundle` (not its temporary unpacked folder)."""
+    """The path a user gave for a bundle opened by :func:`unpack_bundle` (not its temporary unpacked folder)."""
     return _GIVEN.get(str(Path(bundle_dir).resolve()), str(bundle_dir))
 
 
-def is_lesion_segmenter(bundle_dir: str | os.PathLike) -> bool:
-    """True for a trained lesion segmenter (its recorded architecture is a U-Net): its output is a map,
-    and it classifies images only together with a patch classifier (segment-then-classify)."""
-    return str(trained_setting(bundle_dir, "arch", "")).startswith("unet")
+def inference_parser(bundle_dir: str | os.PathLike) -> ConfigParser:
+    """The bundle's merged inference config (:func:`config_files`), ``bundle_root`` set to its folder.
+
+    Raises:
+        BundleError: a config file cannot be read (not YAML, ...); the message names the bundle.
+    """
+    bundle = Path(bundle_dir).resolve()
+    parser = ConfigParser()
+    try:
+        parser.read_config(config_files(bundle, "inference"))
+    except Exception as err:  # noqa: BLE001 - a broken file is one line naming the bundle
+        raise BundleError(given_name(bundle), f"configs/inference.yaml cannot be read: {config_error(err)}") from err
+    parser["bundle_root"] = str(bundle)
+    return parser
 
 
-def build_inference_network(bundle_dir: str | os.PathLike) -> torch.nn.Module:
-    """The network of the bundle's ``inference.yaml`` with ``models/model.pt`` loaded strictly, in eval mode.
+def parsed(parser: ConfigParser, bundle_dir: str | os.PathLike, key: str):
+    """``key`` of the bundle's inference config, evaluated; one line naming the bundle when it fails."""
+    bundle = Path(bundle_dir).resolve()
+    sys.path.insert(0, str(bundle))  # an exported bundle's configs import its scripts/ package
+    try:
+        return parser.get_parsed_content(key)
+    except Exception as err:  # noqa: BLE001 - whatever a config does wrong, the user gets one line naming it
+        raise BundleError(
+            given_name(bundle), f"configs/inference.yaml cannot build {key}: {config_error(err)}"
+        ) from err
+    finally:
+        sys.path.remove(str(bundle))
+
+
+def build_inference_network(bundle_dir: str | os.PathLike, parser: ConfigParser | None = None) -> torch.nn.Module:
+    """The network of the bundle's inference config with ``models/model.pt`` loaded strictly, in eval mode.
 
     Raises:
         BundleError: the config cannot build its ``network_def`` (a missing module, a bad ``$``
             expression, ...) or the weights cannot be loaded into it; the message names the bundle.
     """
     bundle = Path(bundle_dir).resolve()
-    parser = ConfigParser()
-    sys.path.insert(0, str(bundle))  # an exported bundle's configs import its scripts/ package
-    try:
-        parser.read_config(str(bundle / "configs" / "inference.yaml"))
-        parser["bundle_root"] = str(bundle)
-        net = parser.get_parsed_content("network_def")
-    except Exception as err:  # noqa: BLE001 - whatever a config does wrong, the user gets one line naming it
-        raise BundleError(
-            given_name(bundle), f"configs/inference.yaml cannot build network_def: {config_error(err)}"
-        ) from err
-    finally:
-        sys.path.remove(str(bundle))
+    net = parsed(parser or inference_parser(bundle), bundle, "network_def")
     try:
         load_weights(net, bundle / "models" / "model.pt", "trained model")
     except (OSError, ValueError, RuntimeError) as err:
@@ -99,49 +130,12 @@ def config_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {lines[0] if lines else ''}"[:300]
 
 
-FLIPS: tuple[tuple[int, ...], ...] = ((), (-1,), (-2,), (-2, -1))
-
-
-def load_networks(
-    bundle: Path,
-    ensemble: Sequence[str | os.PathLike] = (),
-    workdir: str | os.PathLike = ".",
-    bf16: bool | str = "auto",
-) -> list[torch.nn.Module]:
-    """The bundle's network plus one per ``ensemble`` entry (a checkpoint of the same architecture,
-    or another bundle folder / zip), in eval mode."""
-    nets = [build_inference_network(bundle)]
-    for i, item in enumerate(ensemble):
-        p = Path(item)
-        if p.is_dir() or p.suffix == ".zip":
-            nets.append(build_inference_network(open_bundle(p, Path(workdir) / f"ensemble{i}")))
-        else:
-            net = build_inference_network(bundle)
-            load_weights(net, p, "ensemble checkpoint")
-            nets.append(net)
+def ready_for_inference(nets: Sequence[torch.nn.Module], bf16: bool | str = "auto") -> list[torch.nn.Module]:
+    """``nets`` as inference runs them: guarded convolutions, channels_last, bf16 autocast where asked
+    (``"auto"``: where the CPU has native bf16)."""
     for net in nets:
         guard_convolutions(net)  # networks/onednn_guards.py: channels_last and bf16 reach two oneDNN bugs
         net.to(memory_format=torch.channels_last)
         if bf16 is True or (bf16 == "auto" and bf16_supported()):
             enable_cpu_autocast(net)
-    return nets
-
-
-@torch.inference_mode()
-def predict_probabilities(
-    networks: Sequence[torch.nn.Module], data: list[dict[str, Any]], transform, tta: bool = False, batch_size: int = 4
-) -> np.ndarray:
-    """P(malignant) per item (softmax of two logits, sigmoid of one) averaged over the networks and, with ``tta``, over the four
-    flips (none, horizontal, vertical, both)."""
-    loader = DataLoader(Dataset(data, transform), batch_size=batch_size, shuffle=False, num_workers=0)
-    out = []
-    for batch in loader:
-        x = batch["image"].float().to(memory_format=torch.channels_last)
-        probs = torch.zeros(x.shape[0])
-        flips = FLIPS if tta else ((),)
-        for net in networks:
-            for dims in flips:
-                xi = torch.flip(x, dims) if dims else x
-                probs += positive_probability(net(xi))
-        out.append(probs / (len(networks) * len(flips)))
-    return torch.cat(out).numpy()
+    return list(nets)

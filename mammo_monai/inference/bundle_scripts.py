@@ -4,8 +4,9 @@ The Model Zoo way: what inference needs travels in the bundle. ``export`` copies
 ``mammo_monai`` package (not a second copy kept in the repository) to ``scripts/mammo_monai`` and
 writes ``scripts/__init__.py``, which puts that folder on ``sys.path``; every exported config then
 imports ``scripts`` before ``mammo_monai``. MONAI evaluates a config's import statements first, in
-order, so ``python -m monai.bundle run --config_file configs/inference.yaml`` run from the bundle
-folder finds the bundled package even where ``mammo-monai`` is not installed.
+order, so ``python -m monai.bundle run --config_file "['configs/common_inference.yaml','configs/inference.yaml']"``
+run from the bundle folder finds the bundled package even where ``mammo-monai`` is not installed (the
+common file, loaded first, holds the ``imports`` list; a recipe's own file extends it with ``+imports``).
 """
 
 from __future__ import annotations

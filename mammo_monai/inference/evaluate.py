@@ -4,7 +4,6 @@ thresholds are chosen on the validation split and applied to the evaluated one."
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -15,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
-from mammo_monai.evaluation.report import exam_key, split_metrics, stored_decision
-from mammo_monai.inference.bundle import is_lesion_segmenter, load_networks, open_bundle, predict_probabilities
+from mammo_monai.evaluation.report import split_metrics
+from mammo_monai.inference.opened_bundle import OpenedBundle, open_bundle
 from mammo_monai.inference.segment_classify import SegmentThenClassify
+from mammo_monai.inference.tta import predict_probabilities
 from mammo_monai.io.atomic import write_csv, write_json
 from mammo_monai.io.errors import describe_error
+from mammo_monai.io.exam_key import table_breast_key
 from mammo_monai.tracking.evaluation_run import log_evaluation
-from mammo_monai.training.model_meta import trained_setting
 from mammo_monai.training.records import records
 from mammo_monai.transforms.pipelines import eval_transforms
 
@@ -33,6 +33,22 @@ def _scored(score: Callable[[pd.Series], np.ndarray], table: pd.DataFrame, where
         return score(table["image"])
     except (OSError, ValueError, RuntimeError) as err:
         raise ValueError(f"{where}: {describe_error(err)}") from err
+
+
+def _image_scorer(
+    opened: OpenedBundle, ensemble: Sequence[str | os.PathLike], tta: bool, batch_size: int, workdir: str
+) -> tuple[Callable[[pd.Series], np.ndarray], int]:
+    """P(malignant) of cached images by the bundle's declared pipeline, and how many networks score them."""
+    transform = eval_transforms(from_cache=True)
+    if opened.pipeline == "segment_then_classify":
+        pipeline = SegmentThenClassify(opened)
+        return (lambda paths: np.array([pipeline(transform({"image": p})["image"])["probability"] for p in paths])), 1
+    nets = opened.networks(ensemble, workdir)
+    return (
+        lambda paths: predict_probabilities(
+            nets, [{"image": p} for p in paths], transform, opened.probability, tta, batch_size
+        )
+    ), len(nets)
 
 
 def evaluate(
@@ -50,9 +66,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate a whole-image bundle (folder or exported zip) on ``split`` of a prepared manifest.
 
-    A lesion segmenter (``lesion_segmentation``) is evaluated as segment-then-classify with the patch
-    classifier of ``patch_bundle`` (:class:`~mammo_monai.inference.segment_classify.SegmentThenClassify`:
-    an image is as suspicious as its most suspicious candidate lesion); no TTA or ensembles there.
+    A bundle that declares ``pipeline: segment_then_classify`` is evaluated with its partner classifier
+    ``patch_bundle`` (:class:`~mammo_monai.inference.segment_classify.SegmentThenClassify`: an image is as
+    suspicious as its most suspicious candidate lesion); no TTA or ensembles there. A bundle that declares
+    a ``decision_rule`` adds its per-breast figures under ``decision``.
 
     The images of ``threshold_split`` (validation) are predicted too, with the same networks and
     TTA, to choose the Youden and best-pF1 thresholds that are then applied to ``split``; the
@@ -79,57 +96,34 @@ def evaluate(
     if tuning is not None and not tuning.empty:
         records(images_csv, str(threshold_split), 2, both_classes=False)
     with tempfile.TemporaryDirectory() as tmp:
-        root = open_bundle(bundle, tmp)
+        opened = open_bundle(bundle, tmp, partner=patch_bundle)
+        opened.check_request(tta, ensemble)
         check_same_preprocessing(
-            trained_setting(root, "preprocessing", None) or {},
-            read_record(manifest_dir),
-            f"{manifest_dir} for {Path(bundle).name}",
+            opened.preprocessing_record, read_record(manifest_dir), f"{manifest_dir} for {Path(bundle).name}"
         )
-        transform = eval_transforms(from_cache=True)
-        if is_lesion_segmenter(root):
-            if not patch_bundle:
-                raise ValueError(
-                    f"{bundle}: a lesion segmenter; evaluate it with --patch-bundle (the patch classifier)"
-                )
-            if tta or ensemble:
-                raise ValueError(f"{bundle}: segment-then-classify has no TTA or ensembles")
-            pipeline = SegmentThenClassify(root, patch_bundle, tmp)
-            nets = [pipeline.segmenter]
-
-            def score(paths: pd.Series) -> np.ndarray:
-                return np.array([pipeline(transform({"image": p})["image"])["probability"] for p in paths])
-
-        else:
-            nets = load_networks(root, ensemble, tmp)
-
-            def score(paths: pd.Series) -> np.ndarray:
-                return predict_probabilities(nets, [{"image": p} for p in paths], transform, tta, batch_size)
-
+        score, models = _image_scorer(opened, ensemble, tta, batch_size, tmp)
         table["probability"] = _scored(score, table, f"{images_csv}: split {split!r}")
         if tuning is not None and not tuning.empty:
             tuning["probability"] = _scored(score, tuning, f"{images_csv}: split {threshold_split!r}")
-        selection = trained_setting(root, "selection", None)
-        name = json.loads((root / "configs" / "metadata.json").read_text()).get("name", root.name)
     has_tuning = tuning is not None and not tuning.empty
     metrics = {
         "split": split,
         "tta": tta,
-        "models": len(nets),
+        "models": models,
         "thresholds_from": threshold_split if has_tuning else None,
         **split_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
+        **opened.decision_rule.metrics(table),
     }
-    if selection:  # a model that stores its operating point (the screening recipe): its own decision
-        metrics["decision"] = stored_decision(table, selection)
-    table["exam"] = exam_key(table)
+    table["exam"] = table_breast_key(table)
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")
     out.mkdir(parents=True, exist_ok=True)
     columns = ["image_id", "exam", "label", "probability"]
     write_csv(table[columns], out / "predictions.csv")
     if has_tuning:
-        write_csv(tuning.assign(exam=exam_key(tuning))[columns], out / f"predictions_{threshold_split}.csv")
+        write_csv(tuning.assign(exam=table_breast_key(tuning))[columns], out / f"predictions_{threshold_split}.csv")
     write_json(metrics, out / "metrics.json")
     probs2 = np.stack([1 - table["probability"], table["probability"]], 1)
     plot_roc(probs2, table["label"].to_numpy(), ["benign", "malignant"], out / "roc.png")
     if track:
-        log_evaluation(name, metrics, out)
+        log_evaluation(opened.name, metrics, out)
     return metrics

@@ -15,12 +15,13 @@ from monai.bundle import ConfigParser
 from monai.data import save_net_with_metadata
 
 from mammo_monai.inference.backend_choice import RECORD_KEY, backend_record, weights_key
-from mammo_monai.inference.bundle import build_inference_network
+from mammo_monai.inference.bundle import config_files
 from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
 from mammo_monai.inference.export_card import card_section, eval_metrics, trained_sentence, write_card
 from mammo_monai.inference.onnx_runtime import DYNAMIC_AXES, ONNX_OPSET, check_onnx, export_onnx
+from mammo_monai.inference.opened_bundle import OpenedBundle, open_bundle
 from mammo_monai.io.atomic import atomic_path
-from mammo_monai.training.model_meta import MODEL_META, trained_setting, without_machine_paths, write_model_meta
+from mammo_monai.training.model_meta import MODEL_META, without_machine_paths, write_model_meta
 
 logger = logging.getLogger(__name__)
 
@@ -28,54 +29,44 @@ logger = logging.getLogger(__name__)
 KEEP = ("configs", "docs", "LICENSE")
 
 
-def trained_size(bundle: Path, default: list[int]) -> list[int]:
-    """The input size the network was trained at: the cache's patch size or image size as recorded
-    with the weights, else the recorded ``image_size``, else ``default``."""
-    prep = trained_setting(bundle, "preprocessing", None) or {}
-    if prep.get("patch_size"):
-        return [int(prep["patch_size"])] * 2
-    return list(prep.get("size") or trained_setting(bundle, "image_size", default))
-
-
-def trained_metadata(meta: dict, bundle: Path, size: tuple[int, int]) -> dict:
+def trained_metadata(bundle: OpenedBundle) -> dict:
     """``metadata.json`` as it is true for the trained weights: the input size the network was trained
     at, its preprocessing (without the training machine's paths), a description that ends with how the
     weights were trained and ``eval_metrics`` with the published checkpoint's validation figures (both
-    from the training record in ``model_meta.json``: :mod:`~mammo_monai.inference.export_card`), and
-    outputs that are logits (``model.ts`` returns them; ``inference.yaml`` writes softmax probabilities)."""
-    out = json.loads(json.dumps(meta))
-    training = trained_setting(bundle, "training", None)
+    from the training record in ``model_meta.json``: :mod:`~mammo_monai.inference.export_card`), and each
+    output's description naming the activation the bundle declares (``model.ts`` returns the logits that
+    ``metadata.json`` states; ``output_activation`` in ``inference.yaml`` turns them into probabilities)."""
+    out = json.loads(json.dumps(bundle.metadata))
+    size = bundle.input_size
+    training = bundle.trained.get("training")
     out["description"] = f"{out.get('description', '').rstrip()} {trained_sentence(size, training)}".strip()
     out["eval_metrics"] = eval_metrics(out.get("eval_metrics") or {}, training)
     fmt = out["network_data_format"]
     fmt["inputs"]["image"]["spatial_shape"] = [int(size[0]), int(size[1])]
-    preprocessing = without_machine_paths(trained_setting(bundle, "preprocessing", None))
+    preprocessing = without_machine_paths(bundle.preprocessing_record or None)
     if preprocessing:
         fmt["inputs"]["image"]["preprocessing"] = preprocessing
-    norm = trained_setting(bundle, "input_norm", None)
+    norm = bundle.trained.get("input_norm")
     if norm:
         fmt["inputs"]["image"]["normalisation_inside_network"] = {"mean": norm[0], "std": norm[1]}
     for tensor in fmt["outputs"].values():
-        tensor.update(
-            type="logits",
-            value_range=[],
-            is_onehot=False,
-            description="logits of models/model.ts; softmax (two classes) or sigmoid (one output) gives the "
-            "probabilities inference.yaml writes",
+        tensor["description"] = (
+            f"{tensor.get('type', 'logits')} of models/model.ts; {bundle.output_activation} (output_activation in "
+            "configs/inference.yaml) gives the probabilities inference writes"
         )
     return out
 
 
-def write_trained_files(net: torch.nn.Module, bundle: Path, stage: Path, meta: dict, size: tuple[int, int]) -> None:
+def write_trained_files(net: torch.nn.Module, bundle: OpenedBundle, stage: Path, meta: dict) -> None:
     """Into the export folder ``stage``: ``models/model.pt`` as a plain state_dict (what ``monai.bundle.load``
     and the Model Zoo read), ``models/model_meta.json`` without the training machine's paths, and the
     model card with its section on the trained weights."""
     torch.save(net.state_dict(), stage / "models" / "model.pt")
-    if (bundle / "models" / MODEL_META).is_file():
-        write_model_meta(stage / "models" / MODEL_META, json.loads((bundle / "models" / MODEL_META).read_text()))
+    if (bundle.folder / "models" / MODEL_META).is_file():
+        write_model_meta(stage / "models" / MODEL_META, bundle.trained)
     preprocessing = meta["network_data_format"]["inputs"]["image"].get("preprocessing")
-    section = card_section(size, trained_setting(bundle, "training", None), preprocessing)
-    write_card(bundle / "docs" / "README.md", stage / "docs" / "README.md", section)
+    section = card_section(bundle.input_size, bundle.trained.get("training"), preprocessing)
+    write_card(bundle.folder / "docs" / "README.md", stage / "docs" / "README.md", section)
 
 
 def export_bundle(
@@ -94,12 +85,12 @@ def export_bundle(
     measured (:func:`~mammo_monai.inference.backend_choice.backend_record`). Written to a temporary
     name, then renamed."""
     bundle = Path(bundle_dir).resolve()
-    meta = json.loads((bundle / "configs" / "metadata.json").read_text())
-    name, version = meta.get("name", bundle.name), meta["version"]
     if not (bundle / "models" / "model.pt").is_file():
         raise FileNotFoundError(f"{bundle}: models/model.pt not found; train the bundle first")
-    net = build_inference_network(bundle)
-    h, w = trained_size(bundle, meta["network_data_format"]["inputs"]["image"]["spatial_shape"])
+    opened = open_bundle(bundle, bundle)  # a folder: nothing is unpacked
+    name, version = opened.name, opened.metadata["version"]
+    net = opened.network
+    h, w = opened.input_size
     example = torch.rand(1, 1, int(h), int(w))
     with torch.no_grad():
         traced = torch.jit.trace(net, example)
@@ -117,8 +108,8 @@ def export_bundle(
             elif src.is_file():
                 shutil.copy2(src, stage / item)
         (stage / "models").mkdir(parents=True)
-        trained_meta = trained_metadata(meta, bundle, (int(h), int(w)))
-        write_trained_files(net, bundle, stage, trained_meta, (int(h), int(w)))
+        trained_meta = trained_metadata(opened)
+        write_trained_files(net, opened, stage, trained_meta)
         try:
             onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
             check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
@@ -135,13 +126,13 @@ def export_bundle(
         if validation_manifest is not None:  # the backend `predict --backend auto` runs, chosen per bundle
             onnx_path = stage / "models" / "model.onnx"
             trained_meta[RECORD_KEY] = backend_record(
-                net, bundle, validation_manifest, onnx_path if onnx_path.is_file() else None
+                net, opened, validation_manifest, onnx_path if onnx_path.is_file() else None
             )
         write_bundle_scripts(stage)  # runs with MONAI alone: the package travels in scripts/
         required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
         trained_meta["required_packages_version"] = {**required, **runtime_requirements()}
         (stage / "configs" / "metadata.json").write_text(json.dumps(trained_meta, indent=2))
-        inference = ConfigParser.load_config_file(str(bundle / "configs" / "inference.yaml"))
+        inference = ConfigParser.load_config_files(config_files(bundle, "inference"))  # merged, common first
         # as monai.bundle ckpt_export does: metadata and the inference config travel inside model.ts
         save_net_with_metadata(
             traced,

@@ -12,11 +12,10 @@ from typing import Any
 import torch
 from ignite.engine import Engine, Events
 
-from mammo_monai.inference.bundle import build_inference_network
 from mammo_monai.inference.export import export_bundle
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.tracking.runs import RUN_RECORD, fluent_tracking_uri
 from mammo_monai.training.distributed import is_main_process
-from mammo_monai.training.model_meta import trained_setting
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +35,9 @@ def log_trained_model(bundle_root: str, run_id: str, tracking_uri: str, register
     import mammo_monai
 
     bundle = Path(bundle_root).resolve()
-    name = json.loads((bundle / "configs" / "metadata.json").read_text()).get("name", bundle.name)
-    net = build_inference_network(bundle)
-    h, w = (int(v) for v in trained_setting(bundle, "image_size", [224, 224]))
+    opened = open_bundle(bundle, bundle)  # a folder: nothing is unpacked
+    name, net = opened.name, opened.network
+    h, w = (int(v) for v in opened.trained.get("image_size", [224, 224]))
     example = torch.rand(1, 1, h, w)
     with torch.no_grad():
         out = net(example)

@@ -175,7 +175,7 @@ def inference_backend(
     """``network`` as it runs under ``backend``: "eager" (PyTorch, bf16 autocast as ``bf16`` says),
     "onnxruntime", "openvino", or "auto" (:data:`AUTO_BACKEND`).
 
-    ``network`` comes in eval mode, float32 and without autocast hooks (``load_networks(..., bf16=False)``).
+    ``network`` comes in eval mode, float32 and without autocast hooks (``OpenedBundle.networks(bf16=False)``).
     A runtime backend exports it to ONNX under ``workdir`` and checks the runtime's float32 output against
     the eager network's on ``example`` within ``atol`` logits; OpenVINO then runs at the precision ``bf16``
     asks for (bf16 where the CPU has it under "auto"). When the runtime is not installed or export or

@@ -13,49 +13,19 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from mammo_monai.data.cache_record import transform_options
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
-from mammo_monai.evaluation.metrics import positive_probability
 from mammo_monai.inference.backend_choice import runtime_network
-from mammo_monai.inference.bundle import FLIPS, is_lesion_segmenter, load_networks, open_bundle
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
 from mammo_monai.inference.segment_classify import SegmentThenClassify
+from mammo_monai.inference.tta import averaged_probability
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.errors import describe_error
-from mammo_monai.io.exam_key import breast_key, image_keys
+from mammo_monai.io.exam_key import image_group
 from mammo_monai.io.walk import find_images
-from mammo_monai.training.model_meta import trained_setting
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
-
-def model_preprocessing(
-    bundle_root: str | os.PathLike, modalities: Sequence[str] | None | str = "model"
-) -> dict[str, Any]:
-    """The preprocessing a model was trained with (recorded from its cache at training time), as
-    keyword arguments for :func:`_load`; models trained before it was recorded get the defaults at
-    their recorded image size. ``modalities`` other than "model" replace the recorded ones."""
-    recorded = trained_setting(bundle_root, "preprocessing", None) or {}
-    settings = {
-        "size": recorded.get("size") or trained_setting(bundle_root, "image_size", [1152, 896]),
-        **transform_options(recorded),
-        "modalities": recorded.get("modalities", ["MG"]),
-    }
-    if modalities != "model":
-        settings["modalities"] = modalities
-    return settings
-
-
-def segment_then_classify(
-    root: Path, patch_bundle: str | os.PathLike | None, tta: bool, workdir: Path
-) -> SegmentThenClassify | None:
-    """The segment-then-classify pipeline when ``root`` is a lesion segmenter, else None."""
-    if not is_lesion_segmenter(root):
-        return None
-    if not patch_bundle:
-        raise ValueError(f"{root.name}: a lesion segmenter; predict with --patch-bundle (the patch classifier)")
-    if tta:
-        raise ValueError(f"{root.name}: segment-then-classify has no TTA")
-    return SegmentThenClassify(root, patch_bundle, workdir)
+__all__ = ["COLUMNS", "model_preprocessing", "predict", "result_table", "save_lesion_maps"]
 
 
 def save_lesion_maps(out_dir: str | os.PathLike, name: str, d: dict[str, Any], found: dict[str, Any]) -> None:
@@ -128,9 +98,11 @@ def predict(
     An exam is a DICOM study, else what a file name pattern names, else the file alone
     (:mod:`mammo_monai.io.exam_key`); ``patient`` and ``exam`` are salted hashes, never a UID or an ID,
     and ``grouped_by`` says which rule applied. A breast scores the mean of its views (``n_views``),
-    an exam its most suspicious breast. A model that stores its operating point (the screening
-    recipe's pF1 selection) aggregates each breast its way (mean or max) and adds ``decision`` (1:
-    recall) at its stored threshold.
+    an exam its most suspicious breast. A bundle that declares a ``decision_rule`` (e.g. the operating
+    point stored with its weights) aggregates each breast its way (mean or max) and, when its ``outputs``
+    name ``decision``, adds that column (1: recall) at its threshold
+    (:mod:`~mammo_monai.inference.opened_bundle`). A bundle that declares ``segment_then_classify``
+    scores its candidate lesions with ``patch_bundle`` (and writes its lesion maps with ``heatmaps``).
 
     ``backend`` runs the classifier with "eager" PyTorch (bf16 autocast where the CPU has it),
     "onnxruntime", "openvino" (reading the exported bundle's ``model.onnx``, else an export cached per
@@ -141,7 +113,6 @@ def predict(
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
-    # a lesion segmenter bundle predicts as segment-then-classify, with patch_bundle scoring its candidates
     problems: list[dict[str, str]] = []
     files = find_images(
         [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems
@@ -149,46 +120,13 @@ def predict(
     if not files:
         raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
     with tempfile.TemporaryDirectory() as tmp:
-        root = open_bundle(bundle, Path(tmp) / "whole")
-        pipeline = segment_then_classify(root, patch_bundle, tta, Path(tmp) / "pipeline")
-        prep = model_preprocessing(root, modalities)
-        nets = (
-            []
-            if pipeline
-            else [
-                runtime_network(net, backend, torch.rand(1, 1, *[int(s) for s in prep["size"]]), root, tmp)
-                for net in load_networks(root, (), tmp, bf16=False)
-            ]
-        )
-        selection = trained_setting(root, "selection", None)
-        patch_net, patch_size, class_names = None, None, None
-        if heatmaps and not pipeline:
-            proot = open_bundle(patch_bundle, Path(tmp) / "patch")
-            patch_net = load_networks(proot, (), tmp)[0]
-            patch_size = int(trained_setting(proot, "image_size", [224, 224])[0])
-            class_names = trained_setting(proot, "class_names", [str(i) for i in range(5)])
+        opened = open_bundle(bundle, Path(tmp) / "whole", partner=patch_bundle)
+        opened.check_request(tta)
+        prep = opened.transform_settings(modalities)
         rows: list[dict[str, Any]] = [
             {"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"} for p in problems
         ]
-        pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
-
-        def flush() -> None:
-            if not pending:
-                return
-            x = (
-                torch.stack([d["image"].as_tensor() for d, _ in pending])
-                .float()
-                .contiguous(memory_format=torch.channels_last)
-            )
-            flips = FLIPS if tta else ((),)
-            probs = sum(positive_probability(net(torch.flip(x, f) if f else x)) for net in nets for f in flips) / (
-                len(nets) * len(flips)
-            )
-            for (_, row), p in zip(pending, probs.tolist()):
-                row.update(probability=p, status="ok")
-                rows.append(row)
-            pending.clear()
-
+        score = _scorer(opened, backend, tta, prep, heatmaps, stride, rows, batch_size, tmp)
         for path, name in tqdm(files, desc="predict", disable=not progress, unit="img"):
             f = str(path)
             row: dict[str, Any] = {"file": f, "level": "image"}
@@ -198,47 +136,84 @@ def predict(
                 rows.append({**row, "status": f"error: {describe_error(err, f)}"})
                 continue
             meta = d["image"].meta
-            keys = meta if meta.get("exam_key") else image_keys(f)  # the reader's; a file of its own otherwise
-            row.update(
-                laterality=meta.get("laterality", "") or ("R" if d.get("flipped") else "L"),
-                view=meta.get("view", ""),
-                patient=keys["patient_key"],
-                exam=keys["exam_key"],
-                grouped_by=keys["grouped_by"],
-            )
-            row["breast"] = breast_key(row["exam"], row["laterality"])
-            if pipeline:
-                found = pipeline(d["image"].as_tensor())
-                rows.append({**row, "probability": found["probability"], "status": "ok"})
-                if heatmaps:
-                    save_lesion_maps(heatmaps, name, d, found)
-                continue
-            pending.append((d, row))
-            if heatmaps:
-                maps = sliding_window_probabilities(
-                    patch_net, d["image"].as_tensor().float(), d["mask"], patch_size, stride or max(1, patch_size // 4)
-                )
-                spacing = [
-                    sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))
-                ]
-                save_heatmaps(
-                    heatmaps, name, d["image"][0].numpy(), maps.numpy(), class_names, spacing
-                )  # mm of the resized pixels
-            if len(pending) >= batch_size:
-                flush()
-        flush()
-    table = result_table(rows, selection)
+            laterality = meta.get("laterality", "") or ("R" if d.get("flipped") else "L")
+            row.update(laterality=laterality, view=meta.get("view", ""), **image_group(meta, f, laterality))
+            score.add(d, row, name)
+        score.flush()
+    table = result_table(rows, opened.decision_rule, "decision" in opened.outputs)
     write_csv(table, out_csv)
     return table
 
 
-def result_table(rows: list[dict[str, Any]], selection: dict[str, Any] | None) -> pd.DataFrame:
-    """The image rows, then the breast and exam rows of the images that were predicted, in :data:`COLUMNS`
-    (with ``decision`` when the model stores its operating point ``selection``)."""
+class _Scorer:
+    """``predict``'s scoring of loaded images into ``rows``: batched through the networks (flip TTA), or one
+    by one through segment-then-classify, with the maps the bundle declares when ``heatmaps`` is a folder."""
+
+    def __init__(self, opened: OpenedBundle, nets, pipeline, heatmaps, stride, rows, batch_size: int, tta: bool):
+        self.opened, self.nets, self.pipeline, self.heatmaps = opened, nets, pipeline, heatmaps
+        self.stride, self.rows, self.batch_size, self.tta = stride, rows, batch_size, tta
+        self.pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        partner = opened.partner
+        self.patch_net = partner.networks()[0] if heatmaps and pipeline is None else None
+        self.patch_size = int(partner.trained.get("image_size", [224, 224])[0]) if self.patch_net else None
+        self.class_names = partner.trained.get("class_names", [str(i) for i in range(5)]) if self.patch_net else None
+
+    def add(self, d: dict[str, Any], row: dict[str, Any], name: str) -> None:
+        if self.pipeline is not None:
+            found = self.pipeline(d["image"].as_tensor())
+            self.rows.append({**row, "probability": found["probability"], "status": "ok"})
+            if self.heatmaps and "lesion_map" in self.opened.outputs:
+                save_lesion_maps(self.heatmaps, name, d, found)
+            return
+        self.pending.append((d, row))
+        if self.patch_net is not None:
+            meta = d["image"].meta
+            maps = sliding_window_probabilities(
+                self.patch_net,
+                d["image"].as_tensor().float(),
+                d["mask"],
+                self.patch_size,
+                self.stride or max(1, self.patch_size // 4),
+            )
+            spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
+            save_heatmaps(
+                self.heatmaps, name, d["image"][0].numpy(), maps.numpy(), self.class_names, spacing
+            )  # mm of the resized pixels
+        if len(self.pending) >= self.batch_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        x = torch.stack([d["image"].as_tensor() for d, _ in self.pending]).float()
+        probs = averaged_probability(
+            self.nets, x.contiguous(memory_format=torch.channels_last), self.opened.probability, self.tta
+        )
+        for (_, row), p in zip(self.pending, probs.tolist()):
+            row.update(probability=p, status="ok")
+            self.rows.append(row)
+        self.pending.clear()
+
+
+def _scorer(opened: OpenedBundle, backend, tta, prep, heatmaps, stride, rows, batch_size, tmp) -> _Scorer:
+    """The scorer of the bundle's declared pipeline; classifier networks run on ``backend``."""
+    if opened.pipeline == "segment_then_classify":
+        return _Scorer(opened, [], SegmentThenClassify(opened), heatmaps, stride, rows, batch_size, tta)
+    example = torch.rand(1, 1, *[int(s) for s in prep["size"]])
+    nets = [runtime_network(net, backend, example, opened, tmp) for net in opened.networks(bf16=False)]
+    return _Scorer(opened, nets, None, heatmaps, stride, rows, batch_size, tta)
+
+
+def result_table(
+    rows: list[dict[str, Any]], rule: DecisionRule | None = None, with_decision: bool = False
+) -> pd.DataFrame:
+    """The image rows, then the breast and exam rows of the images that were predicted, in :data:`COLUMNS`:
+    breasts scored by ``rule`` (default: the mean of their views) and, ``with_decision``, its ``decision``."""
+    rule = rule or DecisionRule()
     table = pd.DataFrame(rows).reindex(columns=[c for c in COLUMNS if c != "decision"])
     ok = table[table["status"] == "ok"]
-    how, threshold = (selection["aggregation"], float(selection["threshold"])) if selection else ("mean", None)
-    summary = breast_and_exam_rows(ok, how, threshold).assign(file="", view="", status="ok")
+    threshold = rule.threshold if with_decision else None
+    summary = breast_and_exam_rows(ok, rule.aggregation, threshold).assign(file="", view="", status="ok")
     table = pd.concat([table, summary], ignore_index=True) if not summary.empty else table
     table = table.astype({"n_views": "Int64", **({"decision": "Int64"} if "decision" in table else {})})
-    return table.reindex(columns=[c for c in COLUMNS if c != "decision" or selection])
+    return table.reindex(columns=[c for c in COLUMNS if c != "decision" or threshold is not None])

@@ -1,16 +1,15 @@
-"""Segment, then classify: the lesion segmenter finds candidate lesions, the patch classifier scores a
-crop ("snip") around each, and the image is as suspicious as its most suspicious candidate.
+"""Segment, then classify: a bundle that declares ``pipeline: segment_then_classify`` finds candidate
+lesions, its partner classifier bundle scores a crop ("snip") around each, and the image is as
+suspicious as its most suspicious candidate.
 
-The segmenter (``lesion_segmentation`` bundle) and the patch classifier (``patch_classifier`` bundle)
-must see the same pixels: the patch classifier is trained on patches cut from the same cache the
-segmenter was trained on, so a crop of the segmenter's input at the patch size is what it learnt from.
+Segmenter and partner must see the same pixels: the partner is trained on patches cut from the same
+cache the segmenter was trained on, so a crop of the segmenter's input at the patch size is what it
+learnt from. :func:`~mammo_monai.inference.opened_bundle.open_bundle` checks that the partner classifies.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,23 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from mammo_monai.evaluation.lesion_detection import find_candidates, probability_map
-from mammo_monai.evaluation.metrics import positive_probability
-from mammo_monai.inference.bundle import load_networks, open_bundle
-from mammo_monai.training.model_meta import trained_setting
+from mammo_monai.inference.opened_bundle import OpenedBundle, malignant_columns
 
 #: the image probability when the segmenter finds no candidate: a low prior, not zero (a miss is possible)
 NO_CANDIDATE = 0.01
 
-
-def malignant_columns(class_names: Sequence[str]) -> list[int]:
-    """The patch classes whose probabilities add up to P(malignant): names containing "malignant", or
-    class 1 of a two-class network."""
-    found = [i for i, n in enumerate(class_names) if "malignant" in str(n).lower()]
-    if found:
-        return found
-    if len(class_names) == 2:
-        return [1]
-    raise ValueError(f"patch classes {list(class_names)} name no malignant class")
+__all__ = ["NO_CANDIDATE", "SegmentThenClassify", "crop_at", "malignant_columns"]
 
 
 def crop_at(image: torch.Tensor, centre: Sequence[float], size: int) -> torch.Tensor:
@@ -46,12 +34,10 @@ def crop_at(image: torch.Tensor, centre: Sequence[float], size: int) -> torch.Te
 
 
 class SegmentThenClassify:
-    """The two bundles of the recipe, opened once, applied image by image.
+    """An opened segment-then-classify bundle and its partner, applied image by image.
 
     Args:
-        lesion_bundle: a trained ``lesion_segmentation`` bundle (folder or exported zip).
-        patch_bundle: a trained ``patch_classifier`` bundle.
-        workdir: where zips are extracted.
+        bundle: the opened bundle (:func:`~mammo_monai.inference.opened_bundle.open_bundle` with its partner).
         threshold: candidate threshold on the lesion probability (default: the segmenter's trained one).
         max_candidates: at most this many candidates per image, best first.
         no_candidate: the image probability when there is no candidate.
@@ -59,22 +45,19 @@ class SegmentThenClassify:
 
     def __init__(
         self,
-        lesion_bundle: str | os.PathLike,
-        patch_bundle: str | os.PathLike,
-        workdir: str | os.PathLike,
+        bundle: OpenedBundle,
         threshold: float | None = None,
         max_candidates: int | None = 10,
         no_candidate: float = NO_CANDIDATE,
     ) -> None:
-        self.lesion_root = open_bundle(lesion_bundle, Path(workdir) / "lesion")
-        self.patch_root = open_bundle(patch_bundle, Path(workdir) / "patch")
-        self.segmenter = load_networks(self.lesion_root, (), workdir)[0]
-        self.classifier = load_networks(self.patch_root, (), workdir)[0]
-        self.patch_size = int(trained_setting(self.patch_root, "image_size", [224, 224])[0])
-        self.malignant = malignant_columns(trained_setting(self.patch_root, "class_names", ["benign", "malignant"]))
-        self.threshold = float(
-            threshold if threshold is not None else trained_setting(self.lesion_root, "froc_threshold", 0.5)
-        )
+        partner = bundle.partner
+        if partner is None:
+            raise ValueError(f"{bundle.given}: segment-then-classify needs its partner classifier (--patch-bundle)")
+        self.segmenter = bundle.networks(bf16="auto")[0]
+        self.classifier = partner.networks(bf16="auto")[0]
+        self.probability = partner.probability  # the partner's declared activation
+        self.patch_size = int(partner.trained.get("image_size", [224, 224])[0])
+        self.threshold = float(threshold if threshold is not None else bundle.trained.get("froc_threshold", 0.5))
         self.max_candidates, self.no_candidate = max_candidates, float(no_candidate)
 
     @torch.inference_mode()
@@ -86,11 +69,7 @@ class SegmentThenClassify:
         if candidates:
             crops = torch.stack([crop_at(image.float(), c["centroid"], self.patch_size) for c in candidates])
             logits = self.classifier(crops.contiguous(memory_format=torch.channels_last)).float()
-            if logits.shape[1] == 1:  # one logit: sigmoid gives P(malignant)
-                malignancy = positive_probability(logits).tolist()
-            else:
-                malignancy = torch.softmax(logits, 1)[:, self.malignant].sum(1).tolist()
-            for c, m in zip(candidates, malignancy):
+            for c, m in zip(candidates, self.probability(logits).tolist()):
                 c["malignancy"] = float(m)
         probability = max((c["malignancy"] for c in candidates), default=self.no_candidate)
         return {"probability": float(probability), "lesion_map": np.asarray(lesion_map), "candidates": candidates}

@@ -154,3 +154,24 @@ def breast_key(exam: T, laterality: Any) -> T:
     if hasattr(exam, "astype"):
         return exam.astype(str) + "_" + (laterality.astype(str) if hasattr(laterality, "astype") else str(laterality))
     return f"{exam}_{laterality}"  # type: ignore[return-value]
+
+
+def table_breast_key(table: Any, patient: str = "patient_id", laterality: str = "laterality") -> Any:
+    """The breast of each row of a manifest table (pandas): its ``exam`` column, else patient + laterality
+    (:func:`breast_key`; a missing side is ""). ``evaluate``, validation's pF1 and the segmentation records
+    group by it."""
+    if "exam" in table.columns:
+        return table["exam"].astype(str)
+    return breast_key(table[patient].astype(str), table[laterality].fillna(""))
+
+
+def image_group(meta: dict[str, Any], path: str | os.PathLike, laterality: str) -> dict[str, str]:
+    """``predict``'s keys of one loaded image: ``patient``, ``exam``, ``breast`` and ``grouped_by``, from the
+    reader's keys in ``meta`` (:func:`image_keys` of its header), else the file's own (:func:`image_keys`)."""
+    keys = meta if meta.get("exam_key") else image_keys(path)
+    return {
+        "patient": keys["patient_key"],
+        "exam": keys["exam_key"],
+        "breast": breast_key(keys["exam_key"], laterality),
+        "grouped_by": keys["grouped_by"],
+    }

@@ -20,13 +20,17 @@ BEST_RECORD = "best.json"
 DONE_RECORD = "done.json"
 
 
+def trained_settings(bundle_root: str | os.PathLike) -> dict[str, Any]:
+    """Everything recorded with the trained weights (``models/model_meta.json``), {} before training; the
+    inference configs read it once (``trained``) and take each setting from it."""
+    path = Path(bundle_root) / "models" / MODEL_META
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def trained_setting(bundle_root: str | os.PathLike, key: str, default: Any) -> Any:
     """A setting recorded with the trained weights (``models/model_meta.json``: arch, image size,
     ...), so inference builds the network that was trained; ``default`` when absent."""
-    path = Path(bundle_root) / "models" / MODEL_META
-    if path.is_file():
-        return json.loads(path.read_text()).get(key, default)
-    return default
+    return trained_settings(bundle_root).get(key, default)
 
 
 def without_machine_paths(record: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,8 @@ from monai.bundle import ConfigWorkflow
 from mammo_monai.cli import main
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
-from mammo_monai.inference.bundle import open_bundle
+from mammo_monai.inference.bundle import config_argument, config_files
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.networks import IMAGENET_GREY, patch_resnet
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import TrainingError, train_bundle
@@ -80,7 +81,7 @@ def test_configs_pass_monai_property_checks(workspace, trained, name, data):
     configs = workspace / name / "configs"
     for files, kind in (
         ([configs / "common_train.yaml", configs / "train.yaml", configs / "demo.yaml"], "train"),
-        ([configs / "inference.yaml"], "infer"),
+        (config_files(workspace / name), "infer"),
     ):
         wf = ConfigWorkflow(
             config_file=[str(f) for f in files],
@@ -148,7 +149,7 @@ def test_export_round_trip_gives_the_same_probabilities(workspace, trained, tmp_
 
     def infer(root, out):
         wf = ConfigWorkflow(
-            config_file=str(root / "configs" / "inference.yaml"),
+            config_file=config_files(root),
             workflow_type="infer",
             bundle_root=str(root),
             input_dir=str(inputs),
@@ -162,7 +163,7 @@ def test_export_round_trip_gives_the_same_probabilities(workspace, trained, tmp_
     before = infer(bundle, tmp_path / "before")
     assert main(["export", "--bundle", str(bundle), "--out", str(tmp_path / "dist")]) == 0
     zip_path = tmp_path / "dist" / "whole_image_classifier-0.1.0.zip"
-    fresh = open_bundle(zip_path, tmp_path / "fresh")
+    fresh = open_bundle(zip_path, tmp_path / "fresh").folder
     assert (fresh / "models" / "model.ts").is_file() and not (fresh / "models" / "stage1").exists()
     after = infer(fresh, tmp_path / "after")
     assert len(before) == 2 and before["probability"].between(0, 1).all()
@@ -316,7 +317,7 @@ def test_export_states_the_trained_size_and_logits_and_model_ts_carries_its_meta
 
     zip_path = main(["export", "--bundle", str(workspace / "patch_classifier"), "--out", str(tmp_path)])
     assert zip_path == 0
-    fresh = open_bundle(tmp_path / "patch_classifier-0.1.0.zip", tmp_path / "x")
+    fresh = open_bundle(tmp_path / "patch_classifier-0.1.0.zip", tmp_path / "x").folder
     meta = json.loads((fresh / "configs" / "metadata.json").read_text())
     fmt = meta["network_data_format"]
     assert fmt["inputs"]["image"]["spatial_shape"] == [32, 32]  # the patches it was trained on, not the 224 default
@@ -347,7 +348,7 @@ runpy.run_module('monai.bundle', run_name='__main__')
 
 def test_an_exported_bundle_runs_with_monai_alone(workspace, trained, tmp_path):
     assert main(["export", "--bundle", str(workspace / "whole_image_classifier"), "--out", str(tmp_path / "dist")]) == 0
-    root = open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "x")
+    root = open_bundle(tmp_path / "dist" / "whole_image_classifier-0.1.0.zip", tmp_path / "x").folder
     assert (root / "scripts" / "mammo_monai" / "io" / "dicom.py").is_file() and not (
         root / "scripts" / "mammo_monai" / "bundles"
     ).exists()
@@ -367,7 +368,7 @@ def test_an_exported_bundle_runs_with_monai_alone(workspace, trained, tmp_path):
             BLOCK_INSTALLED,
             "run",
             "--config_file",
-            "configs/inference.yaml",
+            config_argument(root),
             "--input_dir",
             str(inputs),
             "--output_dir",

@@ -18,7 +18,7 @@ from PIL import Image
 
 import tests.conftest as conftest
 from mammo_monai.data.prepare import prepare
-from mammo_monai.inference.bundle import build_inference_network
+from mammo_monai.inference.bundle import build_inference_network, config_files
 from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.training.workflow import train_bundle
@@ -179,7 +179,7 @@ def test_inference_and_evaluate_configs_run_as_plain_monai_bundles(trained):
         "bundle_root": str(bundle),
     }
     infer = ConfigWorkflow(
-        config_file=str(configs / "inference.yaml"),
+        config_file=config_files(bundle),
         workflow_type="infer",
         input_dir=str(base / "images" / "test"),
         **common,
@@ -191,7 +191,7 @@ def test_inference_and_evaluate_configs_run_as_plain_monai_bundles(trained):
     assert len(written) == 2 * COUNTS["test"] and written["probability"].between(0, 1).all()
     assert (written["prob_negative"] + written["prob_positive"]).round(6).eq(1).all()
     evaluate = ConfigWorkflow(
-        config_file=[str(configs / "common_train.yaml"), str(configs / "train.yaml"), str(configs / "evaluate.yaml")],
+        config_file=config_files(bundle, "evaluate"),
         workflow_type="eval",
         dataset_dir=str(base / "manifest"),
         **common,

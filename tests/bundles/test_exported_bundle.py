@@ -21,9 +21,10 @@ from ignite.engine import Engine
 from PIL import Image
 
 from mammo_monai.cli import main
-from mammo_monai.inference.bundle import open_bundle
+from mammo_monai.inference.bundle import config_files
 from mammo_monai.inference.bundle_archive import BundleError
 from mammo_monai.inference.export import export_bundle
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.networks import WholeImageClassifier
 from mammo_monai.networks.weights import load_weights
 from mammo_monai.training import PublishBest, SaveBest
@@ -99,7 +100,7 @@ def test_monai_bundle_load_fills_the_network_with_the_exported_weights(unzipped)
     from monai.bundle import ConfigParser, load
 
     parser = ConfigParser()
-    parser.read_config(str(unzipped / "configs" / "inference.yaml"))
+    parser.read_config(config_files(unzipped))  # the merged list, common file first
     parser["bundle_root"] = str(unzipped)
     net = parser.get_parsed_content("network_def")
     net = load("whole_image_classifier", model=net, bundle_dir=str(unzipped.parent), source="github", device="cpu")
@@ -232,3 +233,15 @@ def test_an_untrained_bundle_folder_says_train_it_first(trained, tmp_path):
     shutil.copytree(trained, folder, ignore=shutil.ignore_patterns("models"))
     with pytest.raises(BundleError, match="no models/model.pt; train the bundle first"):
         open_bundle(folder, tmp_path / "work")
+
+
+def test_model_ts_carries_the_merged_inference_config_and_the_zip_holds_both_files(exported, unzipped):
+    from monai.data import load_net_with_metadata
+
+    _, _, extra = load_net_with_metadata(str(unzipped / "models" / "model.ts"), more_extra_files=["inference.json"])
+    inference = json.loads(extra["inference.json"])
+    assert "network_def" in inference and "evaluator" in inference  # the recipe's part and the common part
+    assert inference["output_activation"] == "softmax" and inference["pipeline"] == "classify"
+    with zipfile.ZipFile(exported) as zf:
+        names = set(zf.namelist())
+    assert {f"whole_image_classifier/configs/{f}" for f in ("common_inference.yaml", "inference.yaml")} <= names

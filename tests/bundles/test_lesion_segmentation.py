@@ -19,6 +19,7 @@ from monai.bundle import ConfigWorkflow
 import tests.conftest as conftest
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
+from mammo_monai.inference.bundle import config_argument
 from mammo_monai.inference.evaluate import evaluate
 from mammo_monai.inference.export import export_bundle
 from mammo_monai.inference.predict import predict
@@ -131,7 +132,7 @@ def test_inference_config_writes_lesion_maps_and_candidates_and_the_bundle_expor
     for src in sorted((base / "raw" / "CBIS-DDSM").glob("*/*/1.000000-full mammogram images-*/1-1.dcm"))[:2]:
         shutil.copy(src, inputs / f"{src.parts[-4]}.dcm")
     out = tmp_path / "maps"
-    _monai_bundle_run(bundle, "configs/inference.yaml", "--input_dir", str(inputs), "--output_dir", str(out))
+    _monai_bundle_run(bundle, config_argument(bundle), "--input_dir", str(inputs), "--output_dir", str(out))
     maps = sorted(out.glob("*_lesion.nii.gz"))
     assert len(maps) == 2 and nib.load(maps[0]).shape == SIZE
     prob = nib.load(maps[0]).get_fdata()
@@ -156,7 +157,7 @@ def patch_bundle(trained):
 def test_segment_then_classify_evaluates_and_predicts_with_lesion_maps(trained, patch_bundle, tmp_path):
     base, _ = trained
     bundle = base / "lesion_segmentation"
-    with pytest.raises(ValueError, match="lesion segmenter; evaluate it with --patch-bundle"):
+    with pytest.raises(ValueError, match="declares segment_then_classify: run it with --patch-bundle"):
         evaluate(bundle, base / "manifest", track=False, out_dir=tmp_path / "e0")
     metrics = evaluate(bundle, base / "manifest", patch_bundle=patch_bundle, track=False, out_dir=tmp_path / "e")
     images = pd.read_csv(base / "manifest" / "images.csv")
@@ -181,11 +182,6 @@ def test_segment_then_classify_evaluates_and_predicts_with_lesion_maps(trained, 
 def test_evaluate_config_scores_the_segmenter_on_the_test_split(trained):
     base, _ = trained
     bundle = base / "lesion_segmentation"
-    _monai_bundle_run(
-        bundle,
-        "['configs/common_train.yaml','configs/train.yaml','configs/evaluate.yaml']",
-        "--dataset_dir",
-        str(base / "manifest"),
-    )
+    _monai_bundle_run(bundle, config_argument(bundle, "evaluate"), "--dataset_dir", str(base / "manifest"))
     metrics = dict(line.split(",") for line in (bundle / "eval" / "test" / "metrics.csv").read_text().split())
     assert 0 <= float(metrics["val_dice"]) <= 1 and "val_froc_fp1" in metrics

@@ -12,7 +12,7 @@ from monai.bundle import ConfigParser
 
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
-from mammo_monai.inference.bundle import build_inference_network
+from mammo_monai.inference.bundle import build_inference_network, config_files
 from mammo_monai.networks import IMAGENET_GREY, VGGBlock, patch_vgg
 from mammo_monai.networks.weights import load_weights
 from mammo_monai.synthetic import make_cbis_tree
@@ -82,13 +82,7 @@ def test_vgg_patch_network_and_its_whole_image_top_are_recorded_and_rebuilt(trai
     bundle = trained_vgg / "whole_image_classifier"
     # evaluate.yaml over train.yaml (python -m monai.bundle run ... evaluate) reads the record too
     parser = ConfigParser()
-    parser.read_config(
-        [
-            str(bundle / "configs" / "common_train.yaml"),
-            str(bundle / "configs" / "train.yaml"),
-            str(bundle / "configs" / "evaluate.yaml"),
-        ]
-    )
+    parser.read_config(config_files(bundle, "evaluate"))
     parser["bundle_root"] = str(bundle)
     assert load_weights(parser.get_parsed_content("network_def"), bundle / "models" / "model.pt") > 0
     forgot = tmp_path / "whole_image_classifier"  # a record without the top's kind builds today's default top

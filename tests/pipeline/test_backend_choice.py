@@ -16,6 +16,7 @@ from PIL import Image
 from mammo_monai.inference import backend_choice, onnx_runtime
 from mammo_monai.inference.backend_choice import measure_variants, runtime_network
 from mammo_monai.inference.export import export_bundle
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.inference.predict import predict
 from tests.pipeline.test_onnx_inference import SIZE, bundle, tiny_network  # noqa: F401 - bundle is a fixture
 
@@ -132,7 +133,8 @@ def test_export_records_the_backend_choice_and_predict_auto_runs_it(bundle, tmp_
     meta[backend_choice.RECORD_KEY] = {**record, "choice": "onnxruntime-fp32"}
     (own / "configs" / "metadata.json").write_text(json.dumps(meta))
     net, example = tiny_network(), torch.rand(1, 1, *SIZE)
-    assert isinstance(runtime_network(net, "auto", example, own, tmp_path), onnx_runtime.OnnxNetwork)
+    opened = open_bundle(own, tmp_path)  # runtime_network reads the opened bundle's metadata
+    assert isinstance(runtime_network(net, "auto", example, opened, tmp_path), onnx_runtime.OnnxNetwork)
     with caplog.at_level(logging.INFO, logger=backend_choice.__name__):
-        runtime_network(net, "auto", example, bundle, tmp_path)  # nothing recorded: the default rule, and why
+        runtime_network(net, "auto", example, open_bundle(bundle, tmp_path), tmp_path)  # nothing recorded: default rule
     assert any("records no backend choice" in r.getMessage() for r in caplog.records)

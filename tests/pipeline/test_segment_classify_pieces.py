@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from monai.data import DataLoader, Dataset
 
 from mammo_monai.data.prepare import prepare
 from mammo_monai.data.segmentation import segmentation_records
+from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle
 from mammo_monai.inference.segment_classify import NO_CANDIDATE, SegmentThenClassify, crop_at
 from mammo_monai.networks.unet_ssl import lesion_unet
 from mammo_monai.transforms.ssl import segmentation_transforms, ssl_transforms
@@ -77,9 +79,22 @@ class _BrightnessClassifier(torch.nn.Module):
         return torch.stack([torch.zeros_like(m), 10 * (m - 0.5)], 1)
 
 
-def _pipeline(lesion: np.ndarray) -> SegmentThenClassify:
+def _declaring(activation: str, class_names=("benign", "malignant")) -> OpenedBundle:
+    """A partner as opened, with nothing but its declared activation and classes (no files)."""
+    fields = dict.fromkeys(("name", "version", "folder", "given", "pipeline", "metadata", "trained", "preprocessing"))
+    return OpenedBundle(
+        **fields,
+        output_activation=activation,
+        decision_rule=DecisionRule(),
+        outputs=("probability",),
+        class_names=list(class_names),
+    )
+
+
+def _pipeline(lesion: np.ndarray, activation: str = "softmax") -> SegmentThenClassify:
     p = SegmentThenClassify.__new__(SegmentThenClassify)  # the networks without bundles
-    p.segmenter, p.classifier, p.patch_size, p.malignant = _FixedSegmenter(lesion), _BrightnessClassifier(), 8, [1]
+    p.segmenter, p.classifier, p.patch_size = _FixedSegmenter(lesion), _BrightnessClassifier(), 8
+    p.probability = _declaring(activation).probability  # as __init__ takes it from the partner
     p.threshold, p.max_candidates, p.no_candidate = 0.5, 10, NO_CANDIDATE
     return p
 
@@ -105,14 +120,23 @@ def test_crops_are_centred_and_zero_padded_at_the_edges():
     assert crop[0, 2, 2] == image[0, 1, 1]
 
 
-def test_a_one_logit_patch_classifier_scores_by_sigmoid():
+def test_a_partner_declaring_sigmoid_scores_its_one_logit_by_sigmoid():
     class _OneLogit(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.full((x.shape[0], 1), 2.0)
 
     lesion = np.zeros((32, 32))
     lesion[4:8, 4:8] = 0.9
-    p = _pipeline(lesion)
+    p = _pipeline(lesion, "sigmoid")
     p.classifier = _OneLogit()
     found = p(torch.zeros(1, 32, 32))
     assert abs(found["probability"] - 1 / (1 + np.exp(-2.0))) < 1e-6  # not the softmax of one column (1.0)
+    p.probability = _declaring("softmax").probability  # the same logit declared softmax: refused, not guessed
+    with pytest.raises(ValueError, match="declares a softmax output but the network gives one logit"):
+        p(torch.zeros(1, 32, 32))
+
+
+def test_a_five_class_partner_sums_its_malignant_classes():
+    names = ["background", "calc_malignant", "calc_benign", "mass_malignant", "mass_benign"]
+    logits = torch.log(torch.tensor([[0.1, 0.2, 0.3, 0.25, 0.15]]))
+    assert _declaring("softmax", names).probability(logits).item() == pytest.approx(0.45)
