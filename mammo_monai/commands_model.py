@@ -19,7 +19,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
         help="run every stage of a bundle in order (each one MONAI bundle workflow)",
-        description="Run the stages of a bundle's configs/train.yaml in order, each starting from the previous "
+        description="Run the stages of a bundle's recipe (configs/common_train.yaml, then configs/train.yaml) in "
+        "order, each starting from the previous "
         "stage's best checkpoint, as one training: one MLflow parent run with a nested run per stage. Killed "
         "and rerun, it resumes the interrupted stage from its last finished epoch and skips finished stages.",
         epilog="exit status: 0 every stage finished (or had finished in an earlier run); 2 the training could not "

@@ -33,13 +33,6 @@ def preprocessing_settings(size: Sequence[int], options: Mapping[str, Any] | Non
     return PreprocessingSettings.from_options(size, options)
 
 
-def transform_options(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of :func:`~mammo_monai.transforms.preprocess_transforms` that a recorded
-    ``settings`` dict holds. Kept for ``inference/predict.py``; new code reads
-    ``PreprocessingSettings.from_record(record).transform_options()``."""
-    return {k: settings[k] for k in ("keep_aspect", "crop", "intensity", "threshold") if k in settings}
-
-
 def read_record(out_dir: str | os.PathLike, record: str = CACHE_RECORD) -> dict[str, Any] | None:
     """The recorded settings of a cache folder, or None when it has none."""
     path = Path(out_dir) / record

@@ -18,14 +18,7 @@ from mammo_monai.inference.bundle_archive import REQUIRED, BundleError, extract_
 from mammo_monai.networks import guard_convolutions
 from mammo_monai.networks.weights import bf16_supported, enable_cpu_autocast, load_weights
 from mammo_monai.training.model_meta import MODEL_META
-
-#: the configs of each workflow, merged in this order (MONAI ``load_config_files``: later files override
-#: top-level keys); the shared ``common_*`` copies come from ``mammo_monai/bundle_skeleton``. A file that a
-#: bundle lacks (an older export without the common file) is left out.
-CONFIG_FILES: dict[str, tuple[str, ...]] = {
-    "inference": ("common_inference.yaml", "inference.yaml"),
-    "evaluate": ("common_train.yaml", "train.yaml", "common_evaluate.yaml", "evaluate.yaml"),
-}
+from mammo_monai.training.workflow import CONFIG_FILES
 
 #: the path a user gave for each bundle :func:`unpack_bundle` opened, by its (unpacked) folder
 _GIVEN: dict[str, str] = {}
@@ -33,7 +26,8 @@ _GIVEN: dict[str, str] = {}
 
 def config_files(bundle_dir: str | os.PathLike, workflow: str = "inference") -> list[str]:
     """The bundle's config files of ``workflow`` ("inference" or "evaluate") as the merged list MONAI reads
-    (``--config_file "['configs/common_inference.yaml','configs/inference.yaml']"``), those present only."""
+    (``--config_file "['configs/common_inference.yaml','configs/inference.yaml']"``), those present only
+    (an older export without the common file)."""
     configs = Path(bundle_dir) / "configs"
     return [str(configs / name) for name in CONFIG_FILES[workflow] if (configs / name).is_file()]
 

@@ -36,11 +36,20 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+#: the configs of each workflow, merged in this order (MONAI ``load_config_files``: later files override
+#: top-level keys); the shared ``common_*`` copies come from ``mammo_monai/bundle_skeleton``
+CONFIG_FILES: dict[str, tuple[str, ...]] = {
+    "train": ("common_train.yaml", "train.yaml"),
+    "inference": ("common_inference.yaml", "inference.yaml"),
+    "evaluate": ("common_train.yaml", "train.yaml", "common_evaluate.yaml", "evaluate.yaml"),
+}
+
+
 def bundle_configs(bundle_dir: str | os.PathLike, overlays: Sequence[str | os.PathLike] = ()) -> list[str]:
     """``configs/common_train.yaml`` (the shared skeleton), ``configs/train.yaml`` (the recipe), then the
     overlays, as absolute paths: the list ``python -m monai.bundle run --config_file`` takes."""
     bundle = Path(bundle_dir).resolve()
-    files = [bundle / "configs" / name for name in ("common_train.yaml", "train.yaml")]
+    files = [bundle / "configs" / name for name in CONFIG_FILES["train"]]
     for f in files:
         if not f.is_file():
             hint = "; `mammo-monai bundles sync FOLDER` writes it" if f.name == "common_train.yaml" else ""
