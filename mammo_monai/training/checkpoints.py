@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
@@ -37,9 +38,25 @@ def is_finite_number(value: Any) -> bool:
         return False
 
 
+def plain(obj: Any) -> Any:
+    """``obj`` with NumPy scalars (a metric's value, an early-stopping score) as Python numbers, through
+    dicts, lists and tuples: what ``torch.load(weights_only=True)`` reads back."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return (
+            type(obj)((k, plain(v)) for k, v in obj.items())
+            if isinstance(obj, dict)
+            else {k: plain(v) for k, v in obj.items()}
+        )
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj)
+    return obj
+
+
 class StageFileSaver(BaseSaveHandler):
     """Ignite save handler for a stage folder: ``torch.save`` to a temporary file, then rename over the
-    fixed name (rank 0 only under ``torchrun``). ``remove`` does nothing: a fixed name is replaced, never
+    fixed name (rank 0 only under ``torchrun``), NumPy scalars as numbers (:func:`plain`). ``remove`` does nothing: a fixed name is replaced, never
     deleted first (Ignite deletes the previous file before writing its successor; a kill in between
     would leave none)."""
 
@@ -50,7 +67,7 @@ class StageFileSaver(BaseSaveHandler):
         if not is_main_process():
             return
         with atomic_path(self.dirname / filename) as tmp:
-            torch.save(checkpoint, tmp)
+            torch.save(plain(checkpoint), tmp)
 
     def remove(self, filename: str) -> None:
         pass

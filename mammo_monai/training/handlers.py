@@ -112,7 +112,7 @@ class StageEarlyStopping:
     def set_trainer(self, trainer: Engine) -> None:
         self.stopper = EarlyStopping(self.patience, self._score, trainer, self.min_delta, self.cumulative_delta)
         if self._state is not None:
-            self.stopper.load_state_dict(self._state)
+            self.stopper.load_state_dict({**self.stopper.state_dict(), **self._state})
 
     def _score(self, engine: Engine) -> float:
         return on_rank0(self.score_function, engine) if is_distributed() else self.score_function(engine)
@@ -133,7 +133,7 @@ class StageEarlyStopping:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._state = dict(state)
         if self.stopper is not None:
-            self.stopper.load_state_dict(self._state)
+            self.stopper.load_state_dict({**self.stopper.state_dict(), **self._state})
 
 
 class PublishBest:

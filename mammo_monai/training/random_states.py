@@ -83,19 +83,19 @@ class RandomStates:
     """The random states of a training, with ``state_dict`` / ``load_state_dict`` for Ignite's ``Checkpoint``.
 
     Args:
-        data_loader: the training loader, whose transforms' and samplers' own generators are included
-            (None: the global generators only). The objects are looked up on every save and load, so
-            the pipeline may be built after this object.
+        data_loaders: the loaders (training, validation) whose transforms' and samplers' own generators
+            are included; None entries are skipped (none: the global generators only). The generators
+            are looked up on every save and load.
     """
 
-    def __init__(self, data_loader: Any = None) -> None:
-        self.data_loader = data_loader
+    def __init__(self, *data_loaders: Any) -> None:
+        self.data_loaders = [d for d in data_loaders if d is not None]
 
     def _transforms(self) -> Iterator[np.random.RandomState]:
-        return iter(transform_random_states(self.data_loader) if self.data_loader is not None else [])
+        return (r for loader in self.data_loaders for r in transform_random_states(loader))
 
     def _generators(self) -> Iterator[torch.Generator]:
-        return iter(loader_generators(self.data_loader) if self.data_loader is not None else [])
+        return (g for loader in self.data_loaders for g in loader_generators(loader))
 
     def state_dict(self) -> dict[str, Any]:
         cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []

@@ -131,13 +131,13 @@ class StageIdentity:
 class StageCheckpoint:
     """Resume a stage from its last finished epoch with Ignite's ``Checkpoint``, and mark it done.
 
-    Attach to the trainer after the ``ValidationHandler`` (so the epoch's validation is in the
-    checkpoint). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then rename) by
+    Attach to the trainer; it saves after every other handler of the epoch (validation, scheduler,
+    early stopping). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then rename) by
     an Ignite checkpoint of: the trainer (epoch, iteration), network, optimizer, scheduler, the
     evaluator's best metric (:class:`~mammo_monai.training.checkpoints.BestMetric`), the early stopping
     (an object with ``state_dict``, e.g. :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
     every random state (:class:`~mammo_monai.training.random_states.RandomStates`: the global ones, the
-    transforms' and the sampler's) and the training id. On start, a ``last.pt`` of the same training is
+    training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of the same training is
     loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch after it, drawing what an
     uninterrupted run draws: at most the interrupted epoch is lost, and the result is the same. A
     ``last.pt`` of another training is moved aside. On completion ``done.json`` is written; ``last.pt``
@@ -176,6 +176,7 @@ class StageCheckpoint:
         self.started_from = started_from
         self.resumed_from_epoch: int | None = None
         self.to_save: dict[str, Any] = {}
+        self.checkpoint: Checkpoint | None = None
 
     def objects(self, trainer: Engine) -> dict[str, Any]:
         """What ``last.pt`` holds, by name (Ignite's ``to_save``)."""
@@ -192,17 +193,23 @@ class StageCheckpoint:
             "lr_scheduler": self.lr_scheduler,
             "best_metric": BestMetric(self.evaluator) if self.evaluator is not None else None,
             "early_stopping": self.early_stop,
-            "random_states": RandomStates(getattr(trainer, "data_loader", None)),
+            "random_states": RandomStates(
+                getattr(trainer, "data_loader", None), getattr(self.evaluator, "data_loader", None)
+            ),
         }
         return {k: v for k, v in objects.items() if v is not None}
 
     def attach(self, engine: Engine) -> None:
         self.to_save = self.objects(engine)
+        self.checkpoint = stage_checkpoint(self.to_save, self.stage_dir, LAST)
         engine.add_event_handler(Events.STARTED, self.resume)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, stage_checkpoint(self.to_save, self.stage_dir, LAST))
 
-    def _attach_finish(self, engine: Engine) -> None:
-        # registered at start, after every other handler: done.json is written last (after publishing)
+    def _attach_save_and_finish(self, engine: Engine) -> None:
+        # registered at start, after every other handler: last.pt holds the epoch once every handler
+        # (validation, a scheduler stepped on its loss, early stopping) is done with it, and done.json
+        # is written last (after publishing)
+        if not engine.has_event_handler(self.checkpoint, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self.checkpoint)
         if not engine.has_event_handler(self.finish, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self.finish)
 
@@ -231,7 +238,7 @@ class StageCheckpoint:
         return state
 
     def resume(self, engine: Engine) -> None:
-        self._attach_finish(engine)
+        self._attach_save_and_finish(engine)
         state = on_rank0(self._read_last)
         if state is None:
             return
