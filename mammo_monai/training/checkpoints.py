@@ -56,9 +56,9 @@ def plain(obj: Any) -> Any:
 
 class StageFileSaver(BaseSaveHandler):
     """Ignite save handler for a stage folder: ``torch.save`` to a temporary file, then rename over the
-    fixed name (rank 0 only under ``torchrun``), NumPy scalars as numbers (:func:`plain`). ``remove`` does nothing: a fixed name is replaced, never
-    deleted first (Ignite deletes the previous file before writing its successor; a kill in between
-    would leave none)."""
+    fixed name (rank 0 only under ``torchrun``), NumPy scalars as numbers (:func:`plain`). ``remove``
+    does nothing: a fixed name is replaced, never deleted first (Ignite deletes the previous file
+    before writing its successor; a kill in between would leave none)."""
 
     def __init__(self, dirname: str | os.PathLike) -> None:
         self.dirname = Path(dirname)

@@ -1,7 +1,7 @@
 """Multi-process training (``torchrun``): which process this is, and decisions taken once on rank 0.
 
 Under ``torchrun --nproc_per_node N`` every process runs the same bundle config. Whatever reads or
-writes shared state (the training id, a finished stage, ``resume.pt``, checkpoints, MLflow) is decided
+writes shared state (the training id, a finished stage, ``last.pt``, checkpoints, MLflow) is decided
 or done by rank 0 alone; the other ranks receive rank 0's answer by broadcast, so every rank takes the
 same branch and no collective operation waits for a rank that went another way. Without an initialised
 process group (one process) every helper here does what the plain single-process code does.

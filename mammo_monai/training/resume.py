@@ -132,13 +132,13 @@ class StageCheckpoint:
     """Resume a stage from its last finished epoch with Ignite's ``Checkpoint``, and mark it done.
 
     Attach to the trainer; it saves after every other handler of the epoch (validation, scheduler,
-    early stopping). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then rename) by
-    an Ignite checkpoint of: the trainer (epoch, iteration), network, optimizer, scheduler, the
-    evaluator's best metric (:class:`~mammo_monai.training.checkpoints.BestMetric`), the early stopping
-    (an object with ``state_dict``, e.g. :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
+    early stopping). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then
+    rename) by an Ignite checkpoint of: the trainer (epoch, iteration), network, optimizer, scheduler,
+    the evaluator's best metric (:class:`~mammo_monai.training.checkpoints.BestMetric`), the early
+    stopping (an object with ``state_dict``, e.g. :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
     every random state (:class:`~mammo_monai.training.random_states.RandomStates`: the global ones, the
-    training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of the same training is
-    loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch after it, drawing what an
+    training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of
+    the same training is loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch after it, drawing what an
     uninterrupted run draws: at most the interrupted epoch is lost, and the result is the same. A
     ``last.pt`` of another training is moved aside. On completion ``done.json`` is written; ``last.pt``
     stays, the stage's final state.
