@@ -135,7 +135,7 @@ class StageCheckpoint:
     early stopping). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then
     rename) by an Ignite checkpoint of: the trainer (epoch, iteration), network, optimizer, scheduler,
     the evaluator's best metric (:class:`~mammo_monai.training.checkpoints.BestMetric`), the early
-    stopping (an object with ``state_dict``, e.g. :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
+    stopping (with ``state_dict``: :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
     every random state (:class:`~mammo_monai.training.random_states.RandomStates`: the global ones, the
     training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of
     the same training is loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch after it, drawing what an
