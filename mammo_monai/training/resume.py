@@ -140,8 +140,8 @@ class StageCheckpoint:
     training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of
     the same training is loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch
     after it, drawing what an uninterrupted run draws: at most the interrupted epoch is lost, and the
-    result is the same. A ``last.pt`` of another training is moved aside. On completion ``done.json`` is written; ``last.pt``
-    stays, the stage's final state.
+    result is the same. A ``last.pt`` of another training is moved aside. On completion ``done.json``
+    is written; ``last.pt`` stays, the stage's final state.
 
     Under ``torchrun`` only rank 0 writes; on resume rank 0 reads ``last.pt`` and every rank loads
     the state it broadcasts (one decision, and the ranks start from the same weights and counters).
