@@ -1,7 +1,7 @@
 """Multi-process training (``torchrun``): which process this is, and decisions taken once on rank 0.
 
 Under ``torchrun --nproc_per_node N`` every process runs the same bundle config. Whatever reads or
-writes shared state (the training id, a finished stage, ``resume.pt``, checkpoints, MLflow) is decided
+writes shared state (the training id, a finished stage, ``last.pt``, checkpoints, MLflow) is decided
 or done by rank 0 alone; the other ranks receive rank 0's answer by broadcast, so every rank takes the
 same branch and no collective operation waits for a rank that went another way. Without an initialised
 process group (one process) every helper here does what the plain single-process code does.
@@ -177,20 +177,6 @@ def sync_buffers_before(engine: Engine, network: torch.nn.Module) -> None:
 
     if is_distributed():
         engine.add_event_handler(Events.EPOCH_STARTED, _sync)
-
-
-def follow_rank0_early_stopping(handler: Any) -> None:
-    """Make MONAI's ``EarlyStopHandler`` (after ``set_trainer``) score on rank 0 and every rank follow.
-
-    The validation metrics are gathered over all ranks, so every rank would compute the same score;
-    taking rank 0's by broadcast makes sure of it, so all ranks stop at the same epoch and none is
-    left waiting in a collective of the next one.
-    """
-    stopper = getattr(handler, "_handler", None)
-    if stopper is None or not is_distributed():
-        return
-    score = stopper.score_function
-    stopper.score_function = lambda engine: on_rank0(score, engine)
 
 
 class ShardedSampler(Sampler[int]):

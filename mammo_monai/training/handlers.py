@@ -1,20 +1,22 @@
-"""Ignite handlers for staged training: validation plots, publishing the best model."""
+"""Ignite handlers for staged training: validation plots, early stopping that survives a resume,
+publishing the best model."""
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import EarlyStopping
 
 from mammo_monai.evaluation.metrics import pred_label
 from mammo_monai.io.atomic import atomic_path
-from mammo_monai.training.distributed import all_gather_objects, is_distributed, is_main_process
+from mammo_monai.training.distributed import all_gather_objects, is_distributed, is_main_process, on_rank0
 from mammo_monai.training.model_meta import MODEL_META, training_record, write_model_meta
 from mammo_monai.training.selection import read_selection
 
@@ -72,6 +74,66 @@ class ValidationPlots:
             for name in ("roc", "confusion"):
                 shutil.copyfile(self.output_dir / f"{name}.png", self.output_dir / f"{name}_best.png")
         np.savez(self.output_dir / "last_validation.npz", probs=probs, labels=labels)
+
+
+class StageEarlyStopping:
+    """Stop the trainer when the validation score has not improved for ``patience`` validations: Ignite's
+    ``EarlyStopping``, attached to the evaluator like MONAI's ``EarlyStopHandler`` (same arguments, the
+    trainer given later with :meth:`set_trainer`, since the evaluator is built before the trainer), with
+    its counter and best score as ``state_dict`` / ``load_state_dict`` so that a resumed stage counts on
+    (:class:`~mammo_monai.training.resume.StageCheckpoint` saves it). Under ``torchrun`` rank 0's score
+    decides on every rank, so all ranks stop at the same epoch.
+
+    Args:
+        patience: validations without improvement before stopping.
+        score_function: ``engine -> float``, higher is better.
+        trainer: the engine to stop; None: give it with :meth:`set_trainer` before the run.
+        min_delta: the least change that counts as an improvement.
+        cumulative_delta: compare with the best score rather than the previous one.
+        epoch_level: check after each epoch (True) or each iteration of the evaluator.
+    """
+
+    def __init__(
+        self,
+        patience: int,
+        score_function: Callable[[Engine], float],
+        trainer: Engine | None = None,
+        min_delta: float = 0.0,
+        cumulative_delta: bool = False,
+        epoch_level: bool = True,
+    ) -> None:
+        self.patience, self.score_function = int(patience), score_function
+        self.min_delta, self.cumulative_delta, self.epoch_level = float(min_delta), bool(cumulative_delta), epoch_level
+        self.stopper: EarlyStopping | None = None
+        self._state: Mapping[str, Any] | None = None  # loaded before the trainer was given
+        if trainer is not None:
+            self.set_trainer(trainer)
+
+    def set_trainer(self, trainer: Engine) -> None:
+        self.stopper = EarlyStopping(self.patience, self._score, trainer, self.min_delta, self.cumulative_delta)
+        if self._state is not None:
+            self.stopper.load_state_dict({**self.stopper.state_dict(), **self._state})
+
+    def _score(self, engine: Engine) -> float:
+        return on_rank0(self.score_function, engine) if is_distributed() else self.score_function(engine)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_COMPLETED if self.epoch_level else Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        if self.stopper is None:
+            raise RuntimeError("StageEarlyStopping: call set_trainer(trainer) before the evaluator runs")
+        self.stopper(engine)
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.stopper is not None:
+            return dict(self.stopper.state_dict())
+        return dict(self._state or {"counter": 0, "best_score": None})
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self._state = dict(state)
+        if self.stopper is not None:
+            self.stopper.load_state_dict({**self.stopper.state_dict(), **self._state})
 
 
 class PublishBest:

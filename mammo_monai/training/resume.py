@@ -1,38 +1,42 @@
 """Stages that survive a crash: which training a stage folder belongs to, resuming an interrupted
-stage from its last epoch, skipping finished stages, never overwriting a finished stage's files.
+stage from its last epoch (Ignite's ``Checkpoint``), skipping finished stages, never overwriting a
+finished stage's files.
 
 On disk, per bundle: ``models/training.json`` (the current training's id) and, per stage,
-``models/stage<N>/``: ``model.pt`` (best), ``last.pt``, ``resume.pt`` (everything needed to go on
-after the last finished epoch) and ``done.json`` (written when the stage finished; a finished stage
-is skipped unless restarted, and a restart moves its folder aside instead of overwriting it).
+``models/stage<N>/``: ``model.pt`` (the best network), ``last.pt`` (everything needed to go on after
+the last finished epoch, the training id included; after the last epoch, the stage's final state),
+``best.json`` (the best epoch's figures) and ``done.json`` (written when the stage finished; a
+finished stage is skipped unless restarted, and a restart moves its folder aside instead of
+overwriting it). ``run.json`` (the stage's MLflow run) is :mod:`mammo_monai.tracking`'s.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import random
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
 
-from mammo_monai.io.atomic import atomic_path, write_json
+from mammo_monai.io.atomic import remove_stale_parts, write_json
 from mammo_monai.tracking.runs import end_stage_run
+from mammo_monai.training.checkpoints import BEST, LAST, BestMetric, stage_checkpoint
+from mammo_monai.training.checkpoints import is_finite_number as is_finite_number  # re-exported
 from mammo_monai.training.distributed import any_rank, is_distributed, is_main_process, on_rank0
 from mammo_monai.training.interrupt import StopRequest
-from mammo_monai.training.model_meta import BEST_RECORD, DONE_RECORD, best_record
+from mammo_monai.training.model_meta import DONE_RECORD
+from mammo_monai.training.random_states import RandomStates
 
 logger = logging.getLogger(__name__)
 
 TRAINING_RECORD = "training.json"
-DONE, RESUME = DONE_RECORD, "resume.pt"
+DONE = DONE_RECORD
 
 
 class ForeignCheckpointError(ValueError):
@@ -90,7 +94,7 @@ def archive_stage(stage_dir: str | os.PathLike) -> Path | None:
 def previous_stage_checkpoint(
     ckpt_dir: str | os.PathLike, stage: int, tid: str, allow_foreign: bool = False
 ) -> str | None:
-    """The checkpoint stage ``stage`` starts from (``stage<N-1>/model.pt``), checked to belong to training
+    """The checkpoint stage ``stage`` starts from (``stage<N-1>/model.pt``, its best), checked to belong to training
     ``tid``: a previous stage of another training is refused unless ``allow_foreign``. Under ``torchrun``
     rank 0 checks and every rank gets its answer (or its error)."""
     return on_rank0(_previous_stage_checkpoint, ckpt_dir, stage, tid, allow_foreign)
@@ -105,33 +109,41 @@ def _previous_stage_checkpoint(ckpt_dir: str | os.PathLike, stage: int, tid: str
         raise FileNotFoundError(f"{prev}: stage {stage - 1} has not finished (no {DONE}); run it first")
     if done.get("training_id") != tid and not allow_foreign:
         raise ForeignCheckpointError(
-            f"{prev / 'model.pt'} belongs to training {done.get('training_id')}, not {tid}; start the training again "
+            f"{prev / BEST} belongs to training {done.get('training_id')}, not {tid}; start the training again "
             "(--restart) or set allow_foreign_checkpoint=true to use it anyway"
         )
-    return str(prev / "model.pt")
+    return str(prev / BEST)
 
 
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+class StageIdentity:
+    """The training and stage a ``last.pt`` belongs to (an entry of its Ignite ``Checkpoint``)."""
 
+    def __init__(self, training_id: str, stage: int) -> None:
+        self.training_id, self.stage = training_id, int(stage)
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    def state_dict(self) -> dict[str, Any]:
+        return {"training_id": self.training_id, "stage": self.stage}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass  # checked before loading: see StageCheckpoint._read_last
 
 
 class StageCheckpoint:
-    """Save everything a stage needs to go on after each epoch, resume from it, and mark the stage done.
+    """Resume a stage from its last finished epoch with Ignite's ``Checkpoint``, and mark it done.
 
-    Attach to the trainer after the ``ValidationHandler`` (so the epoch's validation is in the
-    checkpoint). Saved in ``resume.pt`` after every epoch (temporary file, then rename): network,
-    optimizer, scheduler, trainer epoch and iteration, the evaluator's best metric and its epoch, the
-    early-stopping counter and best score, the random states. On start, a ``resume.pt`` of the same
-    training is loaded and the trainer goes on from the epoch after it: at most the interrupted epoch
-    is lost. On completion ``done.json`` is written and ``resume.pt`` removed.
+    Attach to the trainer; it saves after every other handler of the epoch (validation, scheduler,
+    early stopping). After every epoch ``<stage_dir>/last.pt`` is replaced (temporary file, then
+    rename) by an Ignite checkpoint of: the trainer (epoch, iteration), network, optimizer, scheduler,
+    the evaluator's best metric (:class:`~mammo_monai.training.checkpoints.BestMetric`), the early
+    stopping (with ``state_dict``: :class:`~mammo_monai.training.handlers.StageEarlyStopping`),
+    every random state (:class:`~mammo_monai.training.random_states.RandomStates`: the global ones, the
+    training and validation transforms' and samplers') and the training id. On start, a ``last.pt`` of
+    the same training is loaded (``Checkpoint.load_objects``) and the trainer goes on from the epoch
+    after it, drawing what an uninterrupted run draws: at most the interrupted epoch is lost, and the
+    result is the same. A ``last.pt`` of another training is moved aside. On completion ``done.json``
+    is written; ``last.pt`` stays, the stage's final state.
 
-    Under ``torchrun`` only rank 0 writes; on resume rank 0 reads ``resume.pt`` and every rank loads
+    Under ``torchrun`` only rank 0 writes; on resume rank 0 reads ``last.pt`` and every rank loads
     the state it broadcasts (one decision, and the ranks start from the same weights and counters).
 
     Args:
@@ -140,7 +152,7 @@ class StageCheckpoint:
         stage: the stage number.
         network, optimizer: what to save.
         evaluator: the validation engine (its best metric is saved); None without validation.
-        early_stop: MONAI's ``EarlyStopHandler`` (its counter is saved); None without.
+        early_stop: an early-stopping handler with ``state_dict`` / ``load_state_dict``; None without.
         lr_scheduler: an optional scheduler.
         started_from: the checkpoint the stage started from (recorded in ``done.json``).
     """
@@ -163,57 +175,62 @@ class StageCheckpoint:
         self.evaluator, self.early_stop = evaluator, early_stop
         self.started_from = started_from
         self.resumed_from_epoch: int | None = None
+        self.to_save: dict[str, Any] = {}
+        self.checkpoint: Checkpoint | None = None
+
+    def objects(self, trainer: Engine) -> dict[str, Any]:
+        """What ``last.pt`` holds, by name (Ignite's ``to_save``)."""
+        if self.early_stop is not None and not hasattr(self.early_stop, "state_dict"):
+            raise TypeError(
+                f"{type(self.early_stop).__name__} has no state_dict: a resumed stage would forget its early-stopping "
+                "counter; use mammo_monai.training.StageEarlyStopping"
+            )
+        objects = {
+            "stage": StageIdentity(self.training_id, self.stage),
+            "trainer": trainer,
+            "network": self.network,
+            "optimizer": self.optimizer,
+            "lr_scheduler": self.lr_scheduler,
+            "best_metric": BestMetric(self.evaluator) if self.evaluator is not None else None,
+            "early_stopping": self.early_stop,
+            "random_states": RandomStates(
+                getattr(trainer, "data_loader", None), getattr(self.evaluator, "data_loader", None)
+            ),
+        }
+        return {k: v for k, v in objects.items() if v is not None}
 
     def attach(self, engine: Engine) -> None:
+        self.to_save = self.objects(engine)
+        self.checkpoint = stage_checkpoint(self.to_save, self.stage_dir, LAST)
         engine.add_event_handler(Events.STARTED, self.resume)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self.save)
 
-    def _attach_finish(self, engine: Engine) -> None:
-        # registered at start, after every other handler: done.json is written last (after publishing)
+    def _attach_save_and_finish(self, engine: Engine) -> None:
+        # registered at start, after every other handler: last.pt holds the epoch once every handler
+        # (validation, a scheduler stepped on its loss, early stopping) is done with it, and done.json
+        # is written last (after publishing)
+        if not engine.has_event_handler(self.checkpoint, Events.EPOCH_COMPLETED):
+            engine.add_event_handler(Events.EPOCH_COMPLETED, self.checkpoint)
         if not engine.has_event_handler(self.finish, Events.COMPLETED):
             engine.add_event_handler(Events.COMPLETED, self.finish)
 
-    def _early_stopping(self) -> Any:
-        return getattr(self.early_stop, "_handler", None)
-
-    def state(self, engine: Engine) -> dict[str, Any]:
-        stopper = self._early_stopping()
-        return {
-            "training_id": self.training_id,
-            "stage": self.stage,
-            "epoch": engine.state.epoch,
-            "iteration": engine.state.iteration,
-            "network": self.network.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "lr_scheduler": self.lr_scheduler.state_dict() if self.lr_scheduler is not None else None,
-            "best_metric": getattr(self.evaluator.state, "best_metric", None) if self.evaluator else None,
-            "best_metric_epoch": getattr(self.evaluator.state, "best_metric_epoch", None) if self.evaluator else None,
-            "early_stopping": {"counter": stopper.counter, "best_score": stopper.best_score}
-            if stopper is not None
-            else None,
-            "rng": _rng_state(),
-        }
-
-    def save(self, engine: Engine) -> None:
-        if not is_main_process():
-            return
-        self.stage_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.stage_dir / RESUME) as tmp:
-            torch.save(self.state(engine), tmp)
-
-    def _read_resume(self) -> dict[str, Any] | None:
-        """The state of ``resume.pt`` when it belongs to this training; one of another is moved aside."""
-        path = self.stage_dir / RESUME
+    def _read_last(self) -> dict[str, Any] | None:
+        """The checkpoint in ``last.pt`` when it belongs to this training; one of another is moved aside."""
+        remove_stale_parts(self.stage_dir)  # temporaries of a killed run
+        path = self.stage_dir / LAST
         if not path.is_file():
             return None
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state.get("training_id") != self.training_id:
-            archived = path.with_name(f"resume.{state.get('training_id')}.pt")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line error
+            raise ValueError(f"{path}: unreadable checkpoint ({type(err).__name__}); restart the stage") from err
+        tid = (state.get("stage") or {}).get("training_id") if isinstance(state, dict) else None
+        if tid != self.training_id:
+            archived = path.with_name(f"last.{tid}.pt")
             path.rename(archived)
             logger.warning(
                 "%s belongs to training %s, not %s: not resumed (kept as %s)",
                 path,
-                state.get("training_id"),
+                tid,
                 self.training_id,
                 archived.name,
             )
@@ -221,28 +238,23 @@ class StageCheckpoint:
         return state
 
     def resume(self, engine: Engine) -> None:
-        self._attach_finish(engine)
-        state = on_rank0(self._read_resume)
+        self._attach_save_and_finish(engine)
+        state = on_rank0(self._read_last)
         if state is None:
             return
-        self.network.load_state_dict(state["network"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.lr_scheduler is not None and state.get("lr_scheduler") is not None:
-            self.lr_scheduler.load_state_dict(state["lr_scheduler"])
-        if self.evaluator is not None and state.get("best_metric") is not None:
-            self.evaluator.state.best_metric = state["best_metric"]
-            self.evaluator.state.best_metric_epoch = state["best_metric_epoch"]
-        stopper = self._early_stopping()
-        if stopper is not None and state.get("early_stopping"):
-            stopper.counter = state["early_stopping"]["counter"]
-            stopper.best_score = state["early_stopping"]["best_score"]
-        _set_rng_state(state["rng"])
-        engine.state.epoch, engine.state.iteration = int(state["epoch"]), int(state["iteration"])
-        self.resumed_from_epoch = int(state["epoch"])
+        max_epochs = engine.state.max_epochs  # this run's setting wins over the checkpoint's, as in MONAI
+        Checkpoint.load_objects(self.to_save, state)
+        if max_epochs is not None and engine.state.epoch > max_epochs:
+            raise ValueError(
+                f"{self.stage_dir / LAST}: epoch {engine.state.epoch} is past this stage's {max_epochs} epochs; "
+                "restart the stage"
+            )
+        engine.state.max_epochs = max_epochs
+        self.resumed_from_epoch = int(engine.state.epoch)
         logger.warning(
             "stage %d resumed after epoch %d of %s (training %s)",
             self.stage,
-            state["epoch"],
+            engine.state.epoch,
             engine.state.max_epochs,
             self.training_id,
         )
@@ -266,62 +278,6 @@ class StageCheckpoint:
             },
             self.stage_dir / DONE,
         )
-        (self.stage_dir / RESUME).unlink(missing_ok=True)
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for a finite number (a key metric that can rank models); False for NaN, inf or None."""
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-class SaveBest:
-    """Write the network to ``<stage_dir>/model.pt`` (temporary file, then rename) whenever the
-    evaluator's key metric improves, as MONAI's workflow tracks it (``state.best_metric_epoch``), and
-    that epoch's validation figures to ``<stage_dir>/best.json`` (the key metric's name and value).
-
-    Unlike a fresh ``CheckpointSaver``, this survives a resume: the restored best metric decides, so
-    a worse epoch after a restart never replaces the best checkpoint saved before the crash. Under
-    ``torchrun`` only rank 0 writes.
-
-    A key metric that is not a number (NaN: an AUC on one class) is never the best: MONAI's workflow
-    takes the first value it sees as best, NaN included, and no later value beats a NaN. The
-    evaluator's ``best_metric`` and ``best_metric_epoch`` are put back to what they were before that
-    validation, so nothing is saved, published, plotted as best or registered from it."""
-
-    def __init__(self, save_dir: str, network: torch.nn.Module, filename: str = "model.pt") -> None:
-        self.path = Path(save_dir) / filename
-        self.network = network
-        self._before: tuple[Any, int] = (-1, -1)  # MONAI's "no best yet"
-
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.EPOCH_STARTED, self._remember)
-        engine.add_event_handler(Events.EPOCH_COMPLETED, self)
-
-    def _remember(self, engine: Engine) -> None:
-        self._before = (getattr(engine.state, "best_metric", -1), getattr(engine.state, "best_metric_epoch", -1))
-
-    def __call__(self, engine: Engine) -> None:
-        if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
-            return
-        if not is_finite_number(engine.state.best_metric):
-            logger.warning(
-                "epoch %d: the key metric is %s: not a best model, nothing saved",
-                engine.state.epoch,
-                engine.state.best_metric,
-            )
-            engine.state.best_metric, engine.state.best_metric_epoch = self._before
-            return
-        if not is_main_process():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.path) as tmp:
-            torch.save({"model": self.network.state_dict()}, tmp)
-        state = engine.state  # the figures of this checkpoint, for model_meta.json and the exported metadata
-        record = best_record(state.key_metric_name, state.best_metric, state.best_metric_epoch, state.metrics)
-        write_json(record, self.path.parent / BEST_RECORD)
 
 
 class StageRunner:

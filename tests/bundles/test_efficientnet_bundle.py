@@ -94,7 +94,7 @@ def test_trains_one_stage_from_class_folders_and_records_the_model(trained):
     meta = json.loads((base / NAME / "models" / "model_meta.json").read_text())
     assert meta["arch"] == "efficientnetv2-tiny" and meta["out_channels"] == 1 and meta["image_size"] == list(SIZE)
     assert meta["input_norm"] is None  # from scratch: no ImageNet normalisation
-    state = torch.load(base / NAME / "models" / "model.pt", weights_only=True)["model"]
+    state = torch.load(base / NAME / "models" / "model.pt", weights_only=True)  # a plain state_dict
     assert state["classifier.1.weight"].shape == (1, 320)
 
 

@@ -76,7 +76,7 @@ def test_three_stages_each_one_mlflow_run_and_the_right_objective(trained):
 def test_each_stage_starts_from_the_previous_one(trained):
     base, _ = trained
     models = base / "lesion_segmentation" / "models"
-    s1, s2, s3 = (torch.load(models / f"stage{i}" / "model.pt", weights_only=True)["model"] for i in (1, 2, 3))
+    s1, s2, s3 = (torch.load(models / f"stage{i}" / "model.pt", weights_only=True) for i in (1, 2, 3))
     assert "head.0.weight" in s1 and "upcat_1.convs.conv_0.conv.weight" in s2 and s3["final_conv.weight"].shape[0] == 2
     done = [json.loads((models / f"stage{i}" / "done.json").read_text()) for i in (2, 3)]
     assert done[0]["started_from"].endswith("stage1/model.pt") and done[1]["started_from"].endswith("stage2/model.pt")

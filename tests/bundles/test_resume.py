@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import torch
 
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic import make_cbis_tree
@@ -90,7 +91,7 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
         start_new_session=True,
     )
     deadline = time.time() + 240
-    while not (stage2 / "resume.pt").is_file():  # stage 2 has finished its first epoch
+    while not (stage2 / "last.pt").is_file():  # stage 2 has finished its first epoch
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         assert time.time() < deadline, "stage 2 never finished an epoch"
         time.sleep(0.05)
@@ -112,7 +113,9 @@ def test_sigkill_in_stage_2_resumes_there_and_keeps_stage_1(manifest, tmp_path):
     assert done2["training_id"] == done1["training_id"] and done2["epochs"] == 4
     assert done2["resumed_from_epoch"] >= 1  # at most the interrupted epoch was lost
     assert done2["started_from"] == str(stage1 / "model.pt")
-    assert not (stage2 / "resume.pt").exists()
+    last2 = torch.load(stage2 / "last.pt", map_location="cpu", weights_only=True)  # the stage's final state
+    assert last2["stage"]["training_id"] == done1["training_id"]
+    assert last2["trainer"]["iteration"] == 4 * last2["trainer"]["epoch_length"]
 
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
     runs = client.search_runs([client.get_experiment_by_name("whole_image_classifier").experiment_id])
@@ -197,7 +200,7 @@ def test_sigterm_ends_the_stage_and_parent_runs_killed(manifest, tmp_path):
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 240
-    while not (bundle / "models" / "stage1" / "resume.pt").is_file():
+    while not (bundle / "models" / "stage1" / "last.pt").is_file():
         assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
         assert time.time() < deadline
         time.sleep(0.05)
