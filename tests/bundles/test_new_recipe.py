@@ -117,7 +117,7 @@ def test_a_densenet_recipe_is_one_config_folder_and_trains(patches, tmp_path, mo
     tiny["stages"] = {"1": {"trainable": "all", "learning_rate": 1e-3, "weight_decay": 1e-4, "epochs": 1}}
     (result,) = train_bundle(bundle, [], tiny)
     assert result["stage"] == 1
-    published = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)["model"]
+    published = torch.load(bundle / "models" / "model.pt", map_location="cpu", weights_only=True)  # a plain state_dict
     settings = json.loads((bundle / "models" / "model_meta.json").read_text())
     assert settings["arch"] == "densenet121" and settings["block_config"] == [2, 2]
     net = DenseNet121(
