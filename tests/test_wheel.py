@@ -79,7 +79,6 @@ from mammo_monai.demo import bundles_source
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.data.prepare import prepare
 from mammo_monai.training.workflow import train_bundle
-from tests.conftest import mlflow_store
 src = bundles_source()
 assert Path(mammo_monai.__file__).is_relative_to({str(site)!r}), mammo_monai.__file__
 assert src == Path({str(site)!r}) / 'mammo_monai' / 'bundles', src

@@ -17,8 +17,8 @@ import torch
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic import make_cbis_tree
+from tests.conftest import BUNDLES, mlflow_store
 
-BUNDLES = Path(__file__).resolve().parents[2] / "bundles"
 # the patch recipe from scratch on 48 px patches, with its random augmentation and class balancing
 # (the transforms' and the sampler's own generators), cached in memory, read in the training process
 TINY = [
@@ -56,7 +56,7 @@ def _networks(stage: Path) -> dict[str, dict[str, torch.Tensor]]:
 
 
 def _env(folder: Path) -> dict[str, str]:
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db", "PYTHONPATH": str(BUNDLES.parent)}
+    return {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store(folder), "PYTHONPATH": str(BUNDLES.parent)}
 
 
 def test_a_killed_and_resumed_stage_ends_bit_identical_to_an_uninterrupted_one(patches, tmp_path):

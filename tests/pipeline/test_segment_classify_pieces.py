@@ -81,7 +81,19 @@ class _BrightnessClassifier(torch.nn.Module):
 
 def _declaring(activation: str, class_names=("benign", "malignant")) -> OpenedBundle:
     """A partner as opened, with nothing but its declared activation and classes (no files)."""
-    fields = dict.fromkeys(("name", "version", "folder", "given", "pipeline", "metadata", "trained", "preprocessing"))
+    fields = dict.fromkeys(
+        (
+            "name",
+            "version",
+            "folder",
+            "given",
+            "pipeline",
+            "metadata",
+            "trained",
+            "preprocessing",
+            "preprocessing_record",
+        )
+    )
     return OpenedBundle(
         **fields,
         output_activation=activation,
