@@ -135,6 +135,11 @@ class StageEarlyStopping:
         if self.stopper is not None:
             self.stopper.load_state_dict({**self.stopper.state_dict(), **self._state})
 
+    @property
+    def stopped(self) -> bool:
+        """Whether the counter reached ``patience``: the trainer was (or, restored, is to be) stopped."""
+        return int(self.state_dict().get("counter") or 0) >= self.patience
+
 
 class PublishBest:
     """When training completes, copy the stage's best checkpoint to the bundle's ``models/model.pt``

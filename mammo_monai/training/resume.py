@@ -250,6 +250,9 @@ class StageCheckpoint:
                 "restart the stage"
             )
         engine.state.max_epochs = max_epochs
+        if getattr(self.early_stop, "stopped", False):
+            # killed after early stopping ended the stage but before done.json: finish it, train no more
+            engine.state.max_epochs = engine.state.epoch
         self.resumed_from_epoch = int(engine.state.epoch)
         logger.warning(
             "stage %d resumed after epoch %d of %s (training %s)",

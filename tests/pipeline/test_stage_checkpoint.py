@@ -47,7 +47,7 @@ def test_random_states_give_the_next_epoch_its_augmentations_and_order_again():
     assert not all(torch.equal(a, b) for a, b in zip(expected, _epoch(unrestored)))  # the states matter
 
 
-def _stage(stage_dir, max_epochs: int, stop_after: int | None = None):
+def _stage(stage_dir, max_epochs: int, stop_after: int | None = None, patience: int = 10, score=None):
     """A tiny stage as a bundle wires it: trainer, evaluator, early stopping, StageCheckpoint."""
     monai.utils.set_determinism(seed=0)
     torch.manual_seed(0)
@@ -55,7 +55,7 @@ def _stage(stage_dir, max_epochs: int, stop_after: int | None = None):
     optimizer = torch.optim.Adam(net.parameters(), 1e-2)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
     auc = monai.handlers.ROCAUC(output_transform=prob_label)
-    stopper = StageEarlyStopping(patience=10, score_function=lambda e: e.state.metrics["val_auc"])
+    stopper = StageEarlyStopping(patience, score or (lambda e: e.state.metrics["val_auc"]))
     evaluator = SupervisedEvaluator("cpu", _loader(1), net, key_val_metric={"val_auc": auc}, val_handlers=[stopper])
     trainer = SupervisedTrainer(
         "cpu",
@@ -85,6 +85,15 @@ def test_a_stage_stopped_after_an_epoch_resumes_to_the_uninterrupted_weights(tmp
         assert torch.equal(tensor, resumed.state_dict()[name]), name
     assert evaluator.state.best_metric_epoch == whole_eval.state.best_metric_epoch
     assert stopper.state_dict() == whole_stop.state_dict()
+
+
+def test_a_stage_killed_after_early_stopping_and_before_done_json_trains_no_more(tmp_path):
+    flat = lambda e: 0.5  # noqa: E731 - never better: patience 1 stops after the second epoch
+    _, trainer, _, stopper = _stage(tmp_path, 5, patience=1, score=flat)
+    assert trainer.state.epoch == 2 and stopper.stopped
+    (tmp_path / "done.json").unlink()  # as if killed while publishing, before the stage was recorded done
+    _, resumed, _, _ = _stage(tmp_path, 5, patience=1, score=flat)
+    assert resumed.state.epoch == 2 and (tmp_path / "done.json").is_file()
 
 
 def test_a_last_checkpoint_of_another_training_is_moved_aside(tmp_path):
