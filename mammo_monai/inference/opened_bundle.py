@@ -94,10 +94,17 @@ def preprocessing_kwargs(
     """Keyword arguments for :func:`~mammo_monai.transforms.pipelines.preprocess_transforms` from the
     preprocessing recorded with the weights (:func:`trained_preprocessing`); ``modalities`` other than
     "model" replace the recorded ones."""
-    settings = trained_preprocessing(recorded, image_size).transform_options()
+    return with_modalities(trained_preprocessing(recorded, image_size), modalities)
+
+
+def with_modalities(
+    settings: PreprocessingSettings, modalities: Sequence[str] | None | str = "model"
+) -> dict[str, Any]:
+    """``settings`` as transform keyword arguments; ``modalities`` other than "model" replace the recorded ones."""
+    options = settings.transform_options()
     if modalities != "model":
-        settings["modalities"] = modalities
-    return settings
+        options["modalities"] = modalities
+    return options
 
 
 def model_preprocessing(
@@ -106,7 +113,8 @@ def model_preprocessing(
     """The preprocessing a model was trained with, as keyword arguments for the transforms (what the
     inference configs call: ``eval_transforms(**model_preprocessing(@bundle_root))``)."""
     meta = _read_json(Path(bundle_root) / "models" / MODEL_META)
-    return preprocessing_kwargs(meta.get("preprocessing") or {}, meta.get("image_size", [1152, 896]), modalities)
+    size = meta.get("image_size") or declared_size(_read_json(Path(bundle_root) / "configs" / "metadata.json"))
+    return preprocessing_kwargs(meta.get("preprocessing") or {}, size, modalities)
 
 
 def declared_size(metadata: Mapping[str, Any]) -> list[int]:
@@ -169,10 +177,7 @@ class OpenedBundle:
 
     def transform_settings(self, modalities: Sequence[str] | None | str = "model") -> dict[str, Any]:
         """Keyword arguments for the raw-image transforms, as the training data were preprocessed."""
-        settings = self.preprocessing.transform_options()
-        if modalities != "model":
-            settings["modalities"] = modalities
-        return settings
+        return with_modalities(self.preprocessing, modalities)
 
     @functools.cached_property
     def network(self) -> torch.nn.Module:
@@ -212,9 +217,15 @@ class OpenedBundle:
             raise ValueError(f"{self.given}: declares a softmax output but the network gives one logit")
         return torch.softmax(logits, 1)[:, malignant_columns(self.class_names)].sum(1)
 
-    def check_request(self, tta: bool = False, ensemble: Sequence[Any] = ()) -> None:
+    def check_request(self, tta: bool = False, ensemble: Sequence[Any] = (), heatmaps: bool = False) -> None:
         """Refuse what the declared pipeline cannot do, in one line naming the bundle (``predict`` and
-        ``evaluate`` ask before scoring anything)."""
+        ``evaluate`` ask before scoring anything). Heatmaps are one map per class of a partner that
+        declares softmax (a one-logit sigmoid partner has no classes to map)."""
+        if heatmaps and self.partner is not None and self.partner.output_activation != "softmax":
+            raise ValueError(
+                f"{self.partner.given}: declares {self.partner.output_activation}; heatmaps need a partner "
+                "that declares softmax over its classes"
+            )
         if self.pipeline != "segment_then_classify":
             return
         if self.partner is None:

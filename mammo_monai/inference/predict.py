@@ -121,7 +121,7 @@ def predict(
         raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
     with tempfile.TemporaryDirectory() as tmp:
         opened = open_bundle(bundle, Path(tmp) / "whole", partner=patch_bundle)
-        opened.check_request(tta)
+        opened.check_request(tta, heatmaps=bool(heatmaps))
         prep = opened.transform_settings(modalities)
         rows: list[dict[str, Any]] = [
             {"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"} for p in problems

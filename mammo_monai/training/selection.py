@@ -1,6 +1,6 @@
 """The operating choice that goes with the best checkpoint: the breast-level pF1 threshold and
 aggregation chosen on validation (:class:`~mammo_monai.evaluation.breast_pf1.BreastPF1`), written to
-``<stage_dir>/selection.json`` whenever ``model.pt`` is (see :class:`~mammo_monai.training.resume.SaveBest`)."""
+``<stage_dir>/selection.json`` whenever ``model.pt`` is (see :class:`~mammo_monai.training.checkpoints.SaveBest`)."""
 
 from __future__ import annotations
 

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+from monai.bundle import ConfigWorkflow
 from monai.networks.nets import DenseNet121
 
 from mammo_monai.bundle_names import stale_skeleton_copies, sync_skeleton
 from mammo_monai.data.patches import make_patches
 from mammo_monai.data.prepare import prepare
+from mammo_monai.inference.bundle import config_files
 from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import train_bundle
 from tests.conftest import BUNDLES, use_mlflow_store
@@ -66,18 +70,22 @@ validate#additional_metrics:
     output_transform: $mammo_monai.evaluation.pred_label
 """
 
-#: inference rebuilds the trained network from the settings published with it (the final model is logged)
+#: inference over configs/common_inference.yaml: the trained DenseNet rebuilt from the settings published with
+#: it, on cached 16-bit patches (load and scale only)
 DENSENET_INFERENCE = """\
-imports: ['$import mammo_monai', '$import mammo_monai.training']
-bundle_root: .
++imports: ['$from monai.networks.nets import DenseNet121']
+class_names: "$@trained['class_names']"
 network_def:
   _target_: DenseNet121
   spatial_dims: 2
   in_channels: 1
-  out_channels: "$mammo_monai.training.trained_setting(@bundle_root, 'num_classes', 5)"
-  growth_rate: "$mammo_monai.training.trained_setting(@bundle_root, 'growth_rate', 32)"
-  init_features: "$mammo_monai.training.trained_setting(@bundle_root, 'init_features', 64)"
-  block_config: "$mammo_monai.training.trained_setting(@bundle_root, 'block_config', [6, 12, 24, 16])"
+  out_channels: "$@trained['num_classes']"
+  growth_rate: "$@trained['growth_rate']"
+  init_features: "$@trained['init_features']"
+  block_config: "$@trained['block_config']"
+preprocessing:
+  _target_: mammo_monai.transforms.eval_transforms
+  from_cache: true
 """
 
 
@@ -127,4 +135,20 @@ def test_a_densenet_recipe_is_one_config_folder_and_trains(patches, tmp_path, mo
         **{k: settings[k] for k in ("growth_rate", "init_features", "block_config")},
     )
     net.load_state_dict(published)  # strict: the published weights are this DenseNet's
+
+    inputs = tmp_path / "inputs"  # MONAI alone runs its inference config on a few of the patches
+    inputs.mkdir()
+    for f in sorted(pd.read_csv(patches / "patches.csv")["path"])[:5]:
+        shutil.copy(Path(f) if Path(f).is_absolute() else patches / f, inputs)
+    wf = ConfigWorkflow(
+        config_file=config_files(bundle),
+        workflow_type="infer",
+        bundle_root=str(bundle),
+        input_dir=str(inputs),
+        output_dir=str(tmp_path / "out"),
+    )
+    wf.initialize()
+    wf.run()
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert len(table) == 5 and table[[f"prob_{c}" for c in settings["class_names"]]].sum(axis=1).round(5).eq(1.0).all()
     shutil.rmtree(bundle / "models")

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from mammo_monai.inference.bundle_archive import BundleError
-from mammo_monai.inference.opened_bundle import open_bundle
+from mammo_monai.inference.opened_bundle import model_preprocessing, open_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.transforms.pipelines import preprocess_transforms
 
@@ -134,3 +134,32 @@ def test_segment_then_classify_needs_its_partner_before_anything_is_scored(tmp_p
     partner = _bundle(tmp_path / "partner", "pipeline: segment_then_classify", 1, [1.0], [0.0])
     with pytest.raises(ValueError, match="a partner bundle must classify"):
         open_bundle(root, tmp_path / "w", partner=partner)
+
+
+def test_heatmaps_refuse_a_partner_that_declares_one_sigmoid_logit(tmp_path, images):
+    whole = _bundle(tmp_path / "whole", "output_activation: softmax", 2, [1.0, -1.0], [0.0, 0.0])
+    partner = _bundle(tmp_path / "patch", "output_activation: sigmoid", 1, [1.0], [0.0])
+    with pytest.raises(ValueError, match="declares sigmoid; heatmaps need a partner that declares softmax"):
+        predict(
+            whole,
+            [str(images[0])],
+            tmp_path / "p.csv",
+            progress=False,
+            backend="eager",
+            patch_bundle=partner,
+            heatmaps=tmp_path / "maps",
+        )
+    assert not (tmp_path / "maps").exists()
+
+
+def test_a_model_without_a_recorded_size_is_preprocessed_at_its_declared_size_by_both_paths(tmp_path):
+    root = _bundle(tmp_path / "old", "output_activation: softmax", 2, [1.0, -1.0], [0.0, 0.0])
+    (root / "models" / "model_meta.json").write_text("{}")  # trained before the size was recorded
+    meta = {
+        "name": "tiny",
+        "version": "0.0.1",
+        "network_data_format": {"inputs": {"image": {"spatial_shape": [40, 30]}}},
+    }
+    (root / "configs" / "metadata.json").write_text(json.dumps(meta))
+    opened = open_bundle(root, tmp_path / "w")
+    assert opened.transform_settings()["size"] == model_preprocessing(root)["size"] == [40, 30]
