@@ -27,6 +27,11 @@ IMAGE_COLUMNS = ["image_index", "malignant_pred", "malignant_label"]
 BREAST_COLUMNS = ["index", "left_malignant", "right_malignant"]
 IMAGE_TABLE, BREAST_TABLE = "image_predictions.csv", "breast_predictions.csv"
 _SAFE = {("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "str", "int", "float", "bool")}
+#: what a NumPy array or scalar pickles into (NumPy 1 and 2), and nothing else of NumPy
+_NUMPY = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray") for n in ("_reconstruct", "scalar")} | {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
 
 
 class ExamListError(ValueError):
@@ -37,12 +42,7 @@ class _PlainUnpickler(pickle.Unpickler):
     """Plain containers and NumPy values only: an exam list is data, so nothing in it may run code."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (
-            (module, name) in _SAFE
-            or module.split(".")[0] == "numpy"
-            and not name.startswith("_")
-            or (module in ("numpy.core.multiarray", "numpy._core.multiarray") and name in ("_reconstruct", "scalar"))
-        ):
+        if (module, name) in _SAFE or (module, name) in _NUMPY:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"holds a {module}.{name} object, not plain data")
 

