@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from mammo_monai.bundle_names import bundle_to_train, resolve_bundle
 from mammo_monai.commands import EXIT_CODES, EXIT_OK, EXIT_SOME_FAILED, add_accept_modality, add_size, modalities
@@ -183,10 +184,13 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "image, then per breast (mean of its n_views, or the model's stored rule) and per exam (its top breast), even "
         "of one image. Exam = DICOM study, else a name pattern (0_L-CC, P_00001_LEFT_CC, mdb001), else the file alone "
         "(grouped_by); patient and exam are salted hashes, never IDs. Columns: file, level, patient, exam, breast, "
-        "laterality, view, n_views, probability, [decision], grouped_by, status. Unreadable files get an error row.",
+        "laterality, view, n_views, probability, [decision], grouped_by, status. Unreadable files get an error row. "
+        "Beside it: <stem>_breasts.csv (patient, exam, laterality, views_used, n_views, probability, grouped_by, "
+        "[decision@<operating point>]), <stem>_exams.csv (left/right malignant and benign; a missing breast is empty) "
+        "and <stem>.json (the aggregation and grouping used).",
     )
     p.add_argument("--bundle", required=True, help="whole-image bundle: folder, zip (<=1 GiB, <=100:1) or shipped name")
-    p.add_argument("--input", required=True, nargs="+", help="folders and/or files")
+    p.add_argument("--input", nargs="+", help="folders and/or files (with --exam-list: the folder of its images)")
     p.add_argument("--out", required=True, help="output CSV")
     p.add_argument("--tta", action="store_true", help="average over the 4 flips")
     p.add_argument("--heatmaps", default=None, help="folder for patch-classifier heatmaps (NIfTI + overlay PNG)")
@@ -205,6 +209,17 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="how the classifier runs: auto (the backend `export --manifest` chose on validation images, else OpenVINO "
         "fp32), eager PyTorch (bf16 autocast where the CPU has it), ONNX Runtime, or OpenVINO (bf16 where the CPU has it)",
     )
+    p.add_argument(
+        "--exam-list",
+        default=None,
+        help="NYU mammography metarepository exam list (data.pkl): predict the images it names (under --input, "
+        "default the list's folder/images) and write image_predictions.csv and breast_predictions.csv beside --out",
+    )
+    p.add_argument(
+        "--nyu-tables",
+        action="store_true",
+        help="also write the metarepository's image_predictions.csv and breast_predictions.csv for a folder",
+    )
     add_accept_modality(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = EXIT_CODES
@@ -214,9 +229,15 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
 def predict(args: argparse.Namespace) -> int:
     from mammo_monai.inference.predict import predict
 
+    inputs = args.input
+    if not inputs and args.exam_list:
+        folder = Path(args.exam_list).parent
+        inputs = [str(folder / "images" if (folder / "images").is_dir() else folder)]
+    if not inputs:
+        raise ValueError("--input is required (without --exam-list)")
     table = predict(
         resolve_bundle(args.bundle),
-        args.input,
+        inputs,
         args.out,
         tta=args.tta,
         heatmaps=args.heatmaps,
@@ -226,10 +247,14 @@ def predict(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         modalities=modalities(args) if args.accept_modality else "model",
         backend=args.backend,
+        exam_list=args.exam_list,
+        nyu_tables=args.nyu_tables,
     )
     images = table[table["level"] == "image"]
     bad = images[images["status"] != "ok"]
     print(f"predict: {len(images) - len(bad)} images predicted, {len(bad)} errors; {args.out}")
+    grouping = images.loc[images["status"] == "ok", "grouped_by"].value_counts()
+    print("predict: exams grouped by " + (", ".join(f"{k} ({n} images)" for k, n in grouping.items()) or "nothing"))
     for status in bad["status"]:
         print(f"  {status}", file=sys.stderr)
     return EXIT_OK if bad.empty else EXIT_SOME_FAILED

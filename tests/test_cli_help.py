@@ -33,7 +33,7 @@ LISTED_BEFORE = {
     "evaluate": {"--bundle", "--ensemble", "--manifest", "--no-tracking", "--out", "--patch-bundle", "--split"}
     | {"--tta"},
     "predict": {"--accept-modality", "--backend", "--batch-size", "--bundle", "--heatmaps", "--input", "--out"}
-    | {"--patch-bundle", "--quiet", "--stride", "--tta"},
+    | {"--exam-list", "--nyu-tables", "--patch-bundle", "--quiet", "--stride", "--tta"},
     "demo": {"--lesion-scale", "--no-patch-pretraining", "--patch-size", "--patches-per-lesion", "--patients"}
     | {"--seed", "--size", "--test-patients", "--workdir", "--workers"},
     "bundles": {"ACTION"},

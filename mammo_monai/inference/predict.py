@@ -14,6 +14,7 @@ import torch
 from tqdm import tqdm
 
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
+from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
 from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
 from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
@@ -86,6 +87,8 @@ def predict(
     progress: bool = True,
     modalities: Sequence[str] | None | str = "model",
     backend: str = "auto",
+    exam_list: str | os.PathLike | None = None,
+    nyu_tables: bool = False,
 ) -> pd.DataFrame:
     """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
     error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
@@ -110,10 +113,18 @@ def predict(
     (:mod:`~mammo_monai.inference.backend_choice`), else the fastest of ``scripts/bench_infer.py`` (see
     :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager with a warning when its package
     is missing or the export fails). Heatmaps and the segmenter stay eager.
+
+    Beside ``out_csv`` go ``<stem>_breasts.csv`` and ``<stem>_exams.csv`` and the aggregation they used in
+    ``<stem>.json`` (:func:`~mammo_monai.evaluation.prediction_tables.write_prediction_tables`). With an
+    ``exam_list`` (the NYU metarepository's ``data.pkl``), the images it names are predicted (found under
+    ``inputs``) and its ``image_predictions.csv`` / ``breast_predictions.csv`` written beside ``out_csv``;
+    ``nyu_tables`` writes those for a folder too (:mod:`~mammo_monai.evaluation.nyu_tables`).
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
     problems: list[dict[str, str]] = []
+    exams, named = exam_list_files(exam_list, inputs) if exam_list else (None, None)
+    inputs = sorted(set(named.values())) if named is not None else inputs
     files = find_images(
         [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems
     )  # (file, unique name)
@@ -142,6 +153,7 @@ def predict(
         score.flush()
     table = result_table(rows, opened.decision_rule, "decision" in opened.outputs)
     write_csv(table, out_csv)
+    write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
     return table
 
 
@@ -189,10 +201,23 @@ class _Scorer:
         probs = averaged_probability(
             self.nets, x.contiguous(memory_format=torch.channels_last), self.opened.probability, self.tta
         )
+        benign = _benign_classes(self.opened)
+        if benign:
+            soft = lambda z: torch.softmax(z.float(), 1)[:, benign].sum(1)  # noqa: E731
+            for (_, row), b in zip(self.pending, averaged_probability(self.nets, x, soft, self.tta).tolist()):
+                row["benign"] = b
         for (_, row), p in zip(self.pending, probs.tolist()):
             row.update(probability=p, status="ok")
             self.rows.append(row)
         self.pending.clear()
+
+
+def _benign_classes(opened: OpenedBundle) -> list[int]:
+    """The softmax classes named benign of a model with more than one malignant-or-benign output ([] for a
+    two-class or sigmoid model: its benign probability is 1 - P(malignant))."""
+    if opened.output_activation != "softmax" or len(opened.class_names) <= 2:
+        return []
+    return [i for i, n in enumerate(opened.class_names) if "benign" in str(n).lower()]
 
 
 def _scorer(opened: OpenedBundle, backend, tta, prep, heatmaps, stride, rows, batch_size, tmp) -> _Scorer:

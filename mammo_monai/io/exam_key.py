@@ -14,7 +14,10 @@ Where the key comes from, first match wins:
 3. A file or folder name pattern (:func:`name_group`): CBIS-DDSM ``P_00001_LEFT_CC``, INbreast
    ``<id>_<patient hash>_MG_R_ML``, mini-MIAS ``mdb001`` (films 2n-1 and 2n are one woman), and
    ``<exam>_<L|R>_<view>`` (NYU's ``0_L-CC.png``, ``patient12_R_MLO.png``): one exam per case / prefix.
-4. Nothing: the file is an exam of its own.
+   A name that says its exam comes before the folder, because NYU's layout keeps many exams in one folder.
+4. The folder: the files of one folder (its parent) are one exam (``patient/exam/L_CC.png``).
+5. A file with no folder at all (a bare relative name's folder is the working directory, so in practice
+   never): an exam of its own.
 """
 
 from __future__ import annotations
@@ -35,7 +38,13 @@ KEY_SALT_ENV = "MAMMO_MONAI_KEY_SALT"
 SALT_FILE = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mammo-monai" / "key_salt"
 KEY_DIGITS = 16
 #: ``grouped_by`` values: how an image's exam was found.
-BY_DICOM_STUDY, BY_DICOM_CASE, BY_NAME, BY_FILE = "dicom study", "dicom case name", "file name", "file"
+BY_DICOM_STUDY, BY_DICOM_CASE, BY_NAME, BY_FOLDER, BY_FILE = (
+    "dicom study",
+    "dicom case name",
+    "file name",
+    "folder",
+    "file",
+)
 
 _VIEW = "|".join(sorted(set(VIEWS) - {"ID", "AT"}, key=len, reverse=True))  # longest first: MLO before ML
 _SIDE_VIEW = rf"(?:L|R|LEFT|RIGHT)[_\-.\s]*(?:{_VIEW})"
@@ -126,7 +135,7 @@ def image_keys(path: str | os.PathLike, patient_id: str = "", study_uid: str = "
 
     Returns:
         ``{"exam_key", "patient_key", "grouped_by"}``; ``grouped_by`` is one of :data:`BY_DICOM_STUDY`,
-        :data:`BY_DICOM_CASE`, :data:`BY_NAME`, :data:`BY_FILE`.
+        :data:`BY_DICOM_CASE`, :data:`BY_NAME`, :data:`BY_FOLDER`, :data:`BY_FILE`.
     """
     patient_id, study_uid = str(patient_id or "").strip(), str(study_uid or "").strip()
     side, view = parse_name(patient_id) if patient_id else ("", "")
@@ -141,6 +150,10 @@ def image_keys(path: str | os.PathLike, patient_id: str = "", study_uid: str = "
     if group:
         key = hashed_key(group, "name")
         return {"exam_key": key, "patient_key": key, "grouped_by": BY_NAME}
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder and folder != os.path.dirname(folder):  # any folder but the filesystem's root
+        key = hashed_key(folder, "folder")
+        return {"exam_key": key, "patient_key": hashed_key(patient_id, "patient") or key, "grouped_by": BY_FOLDER}
     key = hashed_key(os.path.abspath(path), "file")
     return {"exam_key": key, "patient_key": hashed_key(patient_id, "patient") or key, "grouped_by": BY_FILE}
 

@@ -1,5 +1,5 @@
 """Exam, patient and breast keys: from the DICOM study and patient, else a file-name pattern, else the
-file; salted hashes that never hold the identifier they stand for."""
+folder; salted hashes that never hold the identifier they stand for."""
 
 from __future__ import annotations
 
@@ -9,7 +9,16 @@ from PIL import Image
 
 from mammo_monai.evaluation.report import exam_key
 from mammo_monai.io import read_mammogram
-from mammo_monai.io.exam_key import BY_DICOM_CASE, BY_FILE, BY_NAME, breast_key, hashed_key, image_keys, name_group
+from mammo_monai.io.exam_key import (
+    BY_DICOM_CASE,
+    BY_FILE,
+    BY_FOLDER,
+    BY_NAME,
+    breast_key,
+    hashed_key,
+    image_keys,
+    name_group,
+)
 
 
 def _exam(path) -> str:
@@ -35,9 +44,11 @@ def test_cbis_inbreast_and_mias_names_group_by_their_case():
     assert _exam("mdb001.pgm") == _exam("mdb002.pgm") != _exam("mdb003.pgm")  # 2n-1 and 2n: one woman
 
 
-def test_a_name_without_a_pattern_is_an_exam_of_its_own(tmp_path):
-    keys = image_keys(tmp_path / "scan.png")
-    assert keys["grouped_by"] == BY_FILE and keys["exam_key"] != _exam(tmp_path / "scan2.png")
+def test_a_name_without_a_pattern_is_grouped_by_its_folder(tmp_path):
+    keys = image_keys(tmp_path / "a" / "scan.png")
+    assert keys["grouped_by"] == BY_FOLDER and keys["exam_key"] == _exam(tmp_path / "a" / "scan2.png")
+    assert keys["exam_key"] != _exam(tmp_path / "b" / "scan.png")
+    assert image_keys("/scan.png")["grouped_by"] == BY_FILE  # no folder to group by
     assert name_group(tmp_path / "scan.png") == "" and name_group(tmp_path / "L_CC.png") == ""
 
 

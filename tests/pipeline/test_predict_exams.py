@@ -1,5 +1,5 @@
 """``predict`` groups images into breasts and exams by DICOM study and patient, else by file-name
-pattern, else one exam per file, and writes a row for every breast and exam without an identifier."""
+pattern, else by folder, and writes a row for every breast and exam without an identifier."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ def test_pngs_are_grouped_by_nyu_and_cbis_name_patterns(bundle, tmp_path):
     assert "n_views" in (tmp_path / "preds.csv").read_text() and ",2," in (tmp_path / "preds.csv").read_text()
 
 
-def test_a_lone_png_without_a_pattern_is_its_own_exam_with_a_single_view_breast(bundle, tmp_path):
+def test_pngs_without_a_pattern_are_grouped_by_their_folder_with_single_view_breasts(bundle, tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
     _png(folder / "scan.png", "L")
@@ -127,13 +127,13 @@ def test_a_lone_png_without_a_pattern_is_its_own_exam_with_a_single_view_breast(
     images = table[table["level"] == "image"]
     images = images.set_index(images["file"].map(lambda f: Path(f).stem))
     breasts, exams = table[table["level"] == "breast"], table[table["level"] == "exam"]
-    assert len(exams) == 3 and len(breasts) == 3  # scan, other and exam 7 (one breast, two views)
+    assert len(exams) == 2 and len(breasts) == 3  # the folder's scan + other (two breasts), exam 7 (one breast)
     lone = exams[exams["exam"] == images.loc["scan", "exam"]]
-    assert len(lone) == 1 and lone["n_views"].iloc[0] == 1 and lone["grouped_by"].iloc[0] == "file"
-    single = breasts[breasts["exam"] == images.loc["scan", "exam"]]
-    assert single["n_views"].tolist() == [1]
-    assert single["probability"].iloc[0] == pytest.approx(images.loc["scan", "probability"])
-    assert images.loc["scan", "exam"] != images.loc["other", "exam"]
+    assert len(lone) == 1 and lone["n_views"].iloc[0] == 2 and lone["grouped_by"].iloc[0] == "folder"
+    single = breasts[breasts["exam"] == images.loc["scan", "exam"]].set_index("laterality")
+    assert single["n_views"].tolist() == [1, 1]
+    assert single.loc["L", "probability"] == pytest.approx(images.loc["scan", "probability"])
+    assert images.loc["scan", "exam"] == images.loc["other", "exam"] != images.loc["7_L-CC", "exam"]
 
 
 def test_predict_help_names_exactly_the_columns_written(bundle, tmp_path):
