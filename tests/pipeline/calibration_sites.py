@@ -29,6 +29,7 @@ def tiny_bundle(root: Path, version: str = "0.1.0") -> Path:
     shutil.copy(PACKAGE / "bundle_skeleton" / "common_inference.yaml", root / "configs")
     (root / "configs" / "inference.yaml").write_text(f'output_activation: sigmoid\nnetwork_def: "{NETWORK}"\n')
     metadata = {"name": "tiny", "version": version, "changelog": {version: "first"}}
+    metadata["network_data_format"] = {"inputs": {"image": {"spatial_shape": [16, 12]}}, "outputs": {"pred": {}}}
     (root / "configs" / "metadata.json").write_text(json.dumps(metadata))
     (root / "models" / "model_meta.json").write_text(json.dumps({"image_size": [16, 12]}))
     state = {"2.weight": torch.tensor([[WEIGHT]]), "2.bias": torch.tensor([BIAS])}

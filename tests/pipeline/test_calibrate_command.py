@@ -79,6 +79,16 @@ def test_a_zip_gives_a_zip_and_stays_as_it_was(site, tmp_path, capsys):
         assert sorted(zf.namelist()) == sorted([*zipfile.ZipFile(original).namelist(), "tiny/models/calibration.json"])
 
 
+def test_an_exported_calibrated_bundle_stays_calibrated(site, tmp_path, capsys):
+    from mammo_monai.inference.export import export_bundle
+
+    assert _calibrate(site["bundle"], site["manifest"], tmp_path / "tiny-cal", capsys)[0] == 0
+    exported = export_bundle(tmp_path / "tiny-cal", tmp_path / "dist")
+    assert exported.name == "tiny-0.1.1.zip"
+    fitted = open_bundle(tmp_path / "tiny-cal", tmp_path / "w1").calibration
+    assert open_bundle(exported, tmp_path / "w2").calibration == fitted
+
+
 @pytest.mark.parametrize(
     "case,problem",
     [

@@ -118,3 +118,13 @@ def test_tied_scores_recall_together():
 def test_operating_points_refuse_one_class_in_one_line():
     with pytest.raises(ValueError, match=r"^val cases: all 3 cases have label 0; both benign and malignant"):
         choose_operating_points(np.array([0.1, 0.2, 0.3]), np.array([0, 0, 0]), "val cases")
+
+
+def test_the_stored_isotonic_steps_predict_as_scikit_learn_does():
+    from sklearn.isotonic import IsotonicRegression
+
+    p, y = _cases(300, 5, lambda q: q**2)
+    fitted = fit_calibration(p, y, methods=("isotonic",))
+    model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
+    grid = np.linspace(0.0, 1.0, 501)  # beyond the fitted range too: clipped
+    np.testing.assert_allclose(fitted.apply(grid), model.predict(grid), atol=1e-12)
