@@ -1,6 +1,7 @@
 """The ``mammo-monai`` command line: synthesise, preprocess, prepare, cut patches, train, evaluate, export,
-predict. Each command's options sit next to the code that runs it (:mod:`mammo_monai.commands`,
-:mod:`mammo_monai.commands_model`, :mod:`mammo_monai.cli_bundles`); this module registers them.
+predict, calibrate. Each command's options sit next to the code that runs it (:mod:`mammo_monai.commands`,
+:mod:`mammo_monai.commands_model`, :mod:`mammo_monai.commands_calibrate`, :mod:`mammo_monai.cli_bundles`);
+this module registers them.
 
 Exit status of every command: 0 when every item succeeded; 1 (:data:`EXIT_SOME_FAILED`) when a batch
 command finished but some items failed (the good outputs are written and the summary says how many
@@ -15,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mammo_monai import commands, commands_model
+from mammo_monai import commands, commands_calibrate, commands_model
 from mammo_monai.cli_common import error_text, finish_parser
 from mammo_monai.commands import EXIT_CODES, EXIT_ERROR
 
@@ -31,6 +32,7 @@ COMMANDS = (
     commands_model.add_export,
     commands_model.add_evaluate,
     commands_model.add_predict,
+    commands_calibrate.add_calibrate,
     commands_model.add_demo,
 )
 

@@ -34,6 +34,7 @@ LISTED_BEFORE = {
     | {"--tta"},
     "predict": {"--accept-modality", "--backend", "--batch-size", "--bundle", "--heatmaps", "--input", "--out"}
     | {"--exam-list", "--nyu-tables", "--patch-bundle", "--quiet", "--stride", "--tta"},
+    "calibrate": {"--bundle", "--manifest", "--out", "--split", "--tta"},
     "demo": {"--lesion-scale", "--no-patch-pretraining", "--patch-size", "--patches-per-lesion", "--patients"}
     | {"--seed", "--size", "--test-patients", "--workdir", "--workers"},
     "bundles": {"ACTION"},

@@ -25,6 +25,7 @@ LAYERS = [
     "demo",
     "commands",
     "commands_model",
+    "commands_calibrate",
     "cli_bundles",
     "cli_common",
     "cli",

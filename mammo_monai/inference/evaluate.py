@@ -127,3 +127,12 @@ def evaluate(
     if track:
         log_evaluation(opened.name, metrics, out)
     return metrics
+
+
+def score_split(
+    opened: OpenedBundle, table: pd.DataFrame, where: str, workdir: str, tta: bool = False, batch_size: int = 4
+) -> np.ndarray:
+    """P(malignant) of the cached images of ``table`` (a manifest split) as :func:`evaluate` scores them
+    (the bundle's declared pipeline, optional flip TTA); an unreadable image raises one line naming ``where``."""
+    score, _ = _image_scorer(opened, (), tta, batch_size, workdir)
+    return _scored(score, table, where)

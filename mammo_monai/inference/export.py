@@ -19,8 +19,8 @@ from mammo_monai.inference.bundle import config_files
 from mammo_monai.inference.bundle_scripts import runtime_requirements, write_bundle_scripts
 from mammo_monai.inference.export_card import card_section, eval_metrics, trained_sentence, write_card
 from mammo_monai.inference.onnx_runtime import DYNAMIC_AXES, ONNX_OPSET, check_onnx, export_onnx
-from mammo_monai.inference.opened_bundle import OpenedBundle, open_bundle
-from mammo_monai.io.atomic import atomic_path
+from mammo_monai.inference.opened_bundle import CALIBRATION_FILE, OpenedBundle, open_bundle
+from mammo_monai.io.atomic import atomic_path, write_json
 from mammo_monai.training.model_meta import MODEL_META, without_machine_paths, write_model_meta
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def write_trained_files(net: torch.nn.Module, bundle: OpenedBundle, stage: Path,
     torch.save(net.state_dict(), stage / "models" / "model.pt")
     if (bundle.folder / "models" / MODEL_META).is_file():
         write_model_meta(stage / "models" / MODEL_META, bundle.trained)
+    if bundle.calibration is not None:  # a calibrated bundle stays calibrated when exported
+        write_json(bundle.calibration.to_record(), stage / "models" / CALIBRATION_FILE)
     preprocessing = meta["network_data_format"]["inputs"]["image"].get("preprocessing")
     section = card_section(bundle.input_size, bundle.trained.get("training"), preprocessing)
     write_card(bundle.folder / "docs" / "README.md", stage / "docs" / "README.md", section)

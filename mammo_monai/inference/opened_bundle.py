@@ -30,6 +30,7 @@ import torch
 from monai.bundle import ConfigParser
 
 from mammo_monai.data.preprocessing_settings import PreprocessingSettings
+from mammo_monai.evaluation.calibration import Calibration
 from mammo_monai.inference.bundle import (
     build_inference_network,
     inference_parser,
@@ -127,6 +128,21 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+#: the calibration a bundle carries, under ``models/`` (:class:`~mammo_monai.evaluation.calibration.Calibration`)
+CALIBRATION_FILE = "calibration.json"
+
+
+def read_calibration(folder: Path, given: str) -> Calibration | None:
+    """The bundle's ``models/calibration.json``, or None without one; one line naming the bundle otherwise."""
+    path = folder / "models" / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Calibration.from_record(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as err:
+        raise BundleError(given, f"models/{CALIBRATION_FILE}: {err}") from err
+
+
 @dataclass
 class OpenedBundle:
     """A trained bundle, opened (:func:`open_bundle`).
@@ -143,7 +159,8 @@ class OpenedBundle:
         class_names: the classes of the network's output.
         metadata: ``configs/metadata.json``.
         partner: the partner classifier bundle (segment-then-classify, heatmaps), or None.
-        calibration: a later calibration of the scores; None (none is fitted yet).
+        calibration: the calibration of P(malignant) and its named operating points fitted on a site's
+            labelled cases (``models/calibration.json``, written by ``mammo-monai calibrate``); None without one.
     """
 
     name: str
@@ -160,7 +177,7 @@ class OpenedBundle:
     class_names: list[str]
     metadata: dict[str, Any]
     partner: OpenedBundle | None = None
-    calibration: None = None
+    calibration: Calibration | None = None
     _parser: ConfigParser | None = field(default=None, repr=False)
 
     @property
@@ -307,6 +324,7 @@ def open_bundle(
         outputs=declared["outputs"],
         class_names=[str(n) for n in names or []],
         metadata=metadata,
+        calibration=read_calibration(folder, str(path)),
         _parser=parser,
     )
     if partner:

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
@@ -57,7 +58,8 @@ def _load(path: str, **settings: Any) -> dict[str, Any]:
     return preprocess_transforms(**settings)({"image": path})
 
 
-#: ``predict``'s CSV columns; ``decision`` only for a model that stores its operating point.
+#: ``predict``'s CSV columns; ``decision`` only for a model that stores its operating point; a calibrated
+#: bundle adds ``probability_calibrated`` and ``decision@<name>`` after ``probability`` / ``decision``.
 COLUMNS = [
     "file",
     "level",
@@ -104,8 +106,11 @@ def predict(
     an exam its most suspicious breast. A bundle that declares a ``decision_rule`` (e.g. the operating
     point stored with its weights) aggregates each breast its way (mean or max) and, when its ``outputs``
     name ``decision``, adds that column (1: recall) at its threshold
-    (:mod:`~mammo_monai.inference.opened_bundle`). A bundle that declares ``segment_then_classify``
-    scores its candidate lesions with ``patch_bundle`` (and writes its lesion maps with ``heatmaps``).
+    (:mod:`~mammo_monai.inference.opened_bundle`). A bundle that carries a calibration
+    (``mammo-monai calibrate``) adds ``probability_calibrated`` and ``decision@<name>`` per operating point
+    to every scored row, breasts calibrated after aggregating their raw probabilities
+    (:func:`~mammo_monai.evaluation.calibrated_columns.with_calibrated_columns`). A bundle that declares
+    ``segment_then_classify`` scores its candidate lesions with ``patch_bundle`` (and writes its lesion maps with ``heatmaps``).
 
     ``backend`` runs the classifier with "eager" PyTorch (bf16 autocast where the CPU has it),
     "onnxruntime", "openvino" (reading the exported bundle's ``model.onnx``, else an export cached per
@@ -152,6 +157,7 @@ def predict(
             score.add(d, row, name)
         score.flush()
     table = result_table(rows, opened.decision_rule, "decision" in opened.outputs)
+    table = with_calibrated_columns(table, opened.calibration)  # a calibrated bundle's columns
     write_csv(table, out_csv)
     write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
     return table
