@@ -3,9 +3,10 @@ exam gets its row, even of one image."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mammo_monai.io.exam_key import breast_key
@@ -93,20 +94,26 @@ def views_used(views: pd.Series) -> str:
 
 
 def breast_table(
-    images: pd.DataFrame, how: str = "mean", operating_points: Mapping[str, float] | None = None
+    images: pd.DataFrame,
+    how: str = "mean",
+    operating_points: Mapping[str, float] | None = None,
+    calibrate: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """One row per breast (:data:`BREAST_COLUMNS`) of the predicted images (``status`` "ok").
 
-    ``probability`` is the ``how`` ("mean" or "max") of its views' probabilities; an image table with a
-    ``benign`` column (a model with benign classes) gives each breast its ``benign`` the same way, and one
-    with ``probability_calibrated`` gives the breast's calibrated probability, which the decisions then use.
-    ``decision@<name>`` is 1 (recall) where the breast's probability reaches that operating point.
+    ``probability`` is the ``how`` ("mean" or "max") of its views' raw probabilities; an image table with a
+    ``benign`` column (a model with benign classes) gives each breast its ``benign`` the same way. With
+    ``calibrate`` (a bundle's calibration), ``probability_calibrated`` is the calibrated breast probability
+    (the raw views aggregated first, then calibrated, as ``predict``'s own breast rows are), which the
+    decisions then use. ``decision@<name>`` is 1 (recall) where the breast's probability reaches that
+    operating point.
     """
     if how not in ("mean", "max"):
         raise ValueError(f"aggregation must be 'mean' or 'max', got {how!r}")
     points = dict(operating_points or {})
-    extra = [c for c in ("probability_calibrated", "benign") if c in images.columns]
-    columns = [*BREAST_COLUMNS, *extra, *(f"decision@{name}" for name in points)]
+    extra = [c for c in ("benign",) if c in images.columns]
+    calibrated = ["probability_calibrated"] if calibrate is not None else []
+    columns = [*BREAST_COLUMNS, *calibrated, *extra, *(f"decision@{name}" for name in points)]
     ok = images[images["status"] == "ok"] if "status" in images.columns else images
     if ok.empty:
         return pd.DataFrame(columns=columns)
@@ -123,7 +130,9 @@ def breast_table(
         )
         .reset_index(drop=True)
     )
-    scored = breasts["probability_calibrated"] if "probability_calibrated" in breasts else breasts["probability"]
+    if calibrate is not None:
+        breasts["probability_calibrated"] = calibrate(breasts["probability"].to_numpy(dtype=float))
+    scored = breasts["probability_calibrated"] if calibrate is not None else breasts["probability"]
     for name, threshold in points.items():
         breasts[f"decision@{name}"] = (scored >= threshold).astype(int)
     return breasts.reindex(columns=columns)

@@ -69,9 +69,11 @@ def write_prediction_tables(
         images = table[table["level"] == "image"]
     images = images[images["status"] == "ok"]
     rule = opened.decision_rule
-    points = operating_thresholds(getattr(getattr(opened, "calibration", None), "operating_points", None))
+    calibration = getattr(opened, "calibration", None)
+    points = operating_thresholds(getattr(calibration, "operating_points", None))
+    calibrate = getattr(calibration, "apply", None)  # a calibration with only operating points: raw scores
     paths = table_paths(out_csv)
-    breasts = breast_table(images, rule.aggregation, points) if not images.empty else breast_table(images)
+    breasts = breast_table(images, rule.aggregation, points, calibrate) if not images.empty else breast_table(images)
     exam_rows = exam_table(breasts)
     write_csv(breasts, paths["breasts"])
     write_csv(exam_rows, paths["exams"])

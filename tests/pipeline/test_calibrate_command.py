@@ -153,6 +153,9 @@ def test_predict_writes_the_calibrated_probability_and_the_decisions(tmp_path):
     assert left["probability"] == pytest.approx(views["probability"].mean())  # raw views aggregated first
     assert left["probability_calibrated"] == pytest.approx(expit(0.5 * logit(np.array(left["probability"])) + 1.0))
     assert table["decision@low"].nunique() == 2 or table["decision@high"].nunique() == 2  # not all one answer
+    breasts = pd.read_csv(tmp_path / "cal_breasts.csv").set_index("laterality")  # the breast table agrees
+    for column in ("probability", "probability_calibrated", "decision@low", "decision@high"):
+        assert breasts.loc["L", column] == pytest.approx(left[column]), column
 
 
 def _rates(calibration, raw: np.ndarray) -> dict[str, float]:
