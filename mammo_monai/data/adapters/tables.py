@@ -29,18 +29,24 @@ def find_table(root: Path, names: Sequence[str], depth: int = 4) -> Path | None:
     return None
 
 
-def read_sheet(path: str | os.PathLike, required: Iterable[str] = (), **options: Any) -> pd.DataFrame:
-    """A ``.xlsx`` (first sheet, via openpyxl) or ``.csv`` table as strings, column names stripped.
+def read_sheet(
+    path: str | os.PathLike, required: Iterable[str] = (), sheet: str | None = None, **options: Any
+) -> pd.DataFrame:
+    """A ``.xlsx`` (the sheet named ``sheet`` when there is one, else the first; via openpyxl) or
+    ``.csv`` table as strings, column names stripped.
 
     Raises:
         DatasetTableError: the file cannot be read or lacks a column of ``required``.
     """
     if Path(path).suffix.lower() in (".xlsx", ".xls"):
         try:
-            table = pd.read_excel(path, sheet_name=0, dtype=str, keep_default_na=False, **options)
+            with pd.ExcelFile(path, engine="openpyxl") as book:
+                name = sheet if sheet in book.sheet_names else 0
+                table = book.parse(name, dtype=str, keep_default_na=False, **options)
         except Exception as err:  # zipfile.BadZipFile, openpyxl's own errors, a missing openpyxl: all one line
             first = (str(err).splitlines() or [""])[0]
             raise DatasetTableError(f"{path}: cannot be read as a spreadsheet ({type(err).__name__}: {first})") from err
+        table = table.fillna("").astype(str)
         table.columns = [str(c).strip() for c in table.columns]
         require_columns(table, required, path)
         return table
