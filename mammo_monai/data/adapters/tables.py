@@ -42,7 +42,7 @@ def read_sheet(
         try:
             with pd.ExcelFile(path, engine="openpyxl") as book:
                 name = sheet if sheet in book.sheet_names else 0
-                table = book.parse(name, dtype=str, keep_default_na=False, **options)
+                table = pd.read_excel(book, sheet_name=name, dtype=str, keep_default_na=False, **options)
         except Exception as err:  # zipfile.BadZipFile, openpyxl's own errors, a missing openpyxl: all one line
             first = (str(err).splitlines() or [""])[0]
             raise DatasetTableError(f"{path}: cannot be read as a spreadsheet ({type(err).__name__}: {first})") from err
