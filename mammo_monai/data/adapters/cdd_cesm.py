@@ -92,7 +92,8 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
     ``label_source`` ``pathology``). Patient: ``Patient_ID``. Lesions: every outline of a Benign or
     Malignant image, in the JPEG's pixels, with the image's pathology; ``lesion_type`` ``calc`` when
     the image's findings mention calcifications and no mass, else ``mass`` (the table names no type per
-    outline). No official split (``official_split`` is accepted and ignored).
+    outline). An image with a row of unknown pathology, type or side is left out whole (its label
+    cannot be known), reported. No official split (``official_split`` is accepted and ignored).
 
     Raises:
         FileNotFoundError: no annotation table in ``root`` or up to four folders down.
@@ -107,6 +108,7 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
     jpegs = {p.stem.strip(): p for p in walk_files(root, errors, keep=lambda n: n.lower().endswith((".jpg", ".jpeg")))}
     outlines = _outlines(root, errors)
     images: dict[str, dict] = {}
+    doubtful: set[str] = set()
     for i, r in enumerate(table.to_dict("records"), start=2):
         name, kind = r["Image_name"].strip(), r["Type"].strip().upper()
         cls = r[PATHOLOGY].strip().lower()
@@ -115,7 +117,8 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
         where = f"{table_path.name}: row {i} ({name})"
         if cls not in CLASSES or kind not in TYPES or r["Side"].strip().upper() not in ("L", "R"):
             bad = f"pathology {r[PATHOLOGY]!r}" if cls not in CLASSES else f"Type/Side {kind!r}/{r['Side']!r}"
-            errors.append({"file": where, "reason": f"unknown {bad}; row skipped"})
+            errors.append({"file": where, "reason": f"unknown {bad}; image skipped"})
+            doubtful.add(name)  # its label cannot be known if one of its rows is unreadable
             continue
         img = images.setdefault(
             name,
@@ -138,6 +141,8 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
         img["findings"] = "; ".join(f for f in (img["findings"], r.get("Findings", "").strip()) if f)
     rows, lesions = [], []
     for name, img in images.items():
+        if name in doubtful:
+            continue
         if name not in jpegs:
             errors.append({"file": f"{name}.jpg", "reason": f"listed in {table_path.name} but not found; skipped"})
             continue
