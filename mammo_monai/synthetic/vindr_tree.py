@@ -54,6 +54,61 @@ def _breast_birads(rng: np.random.Generator) -> int:
     return int(rng.choice([1, 2, 3, 4, 5], p=[0.35, 0.25, 0.15, 0.15, 0.1]))
 
 
+def _write_dicom(path: Path, img: np.ndarray, side: str, view: str, study: str, rng: np.random.Generator) -> None:
+    """A 12-bit mammogram, MONOCHROME1 (stored inverted) for about a third of the files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mono1 = rng.random() < 0.3
+    ds = build_dataset(
+        to_uint(1 - img if mono1 else img, 12),
+        laterality=side,
+        laterality_tag="ImageLaterality",
+        photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
+        patient_id=study[:8],
+    )
+    ds.ViewPosition = view
+    ds.BitsStored, ds.HighBit = 12, 11
+    save_dataset(ds, path)
+
+
+def _findings(
+    common: dict, drawn: list, birads: int, first: bool, rng: np.random.Generator
+) -> tuple[list[dict], dict | None]:
+    """The finding rows of one image and the truth of its lesion (None without one). The ``first``
+    lesion of the tree gets a box that starts left of the image."""
+    if not drawn:
+        return [{**common, "finding_categories": "['No Finding']", "finding_birads": ""}], None
+    les = drawn[0]
+    r0, c0, r1, c1 = les.box
+    cats = ["Mass"] if les.kind == "mass" else ["Suspicious Calcification"]
+    if les.kind == "mass" and rng.random() < 0.5:
+        cats.append("Skin Retraction")
+    xmin = -3.5 if first else float(c0)
+    rows = [
+        {
+            **common,
+            "finding_categories": str(cats),
+            "finding_birads": f"BI-RADS {birads}",
+            "xmin": xmin,
+            "ymin": float(r0),
+            "xmax": float(c1),
+            "ymax": float(r1),
+        }
+    ]
+    if rng.random() < 0.5:  # a finding that is not a lesion of the manifest's types
+        box = {"xmin": 10.0, "ymin": 10.0, "xmax": 30.0, "ymax": 30.0}
+        rows.append(
+            {**common, "finding_categories": "['Architectural Distortion']", "finding_birads": "BI-RADS 3", **box}
+        )
+    truth = {
+        "image_id": common["image_id"],
+        "kind": les.kind,
+        "finding_birads": birads,
+        "box": (float(r0), max(0.0, xmin), float(r1), float(c1)),
+        "categories": cats,
+    }
+    return rows, truth
+
+
 def make_vindr_tree(
     root: str | os.PathLike, studies: int = 6, seed: int = 0, size: tuple[int, int] = (256, 200)
 ) -> dict[str, Any]:
@@ -84,19 +139,7 @@ def make_vindr_tree(
                 image = _hex(rng)
                 img, drawn = render_view(rng, size, view, side, [(kind, birads >= 4)] if kind else [])
                 path = base / "images" / study / f"{image}.dicom"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                mono1 = rng.random() < 0.3
-                stored = to_uint(1 - img if mono1 else img, 12)
-                ds = build_dataset(
-                    stored,
-                    laterality=side,
-                    laterality_tag="ImageLaterality",
-                    photometric="MONOCHROME1" if mono1 else "MONOCHROME2",
-                    patient_id=study[:8],
-                )
-                ds.ViewPosition = view
-                ds.BitsStored, ds.HighBit = 12, 11
-                save_dataset(ds, path)
+                _write_dicom(path, img, side, view, study, rng)
                 common = {
                     "study_id": study,
                     "series_id": series,
@@ -111,47 +154,9 @@ def make_vindr_tree(
                 }
                 breast_rows.append(common)
                 images.append({**common, "birads": birads, "view": view, "path": str(path)})
-                if not drawn:
-                    finding_rows.append({**common, "finding_categories": "['No Finding']", "finding_birads": ""})
-                    continue
-                les = drawn[0]
-                r0, c0, r1, c1 = les.box
-                cats = ["Mass"] if les.kind == "mass" else ["Suspicious Calcification"]
-                if les.kind == "mass" and rng.random() < 0.5:
-                    cats.append("Skin Retraction")
-                xmin = -3.5 if not lesions else float(c0)  # the first lesion's box starts outside the image
-                finding_rows.append(
-                    {
-                        **common,
-                        "finding_categories": str(cats),
-                        "finding_birads": f"BI-RADS {birads}",
-                        "xmin": xmin,
-                        "ymin": float(r0),
-                        "xmax": float(c1),
-                        "ymax": float(r1),
-                    }
-                )
-                lesions.append(
-                    {
-                        "image_id": image,
-                        "kind": les.kind,
-                        "finding_birads": birads,
-                        "box": (float(r0), max(0.0, xmin), float(r1), float(c1)),
-                        "categories": cats,
-                    }
-                )
-                if rng.random() < 0.5:  # a finding that is not a lesion of the manifest's types
-                    finding_rows.append(
-                        {
-                            **common,
-                            "finding_categories": "['Architectural Distortion']",
-                            "finding_birads": "BI-RADS 3",
-                            "xmin": 10.0,
-                            "ymin": 10.0,
-                            "xmax": 30.0,
-                            "ymax": 30.0,
-                        }
-                    )
+                rows, lesion = _findings(common, drawn, birads, not lesions, rng)
+                finding_rows += rows
+                lesions += [lesion] if lesion else []
     write_csv(pd.DataFrame(breast_rows, columns=BREAST_COLUMNS), base / "breast-level_annotations.csv")
     write_csv(pd.DataFrame(finding_rows, columns=FINDING_COLUMNS), base / "finding_annotations.csv")
     return {"base": str(base), "images": images, "lesions": lesions}

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
 from mammo_monai.data.adapters.tables import find_table, outline_geometry, read_sheet
@@ -107,6 +108,37 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
     errors: list[dict[str, str]] = []
     jpegs = {p.stem.strip(): p for p in walk_files(root, errors, keep=lambda n: n.lower().endswith((".jpg", ".jpeg")))}
     outlines = _outlines(root, errors)
+    images = _images(table, table_path.name, include_cesm, errors)
+    rows, lesions = [], []
+    for name, img in images.items():
+        if name not in jpegs:
+            errors.append({"file": f"{name}.jpg", "reason": f"listed in {table_path.name} but not found; skipped"})
+            continue
+        classes = img.pop("classes")
+        rows.append({**img, "image": str(jpegs[name]), "pathologies": "/".join(sorted(classes))})
+        if classes == {"normal"}:
+            continue
+        findings = img["findings"].lower()
+        kind = "calc" if "calcif" in findings and "mass" not in findings else "mass"
+        for pts in outlines.get(name, []):
+            lesions.append(
+                {
+                    "image_id": name,
+                    "image": str(jpegs[name]),
+                    "lesion_type": kind,
+                    "pathology": "malignant" if img["label"] else "benign",
+                    **outline_geometry(*pts),
+                    "mask": "",
+                }
+            )
+    return AdapterResult.from_rows(rows, lesions, errors, truth_rows=len(table))
+
+
+def _images(
+    table: pd.DataFrame, name_of_table: str, include_cesm: bool, errors: list[dict[str, str]]
+) -> dict[str, dict]:
+    """Image name -> its row (label from all its rows, their classes and findings); an image with an
+    unreadable row is left out whole, reported."""
     images: dict[str, dict] = {}
     doubtful: set[str] = set()
     for i, r in enumerate(table.to_dict("records"), start=2):
@@ -114,7 +146,7 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
         cls = r[PATHOLOGY].strip().lower()
         if not name or (kind == "CESM" and not include_cesm):
             continue
-        where = f"{table_path.name}: row {i} ({name})"
+        where = f"{name_of_table}: row {i} ({name})"
         if cls not in CLASSES or kind not in TYPES or r["Side"].strip().upper() not in ("L", "R"):
             bad = f"pathology {r[PATHOLOGY]!r}" if cls not in CLASSES else f"Type/Side {kind!r}/{r['Side']!r}"
             errors.append({"file": where, "reason": f"unknown {bad}; image skipped"})
@@ -139,28 +171,4 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
         img["label"] = max(img["label"], CLASSES[cls])
         img["classes"].add(cls)
         img["findings"] = "; ".join(f for f in (img["findings"], r.get("Findings", "").strip()) if f)
-    rows, lesions = [], []
-    for name, img in images.items():
-        if name in doubtful:
-            continue
-        if name not in jpegs:
-            errors.append({"file": f"{name}.jpg", "reason": f"listed in {table_path.name} but not found; skipped"})
-            continue
-        classes = img.pop("classes")
-        rows.append({**img, "image": str(jpegs[name]), "pathologies": "/".join(sorted(classes))})
-        if classes == {"normal"}:
-            continue
-        findings = img["findings"].lower()
-        kind = "calc" if "calcif" in findings and "mass" not in findings else "mass"
-        for pts in outlines.get(name, []):
-            lesions.append(
-                {
-                    "image_id": name,
-                    "image": str(jpegs[name]),
-                    "lesion_type": kind,
-                    "pathology": "malignant" if img["label"] else "benign",
-                    **outline_geometry(*pts),
-                    "mask": "",
-                }
-            )
-    return AdapterResult.from_rows(rows, lesions, errors, truth_rows=len(table))
+    return {name: img for name, img in images.items() if name not in doubtful}

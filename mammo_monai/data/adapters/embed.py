@@ -116,20 +116,13 @@ def load_embed(
         DatasetTableError: a table cannot be read or lacks a needed column.
     """
     root = Path(root)
-    paths = [find_table(root, names) for names in (CLINICAL, METADATA)]
-    for path, names in zip(paths, (CLINICAL, METADATA)):
-        if path is None:
-            raise FileNotFoundError(f"{root}: {names[0]} not found here, in tables/ or below")
     errors: list[dict[str, str]] = []
-    clinical = _severity(read_sheet(paths[0], CLINICAL_REQUIRED), paths[0].name, errors)
-    meta = read_sheet(paths[1], METADATA_REQUIRED)
+    clinical, meta, paths = _read_tables(root, errors)
     wanted = {IMAGE_TYPES.get(t.lower(), t) for t in image_types}
     meta = meta[meta["FinalImageType"].str.strip().str.lower().map(IMAGE_TYPES).isin(wanted)]
     if not include_spot_mag and "spot_mag" in meta.columns:
         meta = meta[meta["spot_mag"].map(number).fillna(0) != 1]
     by_exam = {k: g for k, g in clinical.groupby(clinical["acc_anon"].str.strip())}
-    roi_col = "DCM_ROI_coords" if "DCM_ROI_coords" in meta.columns else "ROI_coords"
-    level_col = next((c for c in ("match_level", "ROI_match_level") if c in meta.columns), None)
     negative = {b.upper() for b in negative_birads}
     rows, lesions, unlabelled = [], [], 0
     for r in meta.to_dict("records"):
@@ -144,41 +137,8 @@ def load_embed(
         if not path.is_file():
             errors.append({"file": str(path), "reason": f"listed in {paths[1].name} but not found; skipped"})
             continue
-        image_id = "embed_" + hashlib.sha1(r["anon_dicom_path"].encode()).hexdigest()[:16]
-        rows.append(
-            {
-                "image_id": image_id,
-                "image": str(path),
-                "patient_id": r["empi_anon"].strip(),
-                "laterality": side,
-                "view": r["ViewPosition"].strip().upper(),
-                "label": label[0],
-                "dataset": "embed",
-                "split": "",
-                "label_source": label[1],
-                "exam": r["acc_anon"].strip(),
-                "image_type": IMAGE_TYPES[r["FinalImageType"].strip().lower()],
-                "path_severity": found["severity"].min(),
-            }
-        )
-        rois = parse_rois(r.get(roi_col, ""))
-        levels = [int(v) for v in re.findall(r"\d", r.get(level_col, ""))] if level_col else []
-        calc = found.get("calcfind", pd.Series(dtype=str)).str.strip().ne("").any()
-        mass = found.get("massshape", pd.Series(dtype=str)).str.strip().ne("").any()
-        for k, roi in enumerate(rois):
-            if levels and k < len(levels) and levels[k] not in roi_match_levels:
-                continue
-            lesions.append(
-                {
-                    "image_id": image_id,
-                    "image": str(path),
-                    "lesion_type": "calc" if calc and not mass else "mass",
-                    "pathology": "malignant" if label[0] else "benign",
-                    **box_geometry(*roi),
-                    "mask": "",
-                    "match_level": levels[k] if k < len(levels) else "",
-                }
-            )
+        rows.append(_image_row(r, path, side, label, found))
+        lesions += _roi_lesions(r, rows[-1], found, roi_match_levels)
     if unlabelled:
         errors.append(
             {
@@ -188,3 +148,56 @@ def load_embed(
             }
         )
     return AdapterResult.from_rows(rows, lesions, errors, truth_rows=len(clinical))
+
+
+def _read_tables(root: Path, errors: list[dict[str, str]]) -> tuple[pd.DataFrame, pd.DataFrame, list[Path]]:
+    """The clinical table (with ``severity``) and the metadata table, and their paths."""
+    paths = [find_table(root, names) for names in (CLINICAL, METADATA)]
+    for path, names in zip(paths, (CLINICAL, METADATA)):
+        if path is None:
+            raise FileNotFoundError(f"{root}: {names[0]} not found here, in tables/ or below")
+    clinical = _severity(read_sheet(paths[0], CLINICAL_REQUIRED), paths[0].name, errors)
+    return clinical, read_sheet(paths[1], METADATA_REQUIRED), paths
+
+
+def _image_row(r: dict, path: Path, side: str, label: tuple[int, str], found: pd.DataFrame) -> dict:
+    return {
+        "image_id": "embed_" + hashlib.sha1(r["anon_dicom_path"].encode()).hexdigest()[:16],
+        "image": str(path),
+        "patient_id": r["empi_anon"].strip(),
+        "laterality": side,
+        "view": r["ViewPosition"].strip().upper(),
+        "label": label[0],
+        "dataset": "embed",
+        "split": "",
+        "label_source": label[1],
+        "exam": r["acc_anon"].strip(),
+        "image_type": IMAGE_TYPES[r["FinalImageType"].strip().lower()],
+        "path_severity": found["severity"].min(),
+    }
+
+
+def _roi_lesions(r: dict, image: dict, found: pd.DataFrame, match_levels: tuple[int, ...]) -> list[dict]:
+    """The image's ROIs of ``match_levels`` as box lesions (``DCM_ROI_coords`` preferred when present)."""
+    rois = parse_rois(r.get("DCM_ROI_coords", r.get("ROI_coords", "")))
+    level_text = r.get("match_level", r.get("ROI_match_level", ""))
+    levels = [int(v) for v in re.findall(r"\d", level_text)]
+    calc = found.get("calcfind", pd.Series(dtype=str)).str.strip().ne("").any()
+    mass = found.get("massshape", pd.Series(dtype=str)).str.strip().ne("").any()
+    out = []
+    for k, roi in enumerate(rois):
+        level = levels[k] if k < len(levels) else ""
+        if level != "" and level not in match_levels:
+            continue
+        out.append(
+            {
+                "image_id": image["image_id"],
+                "image": image["image"],
+                "lesion_type": "calc" if calc and not mass else "mass",
+                "pathology": "malignant" if image["label"] else "benign",
+                **box_geometry(*roi),
+                "mask": "",
+                "match_level": level,
+            }
+        )
+    return out

@@ -74,7 +74,8 @@ def load_vindr(
     if breast_path is None:
         raise FileNotFoundError(f"{root}: {BREAST_CSV} not found here or up to four folders down")
     base = breast_path.parent
-    table = read_table(breast_path, required=BREAST_REQUIRED, dtype=str, keep_default_na=False)
+    required = BREAST_REQUIRED + (["split"] if official_split else [])
+    table = read_table(breast_path, required=required, dtype=str, keep_default_na=False)
     finding_path = base / FINDING_CSV
     if not finding_path.is_file():
         raise FileNotFoundError(f"{base}: {FINDING_CSV} not found beside {BREAST_CSV}")
