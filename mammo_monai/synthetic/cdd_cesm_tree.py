@@ -68,6 +68,32 @@ def _shape(lesion, ellipse: bool) -> dict:
     }
 
 
+def _via_row(filename: str, path: Path, drawn: list, ellipse: bool) -> tuple[dict, dict | None]:
+    """One row of the segmentation table (``{}`` without a lesion) and the truth of its outline."""
+    common = {"#filename": filename, "file_size": path.stat().st_size, "file_attributes": "{}"}
+    if not drawn:
+        return {**common, "region_count": 0, "region_id": 0, "region_shape_attributes": "{}"}, None
+    shape = _shape(drawn[0], ellipse)
+    row = {
+        **common,
+        "region_count": 1,
+        "region_id": 0,
+        "region_shape_attributes": json.dumps(shape),
+        "region_attributes": "{}",
+    }
+    if ellipse:
+        box = (
+            shape["cy"] - shape["ry"],
+            shape["cx"] - shape["rx"],
+            shape["cy"] + shape["ry"],
+            shape["cx"] + shape["rx"],
+        )
+    else:
+        ys, xs = shape["all_points_y"], shape["all_points_x"]
+        box = (min(ys), min(xs), max(ys), max(xs))
+    return row, {"box": box, "shape": shape["name"]}
+
+
 def make_cdd_cesm_tree(
     root: str | os.PathLike, patients: int = 4, seed: int = 0, size: tuple[int, int] = (256, 200)
 ) -> dict[str, Any]:
@@ -126,28 +152,9 @@ def make_cdd_cesm_tree(
                         }
                     )
                     filename = f"{name} .jpg" if p == 1 and view == "MLO" else f"{name}.jpg"
-                    common = {"#filename": filename, "file_size": path.stat().st_size, "file_attributes": "{}"}
-                    if not drawn:
-                        via.append({**common, "region_count": 0, "region_id": 0, "region_shape_attributes": "{}"})
-                        continue
-                    ellipse = len(lesions) % 3 == 2
-                    shape = _shape(drawn[0], ellipse)
-                    via.append(
-                        {
-                            **common,
-                            "region_count": 1,
-                            "region_id": 0,
-                            "region_shape_attributes": json.dumps(shape),
-                            "region_attributes": "{}",
-                        }
-                    )
-                    if ellipse:
-                        box = (shape["cy"] - shape["ry"], shape["cx"] - shape["rx"])
-                        box += (shape["cy"] + shape["ry"], shape["cx"] + shape["rx"])
-                    else:
-                        ys, xs = shape["all_points_y"], shape["all_points_x"]
-                        box = (min(ys), min(xs), max(ys), max(xs))
-                    lesions.append({"name": name, "kind": kind, "box": box, "shape": shape["name"]})
+                    region, lesion = _via_row(filename, path, drawn, ellipse=len(lesions) % 3 == 2)
+                    via.append(region)
+                    lesions += [{"name": name, "kind": kind, **lesion}] if lesion else []
     table = base / "Radiology-manual-annotations.xlsx"
     with atomic_path(table) as tmp:
         pd.DataFrame(rows, columns=COLUMNS).to_excel(tmp, index=False, sheet_name="all", engine="openpyxl")

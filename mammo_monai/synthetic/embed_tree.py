@@ -72,6 +72,33 @@ def _label(findings: dict, side: str) -> tuple[int | None, str]:
     return None, ""
 
 
+def _clinical_rows(empi: str, acc: str, desc: str, findings: dict, rng: np.random.Generator) -> list[dict]:
+    """One clinical row per finding of an exam, numbered from 1."""
+    return [
+        {
+            "empi_anon": empi,
+            "acc_anon": acc,
+            "desc": desc,
+            "side": side,
+            "asses": asses,
+            "numfind": n,
+            "massshape": "IR" if kind == "mass" else "",
+            "calcfind": "P" if kind == "calc" else "",
+            "path_severity": "" if sev is None else sev,
+            "tissueden": int(rng.integers(1, 5)),
+        }
+        for n, (side, (asses, sev, kind)) in enumerate(findings.items(), start=1)
+    ]
+
+
+def _write_dicom(path: Path, img: np.ndarray, side: str, view: str, empi: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds = build_dataset(to_uint(img, 12), laterality=side, laterality_tag="ImageLaterality", patient_id=empi)
+    ds.ViewPosition = view
+    ds.BitsStored, ds.HighBit = 12, 11
+    save_dataset(ds, path)
+
+
 def make_embed_tree(
     root: str | os.PathLike, patients: int = 4, seed: int = 0, size: tuple[int, int] = (256, 200)
 ) -> dict[str, Any]:
@@ -93,21 +120,7 @@ def make_embed_tree(
         desc, findings, sides = EXAMS[i % len(EXAMS)]
         empi, acc = str(10000000 + 7919 * i), str(60000000 + 104729 * i)
         study, series = generate_uid(entropy_srcs=["embed", acc]), generate_uid(entropy_srcs=["embed", acc, "s"])
-        for n, (side, (asses, sev, kind)) in enumerate(findings.items(), start=1):
-            clinical.append(
-                {
-                    "empi_anon": empi,
-                    "acc_anon": acc,
-                    "desc": desc,
-                    "side": side,
-                    "asses": asses,
-                    "numfind": n,
-                    "massshape": "IR" if kind == "mass" else "",
-                    "calcfind": "P" if kind == "calc" else "",
-                    "path_severity": "" if sev is None else sev,
-                    "tissueden": int(rng.integers(1, 5)),
-                }
-            )
+        clinical += _clinical_rows(empi, acc, desc, findings, rng)
         views = [(s, v, "2D", 0) for s in sides for v in ("CC", "MLO")]
         if i % len(EXAMS) == 2:
             views += [("L", "CC", "cview", 0), ("L", "CC", "2D", 1)]
@@ -115,14 +128,15 @@ def make_embed_tree(
             kind = next((f[2] for k, f in findings.items() if k in (side, "B") and f[2]), None)
             two = i % len(EXAMS) == 2 and view == "CC" and image_type == "2D" and not spot
             img, drawn = render_view(rng, size, view, side, [(kind, True)] * (2 if two else 1) if kind else [])
-            sop = generate_uid(entropy_srcs=["embed", acc, side, view, image_type, str(spot)])
-            rel = Path("cohort_1") / empi / study / series / f"{sop}.dcm"
+            rel = (
+                Path("cohort_1")
+                / empi
+                / study
+                / series
+                / f"{generate_uid(entropy_srcs=[acc, side, view, image_type, str(spot)])}.dcm"
+            )
             path = root / "images" / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            ds = build_dataset(to_uint(img, 12), laterality=side, laterality_tag="ImageLaterality", patient_id=empi)
-            ds.ViewPosition = view
-            ds.BitsStored, ds.HighBit = 12, 11
-            save_dataset(ds, path)
+            _write_dicom(path, img, side, view, empi)
             boxes = [d.box for d in drawn]
             levels = [1, 2][: len(boxes)]
             metadata.append(
