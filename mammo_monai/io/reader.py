@@ -21,6 +21,9 @@ from mammo_monai.io.raster import RASTER_SUFFIXES, read_raster
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 SUPPORTED_SUFFIXES = DICOM_SUFFIXES + RASTER_SUFFIXES
+#: read when a dataset adapter lists them (CDD-CESM ships JPEG only), never picked up by folder walks:
+#: a lossy copy is a last resort, not a format to look for
+LISTED_ONLY_SUFFIXES = (".jpg", ".jpeg")
 
 
 def is_dicom(path: str | os.PathLike) -> bool:
@@ -49,7 +52,7 @@ def read_mammogram(
         raise MammogramError(path, "file not found")
     if suffix in DICOM_SUFFIXES or is_dicom(path):
         return read_dicom(path, modalities=modalities)
-    if suffix in RASTER_SUFFIXES:
+    if suffix in RASTER_SUFFIXES + LISTED_ONLY_SUFFIXES:
         image, meta = read_raster(path)
         return image, {**meta, **image_keys(path)}  # no header: the exam from the name, else the file
     raise MammogramError(path, f"unsupported file type {suffix or '(no suffix)'!r}: expected DICOM, PNG, PGM or TIFF")
