@@ -1,6 +1,7 @@
 """Dataset adapters: each turns one dataset's own layout into the manifest's two tables."""
 
 from mammo_monai.data.adapters.base import AdapterResult, DatasetTableError, walk_files
+from mammo_monai.data.adapters.bcdr import load_bcdr
 from mammo_monai.data.adapters.bcs_dbt import load_bcs_dbt
 from mammo_monai.data.adapters.cbis_ddsm import load_cbis_ddsm
 from mammo_monai.data.adapters.folder import load_folder
@@ -15,12 +16,14 @@ ADAPTERS = {
     "rsna": load_rsna,
     "folder": load_folder,
     "bcs-dbt": load_bcs_dbt,
+    "bcdr": load_bcdr,
 }
 
 __all__ = [
     "ADAPTERS",
     "AdapterResult",
     "DatasetTableError",
+    "load_bcdr",
     "load_bcs_dbt",
     "load_cbis_ddsm",
     "load_folder",
