@@ -7,6 +7,7 @@ from mammo_monai.data.adapters.cbis_ddsm import load_cbis_ddsm
 from mammo_monai.data.adapters.folder import load_folder
 from mammo_monai.data.adapters.inbreast import load_inbreast
 from mammo_monai.data.adapters.mias import load_mias
+from mammo_monai.data.adapters.omi_db import load_omi_db
 from mammo_monai.data.adapters.rsna import load_rsna
 
 ADAPTERS = {
@@ -17,6 +18,7 @@ ADAPTERS = {
     "folder": load_folder,
     "bcs-dbt": load_bcs_dbt,
     "bcdr": load_bcdr,
+    "omi-db": load_omi_db,
 }
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "load_folder",
     "load_inbreast",
     "load_mias",
+    "load_omi_db",
     "load_rsna",
     "walk_files",
 ]
