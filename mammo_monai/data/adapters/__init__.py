@@ -6,6 +6,7 @@ from mammo_monai.data.adapters.bcs_dbt import load_bcs_dbt
 from mammo_monai.data.adapters.cbis_ddsm import load_cbis_ddsm
 from mammo_monai.data.adapters.folder import load_folder
 from mammo_monai.data.adapters.inbreast import load_inbreast
+from mammo_monai.data.adapters.kau_bcmd import load_kau_bcmd
 from mammo_monai.data.adapters.mias import load_mias
 from mammo_monai.data.adapters.omi_db import load_omi_db
 from mammo_monai.data.adapters.rsna import load_rsna
@@ -17,6 +18,7 @@ ADAPTERS = {
     "rsna": load_rsna,
     "folder": load_folder,
     "bcs-dbt": load_bcs_dbt,
+    "kau-bcmd": load_kau_bcmd,
     "bcdr": load_bcdr,
     "omi-db": load_omi_db,
 }
@@ -30,6 +32,7 @@ __all__ = [
     "load_cbis_ddsm",
     "load_folder",
     "load_inbreast",
+    "load_kau_bcmd",
     "load_mias",
     "load_omi_db",
     "load_rsna",
