@@ -5,7 +5,7 @@ Breast Tomosynthesis DICOM per view (window in the shared functional groups), an
 validation, test) the ``file-paths``, ``labels`` and ``boxes`` tables with TCIA's columns. Quirks kept:
 boxes are given in the frame the Duke reference code shows (a volume stored turned by 180 degrees is
 turned back before its boxes apply), such a volume's header laterality is wrong, a patient can lack
-views, and one view holds boxes on two slices.
+views, one view holds boxes on two slices, and the training boxes table has no ``VolumeSlices`` column.
 """
 
 from __future__ import annotations
@@ -145,6 +145,9 @@ def make_bcs_dbt_tree(
     for split, t in tables.items():
         for kind, header in (("paths", PATH_COLUMNS), ("labels", LABEL_COLUMNS), ("boxes", BOX_COLUMNS)):
             name = {"paths": "file-paths", "labels": "labels", "boxes": "boxes"}[kind]
+            rows = [header, *t[kind]]
+            if kind == "boxes" and split == "train":  # the training boxes table has no VolumeSlices column
+                rows = [r[:-1] for r in rows]
             with open(root / f"BCS-DBT {name}-{split}-v2.csv", "w", newline="") as fh:
-                csv.writer(fh).writerows([header, *t[kind]])
+                csv.writer(fh).writerows(rows)
     return {"views": truth, "patients": patients}

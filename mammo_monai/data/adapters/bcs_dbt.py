@@ -9,7 +9,10 @@ Reads the tables TCIA publishes per set (train, validation, test), version 1 or 
 - labels: ``PatientID, StudyUID, View, Normal, Actionable, Benign, Cancer`` (one 1 per row);
 - boxes: ``PatientID, StudyUID, View, Subject, Slice, X, Y, Width, Height, Class, AD, VolumeSlices``.
 
-Views are ``lcc``, ``lmlo``, ``rcc``, ``rmlo``; a view's volume is one multi-frame DICOM.
+Views are ``lcc``, ``lmlo``, ``rcc``, ``rmlo``; a view's volume is one multi-frame DICOM. ``VolumeSlices``
+is missing from some sets' boxes table and not needed: the frame count is read from the volume's header.
+Sources: TCIA's collection page, Buda et al. (JAMA Netw Open 2021), the Duke reference code
+(github.com/mazurowski-lab/duke-dbt-data: ``dcmread_image``, ``read_boxes``).
 """
 
 from __future__ import annotations
