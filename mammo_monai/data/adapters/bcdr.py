@@ -12,6 +12,8 @@ Tables read (column names as published with the sets, e.g. ``bcdr_d01_img.csv``)
 
 Quirks handled: values written after ``", "`` (a leading space in file names, classifications and
 point lists), ``density`` ``NaN``, ``classification`` ``Malign`` (also accepted: ``Malignant``).
+Sources: bcdr.eu's set descriptions and the column lists that public BCDR readers parse (the ``image_view``
+codes 1-4 and the film sets' 8-bit TIFFs from the same readers); no set's files were available here.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ the contralateral breast included.
 
 The package's readers take no JPEG (lossy, by design); each JPEG is decoded once (Pillow, converted to
 8-bit grey) into a lossless PNG in a derived folder (:mod:`.derived_images`), remade when the JPEG is newer.
+Sources: the data descriptor (MDPI Data, doi:10.3390/data6110111: 1416 cases, CC and MLO of both breasts,
+BI-RADS 1, 3, 4, 5) and the folder names public code reads from the Kaggle copy.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Quirks handled: upper-case ``IMAGEDB_`` / ``NBSS_`` names, image JSONs named ``<
 
 The ``omidb`` package (pre-alpha, with loguru and matplotlib) is not used: the few keys needed are read
 directly, and its event-date linking of studies without an ``EpisodeID`` is not reproduced (such studies
-are reported and skipped).
+are reported and skipped). Source: the ``omidb`` package's documentation (``structure.rst``) and parser.
 """
 
 from __future__ import annotations
