@@ -141,3 +141,18 @@ def test_prepare_caches_the_derived_slices(tree, tmp_path, monkeypatch):
     images = pd.read_csv(tmp_path / "out" / "images.csv")
     assert summary["failed_images"] == 0 and summary["lesions"] == sum(len(v["boxes"]) for v in truth["views"])
     assert (images.groupby("patient_id")["split"].nunique() == 1).all()
+
+
+def test_each_box_frames_its_lesion_in_the_derived_slice(tree, tmp_path):
+    found = _load(tree[0], tmp_path)
+    images = found.images.set_index("image_id")
+    for les in found.lesions.itertuples():
+        row = images.loc[les.image_id]
+        slice_ = pydicom.dcmread(row["image"]).pixel_array.astype(float)
+        volume = pydicom.dcmread(row["source_volume"]).pixel_array.astype(float)
+        other = volume[(row["slice"] + 1) % row["slices"]]  # no lesion drawn on the next slice
+        change = np.abs(slice_ - other)
+        inside = np.zeros(change.shape, bool)
+        top, left = int(les.box_top), int(les.box_left)
+        inside[top : top + int(les.box_height), left : left + int(les.box_width)] = True
+        assert change[inside].mean() > 5 * change[~inside].mean()
