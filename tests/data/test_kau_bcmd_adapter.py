@@ -62,7 +62,9 @@ def test_unknown_birads_folder_unreadable_file_and_loose_image_are_reported(tree
     found = _load(root, tmp_path)
     reasons = sorted(f"{e['file']}: {e['reason']}" for e in found.errors)
     assert len(reasons) == 3 and all("\n" not in r for r in reasons)
-    assert any(r.endswith("Birad7: unknown label value: BI-RADS 7 is not 1-6; folder skipped") for r in reasons)
+    assert any(
+        r.endswith("Birad7: unknown label value: BI-RADS 7 is not 1-6 (the whole folder); skipped") for r in reasons
+    )
     assert any("2002_LCC.jpg: cannot be read as an image" in r for r in reasons)
     assert any("loose_RCC.jpg: not inside a BI-RADS folder" in r for r in reasons)
     assert len(found.images) == len(tree[1]["images"])

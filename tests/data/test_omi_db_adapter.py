@@ -78,7 +78,7 @@ def test_missing_studies_key_is_one_line(tree, tmp_path):
     _edit(root / DATA / "optm1" / "imagedb_optm1.json", lambda d: d.pop("STUDIES"))
     found = load_omi_db(root)
     bad = [e for e in found.errors if "imagedb_optm1.json" in e["file"]]
-    assert [e["reason"] for e in bad] == ["missing key 'STUDIES'; client skipped"]
+    assert [e["reason"] for e in bad] == ["missing key 'STUDIES' (the whole client); skipped"]
     assert "optm1" not in set(found.images["patient_id"])
 
 

@@ -80,7 +80,7 @@ def _outlines(path: Path | None, errors: list[dict[str, str]]) -> tuple[dict[str
             errors.append(
                 {
                     "file": f"{path.name}: {name}",
-                    "reason": f"unknown classification {row['classification']!r}; image skipped",
+                    "reason": f"unknown classification {row['classification']!r} (the image's label is unknown); skipped",
                 }
             )
             unknown.add(name)

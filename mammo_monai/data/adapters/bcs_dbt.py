@@ -84,7 +84,9 @@ def _read_set(tables: dict, name: str, path_column: str, errors: list[dict[str, 
         have = paths or labels
         if have is not None:
             missing = "labels" if labels is None else "file-paths"
-            errors.append({"file": str(have), "reason": f"no {missing} table for the {name} set; set skipped"})
+            errors.append(
+                {"file": str(have), "reason": f"no {missing} table for the {name} set (all its views); skipped"}
+            )
         return None
     fp = read_table(paths, required=[*KEY, path_column], dtype=str, keep_default_na=False)
     lab = read_table(labels, required=[*KEY, *LABEL_GROUPS], dtype=str, keep_default_na=False)

@@ -93,7 +93,10 @@ def load_kau_bcmd(
         if not 1 <= birads <= 6:
             if folder not in bad_folders:
                 errors.append(
-                    {"file": str(folder), "reason": f"unknown label value: BI-RADS {number} is not 1-6; folder skipped"}
+                    {
+                        "file": str(folder),
+                        "reason": f"unknown label value: BI-RADS {number} is not 1-6 (the whole folder); skipped",
+                    }
                 )
                 bad_folders.add(folder)
             continue

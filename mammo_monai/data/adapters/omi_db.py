@@ -59,7 +59,7 @@ def _load_json(path: Path, errors: list[dict[str, str]], what: str) -> Any:
         errors.append(
             {
                 "file": str(path),
-                "reason": f"cannot be read as JSON ({type(err).__name__}: {str(err).splitlines()[0]}); {what} skipped",
+                "reason": f"cannot be read as JSON ({type(err).__name__}: {str(err).splitlines()[0]}) (the whole {what}); skipped",
             }
         )
         return None
@@ -143,13 +143,15 @@ def load_omi_db(root: str | os.PathLike, presentation_only: bool = True) -> Adap
         imagedb_path, nbss_path = _client_json(client, "imagedb"), _client_json(client, "nbss")
         if imagedb_path is None or nbss_path is None:
             missing = "imagedb" if imagedb_path is None else "nbss"
-            errors.append({"file": str(client), "reason": f"no {missing}_{client.name}.json; client skipped"})
+            errors.append(
+                {"file": str(client), "reason": f"no {missing}_{client.name}.json (the whole client); skipped"}
+            )
             continue
         imagedb, nbss = _load_json(imagedb_path, errors, "client"), _load_json(nbss_path, errors, "client")
         if imagedb is None or nbss is None:
             continue
         if not isinstance(imagedb.get("STUDIES"), dict):
-            errors.append({"file": str(imagedb_path), "reason": "missing key 'STUDIES'; client skipped"})
+            errors.append({"file": str(imagedb_path), "reason": "missing key 'STUDIES' (the whole client); skipped"})
             continue
         for study_id, study in imagedb["STUDIES"].items():
             counts["studies"] += 1
@@ -186,7 +188,10 @@ def _study(
     where = f"{imagedb_path.name}: study {safe_name(study_id)[-12:]}"
     if not isinstance(episode, dict):
         errors.append(
-            {"file": where, "reason": f"episode {episode_id or '(none)'!r} not in the NBSS file; study skipped"}
+            {
+                "file": where,
+                "reason": f"episode {episode_id or '(none)'!r} not in the NBSS file (the whole study); skipped",
+            }
         )
         return [], []
     images, lesions = [], []
@@ -209,7 +214,7 @@ def _study(
                 errors.append(
                     {
                         "file": f"{client}/nbss episode {episode_id}",
-                        "reason": f"unknown side opinion {label!r}; image {path.name} skipped",
+                        "reason": f"unknown side opinion {label!r} for image {path.name}; skipped",
                     }
                 )
                 continue
