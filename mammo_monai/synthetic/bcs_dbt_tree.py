@@ -94,7 +94,8 @@ def make_bcs_dbt_tree(
     root: str | os.PathLike, patients: int = 6, seed: int = 0, size: tuple[int, int] = (128, 96), frames: int = 8
 ) -> dict[str, Any]:
     """Write the miniature under ``root``; returns the truth: one entry per view with its set, group,
-    volume, whether it is stored turned, and its boxes in the STORED pixels (top, left, height, width)."""
+    volume, whether it is stored turned, and its boxes (top, left, height, width) in the reference frame
+    (the volume turned back), as the boxes table gives them."""
     root = Path(root)
     rng = np.random.default_rng(seed)
     tables: dict[str, dict[str, list]] = {s: {"paths": [], "labels": [], "boxes": []} for s in SETS}
@@ -128,8 +129,9 @@ def make_bcs_dbt_tree(
                 tables[split]["boxes"].append(
                     [pid, study, view, 0, index, left, top, w, h, "cancer" if d.malignant else "benign", 0, frames]
                 )
-                stored_box = (size[0] - top - h, size[1] - left - w, h, w) if turned else (top, left, h, w)
-                boxes.append({"slice": index, "box": stored_box, "pathology": "malignant" if d.malignant else "benign"})
+                boxes.append(
+                    {"slice": index, "box": (top, left, h, w), "pathology": "malignant" if d.malignant else "benign"}
+                )
             truth.append(
                 {
                     "PatientID": pid,

@@ -59,11 +59,11 @@ def test_labels_follow_the_groups(tree, tmp_path):
     assert len(excluded) == len(images) - int((images["group"] == "actionable").sum())
 
 
-def test_boxes_in_the_stored_pixels_of_turned_volumes(tree, tmp_path):
+def test_boxes_apply_to_the_derived_slice_turned_to_the_reference_frame(tree, tmp_path):
     root, truth = tree
     found = _load(root, tmp_path)
     lesions = found.lesions.merge(
-        found.images[["image_id", "patient_id", "laterality", "view", "slice"]], on="image_id"
+        found.images[["image_id", "patient_id", "laterality", "view", "slice", "turned"]], on="image_id"
     )
     got = {
         (r.patient_id, f"{r.laterality.lower()}{r.view.lower()}", r.slice): (
@@ -72,7 +72,7 @@ def test_boxes_in_the_stored_pixels_of_turned_volumes(tree, tmp_path):
             r.box_height,
             r.box_width,
             r.pathology,
-            r.box_turned,
+            r.turned,
         )
         for r in lesions.itertuples()
     }
@@ -84,18 +84,21 @@ def test_boxes_in_the_stored_pixels_of_turned_volumes(tree, tmp_path):
     assert got == want and any(v["turned"] for v in truth["views"])
 
 
-def test_derived_slice_is_the_stored_frame_with_its_window(tree, tmp_path):
+def test_derived_slice_is_the_frame_turned_back_with_its_window(tree, tmp_path):
     root, _ = tree
     found = _load(root, tmp_path)
-    row = found.images[found.images["image_id"].isin(found.lesions["image_id"])].iloc[0]
-    derived = pydicom.dcmread(row["image"])
-    volume = pydicom.dcmread(row["source_volume"]).pixel_array
-    assert np.array_equal(derived.pixel_array, volume[row["slice"]])
-    assert (derived.ImageLaterality, derived.ViewPosition, float(derived.WindowWidth)) == (
-        row["laterality"],
-        row["view"],
-        4000.0,
-    )
+    for turned in (False, True):
+        row = found.images[found.images["turned"] == turned].iloc[0]
+        derived = pydicom.dcmread(row["image"])
+        frame = pydicom.dcmread(row["source_volume"]).pixel_array[row["slice"]]
+        assert np.array_equal(derived.pixel_array, frame[::-1, ::-1] if turned else frame)
+        assert (derived.ImageLaterality, derived.ViewPosition, float(derived.WindowWidth)) == (
+            row["laterality"],
+            row["view"],
+            4000.0,
+        )
+    again = _load(root, tmp_path).images  # the derived slices are reused, their turn read back
+    assert again["turned"].tolist() == found.images["turned"].tolist()
 
 
 def test_patients_grouped_and_official_sets_kept(tree, tmp_path):
@@ -140,6 +143,7 @@ def test_prepare_caches_the_derived_slices(tree, tmp_path, monkeypatch):
     summary = prepare("bcs-dbt", root, tmp_path / "out", size=(64, 48), workers=1, progress=False)
     images = pd.read_csv(tmp_path / "out" / "images.csv")
     assert summary["failed_images"] == 0 and summary["lesions"] == sum(len(v["boxes"]) for v in truth["views"])
+    assert summary["laterality_mismatches"] == 0  # turned volumes come out with the chest wall where View says
     assert (images.groupby("patient_id")["split"].nunique() == 1).all()
 
 
@@ -149,9 +153,8 @@ def test_each_box_frames_its_lesion_in_the_derived_slice(tree, tmp_path):
     for les in found.lesions.itertuples():
         row = images.loc[les.image_id]
         slice_ = pydicom.dcmread(row["image"]).pixel_array.astype(float)
-        volume = pydicom.dcmread(row["source_volume"]).pixel_array.astype(float)
-        other = volume[(row["slice"] + 1) % row["slices"]]  # no lesion drawn on the next slice
-        change = np.abs(slice_ - other)
+        other = pydicom.dcmread(row["source_volume"]).pixel_array[(row["slice"] + 1) % row["slices"]].astype(float)
+        change = np.abs(slice_ - (other[::-1, ::-1] if row["turned"] else other))  # no lesion on the next slice
         inside = np.zeros(change.shape, bool)
         top, left = int(les.box_top), int(les.box_left)
         inside[top : top + int(les.box_height), left : left + int(les.box_width)] = True

@@ -24,10 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pydicom
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name
-from mammo_monai.data.adapters.dbt_slices import frame_count, pixel_side, write_slice
+from mammo_monai.data.adapters.dbt_slices import frame_count, was_turned, write_slice
 from mammo_monai.data.adapters.derived_images import derived_dir, is_fresh
 from mammo_monai.data.adapters.lesion_shapes import box_geometry
 from mammo_monai.io.errors import MammogramError
@@ -68,13 +67,11 @@ def _volume(root: Path, relative: str) -> Path | None:
     return None
 
 
-def _slice_file(volume: Path, index: int, out: Path, side: str, view: str) -> tuple[int, int, str]:
-    """(rows, columns, pixel side) of the derived slice ``out``, written unless already up to date."""
+def _slice_file(volume: Path, index: int, out: Path, side: str, view: str) -> bool:
+    """Whether the derived slice ``out`` is turned; written unless already up to date."""
     if not is_fresh(out, volume):
-        made = write_slice(volume, index, out, side, view)
-        return made["rows"], made["columns"], made["pixel_side"]
-    frame = pydicom.dcmread(out).pixel_array
-    return int(frame.shape[0]), int(frame.shape[1]), pixel_side(frame)
+        return write_slice(volume, index, out, side, view)["turned"]
+    return was_turned(out)
 
 
 def _read_set(tables: dict, name: str, path_column: str, errors: list[dict[str, str]]) -> pd.DataFrame | None:
@@ -117,12 +114,13 @@ def load_bcs_dbt(
     mass with ``architectural_distortion`` True). A view without boxes gives the slice at
     ``normal_slice`` of its depth (default 0.5: the central slice, ``frames // 2``).
 
-    Coordinates: the boxes are given in the frame as the Duke reference code ``dcmread_image`` shows it,
-    which turns a volume by 180 degrees when the breast lies on the other side than the view's
-    laterality (the side test: first-column sum < last-column sum means right). The derived slice keeps
-    the pixels as stored, and such boxes are turned with it (``box_turned`` True), so lesion geometry is
-    in the ORIGINAL pixels. Laterality and view come from ``View`` (the DICOM header's laterality is
-    wrong for some volumes, TCIA notes).
+    Orientation: the boxes are given in the frame the Duke reference code ``dcmread_image`` shows, which
+    turns a volume by 180 degrees when the breast lies on the other side than the view's laterality (the
+    side test: first-column sum < last-column sum means right). The derived slice is written in that
+    frame (:mod:`.dbt_slices`; ``turned`` column True when it was turned), so the boxes apply to it as
+    given and its chest wall is where its laterality says; the manifest's "original pixels" are the
+    derived slice's. Laterality and view come from ``View`` (the DICOM header's laterality is wrong for
+    some volumes, TCIA notes).
 
     Derived slices are single-frame DICOMs (:mod:`.dbt_slices`) in ``slice_dir`` (default:
     :func:`~.derived_images.derived_dir`), made once and reused while newer than their volume. Patient:
@@ -237,7 +235,7 @@ def _view_images(
     for index, slice_boxes in sorted(by_slice.items()):
         image_id = safe_name(f"{row['PatientID']}_{study}_{view_code}_s{index:03d}")
         out = out_dir / f"{image_id}.dcm"
-        rows, cols, seen = _slice_file(volume, index, out, side, view)
+        turned = _slice_file(volume, index, out, side, view)
         images.append(
             {
                 "image_id": image_id,
@@ -253,12 +251,11 @@ def _view_images(
                 "source_volume": str(volume),
                 "slice": index,
                 "slices": frames,
+                "turned": turned,
             }
         )
-        turned = seen != side
         for box in slice_boxes:
             x, y, w, h = (float(box[k]) for k in ("X", "Y", "Width", "Height"))
-            top, left = (rows - y - h, cols - x - w) if turned else (y, x)
             lesions.append(
                 {
                     "image_id": image_id,
@@ -266,9 +263,8 @@ def _view_images(
                     "lesion_type": "mass",
                     "pathology": _PATHOLOGY[str(box["Class"]).strip().lower()],
                     "mask": "",
-                    **box_geometry(top, left, h, w),
+                    **box_geometry(y, x, h, w),
                     "architectural_distortion": str(box.get("AD", "")).strip() in ("1", "1.0", "True"),
-                    "box_turned": turned,
                 }
             )
     return images, lesions

@@ -1,10 +1,12 @@
 """One 2-D slice of a digital breast tomosynthesis volume (a multi-frame DICOM) written as a 2-D DICOM.
 
 The package reads one 2-D frame per image (:func:`mammo_monai.io.dicom.read_dicom` refuses multi-frame
-files), so the BCS-DBT adapter writes the slice it chose into a derived single-frame DICOM that keeps the
-frame's pixels as stored (the ORIGINAL orientation: lesion coordinates refer to it), the volume's window
-(from the shared or per-frame functional groups, where Breast Tomosynthesis Image Storage keeps it) and
-the laterality and view given by the dataset's tables. Only the chosen frame is decoded
+files), so the BCS-DBT adapter writes the slice it chose into a derived single-frame DICOM with the
+volume's window (from the top level, the shared or the per-frame functional groups, where Breast
+Tomosynthesis Image Storage keeps it) and the laterality and view the dataset's tables give. The frame is
+written in the dataset's reference frame: turned by 180 degrees when the breast lies on the other side
+than the laterality says (the Duke reference code's ``dcmread_image`` rule, in which BCS-DBT's boxes are
+given), which ``DerivationDescription`` records. Only the chosen frame is decoded
 (``pydicom.pixels.pixel_array(..., index=)``).
 """
 
@@ -24,6 +26,7 @@ from mammo_monai.io.errors import MammogramError
 
 #: Digital Mammography X-Ray Image Storage - For Presentation: what a derived 2-D slice is written as
 DX_MAMMO_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
+TURNED = ", turned by 180 degrees"
 
 
 def frame_count(path: str | os.PathLike) -> int:
@@ -70,8 +73,12 @@ def read_frame(path: str | os.PathLike, index: int) -> tuple[np.ndarray, Dataset
 def write_slice(
     volume: str | os.PathLike, index: int, out: str | os.PathLike, laterality: str, view: str
 ) -> dict[str, Any]:
-    """Write frame ``index`` of ``volume`` to ``out`` as a 2-D DICOM; returns its size and pixel side."""
+    """Write frame ``index`` of ``volume`` to ``out`` as a 2-D DICOM, turned by 180 degrees when its
+    :func:`pixel_side` is not ``laterality``; returns its size and whether it was turned."""
     frame, src = read_frame(volume, index)
+    turned = pixel_side(frame) != laterality
+    if turned:
+        frame = frame[::-1, ::-1]
     sop = generate_uid()
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DX_MAMMO_PRESENTATION
@@ -82,16 +89,13 @@ def write_slice(
     ds.SOPClassUID, ds.SOPInstanceUID = DX_MAMMO_PRESENTATION, sop
     ds.Modality = "MG"
     ds.ImageType = ["DERIVED", "SECONDARY"]
-    ds.DerivationDescription = f"frame {index + 1} of a tomosynthesis volume"
+    ds.DerivationDescription = f"frame {index + 1} of a tomosynthesis volume" + (TURNED if turned else "")
     ds.ImageLaterality, ds.ViewPosition = laterality, view
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, str(src.get("PhotometricInterpretation", "MONOCHROME2"))
     ds.Rows, ds.Columns = (int(n) for n in frame.shape)
     bits = 8 * frame.dtype.itemsize
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = (
-        bits,
-        int(src.get("BitsStored", bits)),
-        int(src.get("BitsStored", bits)) - 1,
-    )
+    stored = int(src.get("BitsStored", bits))
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = bits, stored, stored - 1
     ds.PixelRepresentation = int(frame.dtype.kind == "i")
     for key in ("RescaleSlope", "RescaleIntercept", "PixelSpacing"):
         if key in src:
@@ -103,4 +107,10 @@ def write_slice(
     out = Path(out)
     with atomic_path(out) as tmp:
         ds.save_as(tmp, enforce_file_format=True)
-    return {"rows": int(frame.shape[0]), "columns": int(frame.shape[1]), "pixel_side": pixel_side(frame)}
+    return {"rows": int(frame.shape[0]), "columns": int(frame.shape[1]), "turned": turned}
+
+
+def was_turned(derived: str | os.PathLike) -> bool:
+    """Whether :func:`write_slice` turned the frame it wrote to ``derived`` (read from its header)."""
+    ds = pydicom.dcmread(derived, stop_before_pixels=True)
+    return str(ds.get("DerivationDescription", "")).endswith(TURNED)
