@@ -159,3 +159,14 @@ def test_each_box_frames_its_lesion_in_the_derived_slice(tree, tmp_path):
         top, left = int(les.box_top), int(les.box_left)
         inside[top : top + int(les.box_height), left : left + int(les.box_width)] = True
         assert change[inside].mean() > 5 * change[~inside].mean()
+
+
+def test_unknown_box_class_is_reported_and_the_box_left_out(tree, tmp_path):
+    root = _copy(tree, tmp_path)
+    path = root / "BCS-DBT boxes-train-v2.csv"
+    table = pd.read_csv(path)
+    table.loc[0, "Class"] = "maybe"
+    table.to_csv(path, index=False)
+    found = _load(root, tmp_path)
+    assert [e["reason"] for e in found.errors] == ["unknown Class 'maybe'; box skipped"]
+    assert len(found.lesions) == sum(len(v["boxes"]) for v in tree[1]["views"]) - 1

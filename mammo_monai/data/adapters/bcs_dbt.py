@@ -185,14 +185,16 @@ def _read_boxes(tables: dict, errors: list[dict[str, str]]) -> dict[tuple[str, s
             continue
         table = read_table(path, required=BOX_COLUMNS, dtype=str, keep_default_na=False)
         for r in table.to_dict("records"):
-            cls = str(r["Class"]).strip().lower()
-            if cls not in _PATHOLOGY:
-                errors.append(
-                    {
-                        "file": f"{path.name}: {r['PatientID']} {r['View']}",
-                        "reason": f"unknown Class {r['Class']!r}; box skipped",
-                    }
-                )
+            problem = None
+            if str(r["Class"]).strip().lower() not in _PATHOLOGY:
+                problem = f"unknown Class {r['Class']!r}"
+            try:
+                r["X"], r["Y"], r["Width"], r["Height"] = (float(r[k]) for k in ("X", "Y", "Width", "Height"))
+            except ValueError:
+                problem = problem or "X, Y, Width or Height is not a number"
+            if problem:
+                where = f"{path.name}: {r['PatientID']} {r['View']}"
+                errors.append({"file": where, "reason": f"{problem}; box skipped"})
                 continue
             out.setdefault((r["PatientID"], r["StudyUID"], r["View"]), []).append({**r, "file": path.name})
     return out
@@ -212,6 +214,8 @@ def _view_images(
     """The 2-D images (and their lesions) of one view: one per boxed slice, else the default slice."""
     frames = frame_count(volume)
     view_code = str(row["View"]).strip().lower()
+    if view_code not in ("lcc", "lmlo", "rcc", "rmlo"):
+        raise MammogramError(volume, f"View {row['View']!r} is not lcc, lmlo, rcc or rmlo")
     side, view = view_code[:1].upper(), view_code[1:].upper()
     study = hashlib.sha1(str(row["StudyUID"]).encode()).hexdigest()[:8]
     by_slice: dict[int, list[dict]] = {}
