@@ -150,11 +150,19 @@ def load_omi_db(root: str | os.PathLike, presentation_only: bool = True) -> Adap
         imagedb, nbss = _load_json(imagedb_path, errors, "client"), _load_json(nbss_path, errors, "client")
         if imagedb is None or nbss is None:
             continue
-        if not isinstance(imagedb.get("STUDIES"), dict):
+        if not isinstance(nbss, dict):
+            errors.append(
+                {"file": str(nbss_path), "reason": "not a JSON object of episodes (the whole client); skipped"}
+            )
+            continue
+        if not isinstance(imagedb, dict) or not isinstance(imagedb.get("STUDIES"), dict):
             errors.append({"file": str(imagedb_path), "reason": "missing key 'STUDIES' (the whole client); skipped"})
             continue
         for study_id, study in imagedb["STUDIES"].items():
             counts["studies"] += 1
+            if not isinstance(study, dict):
+                errors.append({"file": str(imagedb_path), "reason": "a study entry is not a JSON object; skipped"})
+                continue
             made = _study(
                 client.name, study_id, study, nbss, imagedb_path, data, image_dir, presentation_only, errors, counts
             )
