@@ -51,21 +51,27 @@ def _identifiers(path: Path) -> list[str]:
     return [str(ds.PatientName), ds.PatientID, ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID]
 
 
-def _checked_by_dcmtk(*files: Path) -> None:
-    """``dcmdump`` parses every file without a warning or error and ``dsrdump`` reads each SR's content tree;
-    ``dciodvfy`` (dicom3tools) finds no error, where installed."""
-    if not shutil.which("dcmdump"):
-        pytest.skip("dcmtk's dcmdump is not installed (apt-get install dcmtk): the DICOM files are unchecked by it")
+def dcmtk_problems(*files: Path) -> list[str]:
+    """What dcmtk finds wrong with ``files``: ``dcmdump`` must parse each without a warning or an error and
+    ``dsrdump`` read each SR's content tree; ``dciodvfy`` (dicom3tools; where installed) must report no error
+    against the IOD. Warnings of dciodvfy (a private coding scheme, empty type 2 study date) are not problems."""
+    problems = []
     for f in files:
         run = subprocess.run(["dcmdump", str(f)], capture_output=True, text=True)
-        assert run.returncode == 0 and not run.stderr.strip(), run.stderr
+        if run.returncode or run.stderr.strip():
+            problems.append(f"dcmdump {f.name}: {run.stderr.strip()}")
         if pydicom.dcmread(f, stop_before_pixels=True).Modality == "SR":
             run = subprocess.run(["dsrdump", str(f)], capture_output=True, text=True)
-            assert run.returncode == 0 and not run.stderr.strip() and "Probability of cancer" in run.stdout, run.stderr
+            if run.returncode or run.stderr.strip() or "Probability of cancer" not in run.stdout:
+                problems.append(f"dsrdump {f.name}: {run.stderr.strip()}")
         if shutil.which("dciodvfy"):
             run = subprocess.run(["dciodvfy", str(f)], capture_output=True, text=True)
-            errors = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
-            assert not errors, errors
+            problems += [
+                f"dciodvfy {f.name}: {line}"
+                for line in (run.stdout + run.stderr).splitlines()
+                if line.startswith("Error")
+            ]
+    return problems
 
 
 def test_segmentation_holds_the_map_on_the_source_grid_and_references_it(source, tmp_path):
@@ -86,7 +92,6 @@ def test_segmentation_holds_the_map_on_the_source_grid_and_references_it(source,
     algorithm = segment.SegmentationAlgorithmIdentificationSequence[0]
     assert (algorithm.AlgorithmName, algorithm.AlgorithmVersion) == MODEL
     assert segment.AnatomicRegionSequence[0].CodeMeaning == "Right breast"
-    _checked_by_dcmtk(out)
 
 
 def test_only_what_a_reference_needs_is_copied_from_the_source(source, tmp_path):
@@ -127,7 +132,6 @@ def test_report_holds_image_and_breast_scores_decisions_and_the_model(source, tm
     evidence = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
     assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
     assert ds.StudyInstanceUID == src.StudyInstanceUID
-    _checked_by_dcmtk(out)
 
 
 def _text_items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
@@ -165,7 +169,21 @@ def test_anonymous_outputs_carry_none_of_the_source_identifiers(source, tmp_path
         [seg_ds.SourceImageSequence[0].ReferencedSOPInstanceUID], segment_numbers=[1], rescale_fractional=True
     )
     assert np.abs(back[0, :, :, 0] - _lesion_map((240, 180))).max() <= 0.5 / 255 + 1e-6  # still readable
-    _checked_by_dcmtk(seg, sr)
+
+
+@pytest.mark.skipif(
+    not shutil.which("dcmdump"), reason="dcmtk is not installed (apt-get install dcmtk): no dcmdump check"
+)
+def test_segmentations_and_reports_pass_dcmtk_and_dciodvfy(source, tmp_path):
+    lesion, stand_ins = _lesion_map((240, 180)), StandIns()
+    files = [
+        write_segmentation(source, lesion, tmp_path / "seg.dcm", *MODEL),
+        write_report(source, SCORES, tmp_path / "sr.dcm", *MODEL),
+        write_report(source, ReportScores(image=Score(0.3)), tmp_path / "raw_sr.dcm", *MODEL),
+        write_segmentation(source, lesion, tmp_path / "anon_seg.dcm", *MODEL, True, stand_ins),
+        write_report(source, SCORES, tmp_path / "anon_sr.dcm", *MODEL, anonymous=True, stand_ins=stand_ins),
+    ]
+    assert dcmtk_problems(*files) == []
 
 
 def test_a_one_part_patient_name_is_not_quoted_in_a_warning(source, tmp_path):
