@@ -220,6 +220,19 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write the metarepository's image_predictions.csv and breast_predictions.csv for a folder",
     )
+    p.add_argument(
+        "--dicom-out",
+        default=None,
+        metavar="DIR",
+        help="also write, per input DICOM, a DICOM Structured Report of its scores (<name>_sr.dcm) and, where a lesion "
+        "map on the original image exists, a DICOM Segmentation of it (<name>_seg.dcm), referencing the source image",
+    )
+    p.add_argument(
+        "--anonymous-outputs",
+        action="store_true",
+        help="with --dicom-out: write none of the source's identifiers (new study, stand-in patient, no reference to "
+        "the source image: a PACS cannot attach them to the source study)",
+    )
     add_accept_modality(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.epilog = EXIT_CODES
@@ -249,7 +262,10 @@ def predict(args: argparse.Namespace) -> int:
         backend=args.backend,
         exam_list=args.exam_list,
         nyu_tables=args.nyu_tables,
+        dicom_out=args.dicom_out,
+        anonymous_outputs=args.anonymous_outputs,
     )
+    dicom_errors = table.attrs.get("dicom_errors", [])
     images = table[table["level"] == "image"]
     bad = images[images["status"] != "ok"]
     print(f"predict: {len(images) - len(bad)} images predicted, {len(bad)} errors; {args.out}")
@@ -257,7 +273,15 @@ def predict(args: argparse.Namespace) -> int:
     print("predict: exams grouped by " + (", ".join(f"{k} ({n} images)" for k, n in grouping.items()) or "nothing"))
     for status in bad["status"]:
         print(f"  {status}", file=sys.stderr)
-    return EXIT_OK if bad.empty else EXIT_SOME_FAILED
+    if args.dicom_out:
+        n = table.attrs.get("dicom_written", {})
+        print(
+            f"predict: {n.get('sr', 0)} DICOM SR and {n.get('seg', 0)} SEG written to {args.dicom_out}; "
+            f"{len(dicom_errors)} files failed"
+        )
+        for line in dicom_errors:
+            print(f"  {line}", file=sys.stderr)
+    return EXIT_OK if bad.empty and not dicom_errors else EXIT_SOME_FAILED
 
 
 def add_demo(sub: argparse._SubParsersAction) -> None:

@@ -33,7 +33,8 @@ LISTED_BEFORE = {
     "evaluate": {"--bundle", "--ensemble", "--manifest", "--no-tracking", "--out", "--patch-bundle", "--split"}
     | {"--tta"},
     "predict": {"--accept-modality", "--backend", "--batch-size", "--bundle", "--heatmaps", "--input", "--out"}
-    | {"--exam-list", "--nyu-tables", "--patch-bundle", "--quiet", "--stride", "--tta"},
+    | {"--exam-list", "--nyu-tables", "--patch-bundle", "--quiet", "--stride", "--tta"}
+    | {"--dicom-out", "--anonymous-outputs"},  # issue 21: DICOM SEG / SR outputs
     "calibrate": {"--bundle", "--manifest", "--out", "--split", "--tta"},
     "demo": {"--lesion-scale", "--no-patch-pretraining", "--patch-size", "--patches-per-lesion", "--patients"}
     | {"--seed", "--size", "--test-patients", "--workdir", "--workers"},

@@ -91,6 +91,8 @@ def predict(
     backend: str = "auto",
     exam_list: str | os.PathLike | None = None,
     nyu_tables: bool = False,
+    dicom_out: str | os.PathLike | None = None,
+    anonymous_outputs: bool = False,
 ) -> pd.DataFrame:
     """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
     error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
@@ -124,9 +126,18 @@ def predict(
     ``exam_list`` (the NYU metarepository's ``data.pkl``), the images it names are predicted (found under
     ``inputs``) and its ``image_predictions.csv`` / ``breast_predictions.csv`` written beside ``out_csv``;
     ``nyu_tables`` writes those for a folder too (:mod:`~mammo_monai.evaluation.nyu_tables`).
+
+    ``dicom_out``: a folder for each scored input DICOM's Structured Report (``<name>_sr.dcm``: the image's
+    and its breast's probability, calibrated when the bundle carries a calibration, and the decision at each
+    operating point) and, where a lesion map on the original grid exists, its Segmentation (``<name>_seg.dcm``),
+    both referencing the source (:mod:`~mammo_monai.inference.dicom_results`); ``anonymous_outputs`` writes
+    none of the source's identifiers into them. How many were written is in ``table.attrs["dicom_written"]``
+    and the error lines of files whose outputs failed in ``table.attrs["dicom_errors"]``.
     """
     if heatmaps and not patch_bundle:
         raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
+    if anonymous_outputs and not dicom_out:
+        raise ValueError("--anonymous-outputs needs --dicom-out (the folder of the DICOM outputs it anonymises)")
     problems: list[dict[str, str]] = []
     exams, named = exam_list_files(exam_list, inputs) if exam_list else (None, None)
     inputs = sorted(set(named.values())) if named is not None else inputs
@@ -160,6 +171,11 @@ def predict(
     table = with_calibrated_columns(table, opened.calibration)  # a calibrated bundle's columns
     write_csv(table, out_csv)
     write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
+    if dicom_out:
+        from mammo_monai.inference.dicom_results import write_dicom_outputs  # highdicom: only when asked
+
+        written, errors = write_dicom_outputs(table, files, score.original_maps, dicom_out, opened, anonymous_outputs)
+        table.attrs.update(dicom_written=written, dicom_errors=errors)
     return table
 
 
@@ -171,6 +187,8 @@ class _Scorer:
         self.opened, self.nets, self.pipeline, self.heatmaps = opened, nets, pipeline, heatmaps
         self.stride, self.rows, self.batch_size, self.tta = stride, rows, batch_size, tta
         self.pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        #: unique image name -> (rows, cols) lesion probability on the original image's grid (``--dicom-out`` SEG)
+        self.original_maps: dict[str, np.ndarray] = {}
         partner = opened.partner
         self.patch_net = partner.networks()[0] if heatmaps and pipeline is None else None
         self.patch_size = int(partner.trained.get("image_size", [224, 224])[0]) if self.patch_net else None
