@@ -84,6 +84,7 @@ def create_app(settings: ServeSettings, session: ModelSession | None = None) -> 
                 settings.bundle, settings.patch_bundle, settings.backend, settings.stride, settings.batch_size
             )
         state["queue"] = InferenceQueue(settings.max_queue)
+        _app.state.session = state["session"]
         logger.info("serving %s %s", state["session"].opened.name, state["session"].opened.version)
         yield
         state["queue"].close()

@@ -9,6 +9,7 @@ heatmap is computed as ``predict`` computes it and rendered by :func:`~mammo_mon
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Sequence
@@ -27,6 +28,8 @@ from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.io.errors import describe_error
 from mammo_monai.io.exam_key import image_group
 from mammo_monai.serve.overlay import overlay_images
+
+logger = logging.getLogger("mammo_monai.serve")
 
 
 @dataclass
@@ -123,7 +126,10 @@ class ModelSession:
             seconds["score_s"] += time.perf_counter() - start
             if self.patch_net is not None:
                 start = time.perf_counter()
-                out.overlays[up.index] = overlay_images(d, self._malignant_map(d))
+                try:
+                    out.overlays[up.index] = overlay_images(d, self._malignant_map(d))
+                except ValueError as err:  # e.g. no window inside the breast: the view is scored, without a map
+                    logger.warning("a view has no heatmap: %s", type(err).__name__)
                 seconds["heatmaps_s"] += time.perf_counter() - start
         start = time.perf_counter()
         scorer.flush()

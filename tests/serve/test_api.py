@@ -158,6 +158,18 @@ def test_nothing_identifying_reaches_the_answer_or_the_log(whole_bundle, exam_di
     assert "predict: 4 files, 4 scored, 0 refused" in caplog.text
 
 
+def test_a_failure_inside_the_model_is_one_500_line_and_the_service_keeps_serving(whole_bundle, exam_dicoms):
+    with _client(whole_bundle) as client:
+        session = client.app.state.session
+        good = session.score
+        session.score = lambda uploads: 1 / 0
+        failed = client.post("/v1/predict", files=_files(exam_dicoms[:1]))
+        session.score = good
+        after = client.post("/v1/predict", files=_files(exam_dicoms[:1]))
+    assert failed.status_code == 500 and "ZeroDivisionError" in failed.json()["detail"]
+    assert after.status_code == 200
+
+
 def test_a_full_queue_refuses_at_once_with_retry_after():
     queue = InferenceQueue(max_queue=1)
     release = threading.Event()
