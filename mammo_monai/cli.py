@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mammo_monai import commands, commands_calibrate, commands_model
+from mammo_monai import commands, commands_calibrate, commands_model, commands_serve
 from mammo_monai.cli_common import error_text, finish_parser
 from mammo_monai.commands import EXIT_CODES, EXIT_ERROR
 
@@ -33,6 +33,7 @@ COMMANDS = (
     commands_model.add_evaluate,
     commands_model.add_predict,
     commands_calibrate.add_calibrate,
+    commands_serve.add_serve,
     commands_model.add_demo,
 )
 
