@@ -224,8 +224,7 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         epilog=PREPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", required=True, choices=["cbis-ddsm", "mias", "inbreast", "rsna", "folder"])
-    p.add_argument("--root", required=True, help="the dataset's folder")
+    _add_dataset_sources(p)
     p.add_argument("--out", required=True, help="manifest and cache folder")
     _add_split_and_dataset_options(p)
     add_preprocessing_options(p, "intensity scaling (default: bit_depth)")
@@ -252,6 +251,68 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_size(p, (1152, 896))
     p.set_defaults(func=prepare)
+
+
+def _add_dataset_sources(p: argparse.ArgumentParser) -> None:
+    """prepare: which dataset(s), where (a folder or a URL), and the download cache of URLs."""
+    p.add_argument(
+        "--dataset",
+        help="an adapter's name (cbis-ddsm, mias, inbreast, rsna, folder, ...: an unknown name lists them all) "
+        "with --root; or several datasets NAME:ROOT,NAME:ROOT in one manifest (a dataset column, patient ids "
+        "NAME/ID, splits stratified by dataset and label)",
+    )
+    p.add_argument(
+        "--root",
+        help="the dataset's folder, or an fsspec URL (s3://, gs://, https://, file://) copied into the download cache",
+    )
+    p.add_argument(
+        "--datasets-yaml",
+        metavar="FILE",
+        help="several datasets listed in YAML (datasets: - {name: NAME, root: ROOT, OPTION: VALUE}) instead of --dataset",
+    )
+    p.add_argument(
+        "--test-dataset",
+        metavar="NAME",
+        help="several datasets: this whole dataset is the test split (leave-one-dataset-out); "
+        "validation comes from the others",
+    )
+    p.add_argument(
+        "--download-cache",
+        metavar="DIR",
+        help="URL roots: the local download cache (default: $MAMMO_MONAI_DOWNLOAD_CACHE or ~/.cache/mammo-monai/downloads)",
+    )
+    p.add_argument(
+        "--download-cache-size",
+        metavar="SIZE",
+        help="URL roots: the cache's bound, least recently used files deleted beyond it "
+        "(default: $MAMMO_MONAI_DOWNLOAD_CACHE_SIZE or 200G)",
+    )
+
+
+def _prepare_arguments(args: argparse.Namespace) -> dict:
+    """The keyword arguments of :func:`mammo_monai.data.prepare.prepare` from ``prepare``'s options."""
+    from mammo_monai.data.multi_dataset import choose_datasets
+    from mammo_monai.io.remote import DownloadCache, parse_size
+
+    cli_options = {
+        "official_split": args.official_split or None,
+        "birads_cut": args.birads_cut,
+        "patients_csv": args.patients_csv,
+    }
+    dataset, root = choose_datasets(args.dataset, args.root, args.datasets_yaml, cli_options)
+    adapter = {"birads_cut": args.birads_cut} if dataset == "inbreast" else {}
+    if args.patients_csv and isinstance(dataset, str):
+        if dataset != "folder":
+            raise ValueError("--patients-csv applies to --dataset folder only")
+        adapter["patients_csv"] = args.patients_csv
+    size = parse_size(args.download_cache_size) if args.download_cache_size else None
+    return {
+        "dataset": dataset,
+        "root": root,
+        "test_dataset": args.test_dataset,
+        "downloads": DownloadCache(args.download_cache, size),
+        "adapter_options": adapter,
+    }
 
 
 def _add_split_and_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -281,11 +342,6 @@ def prepare(args: argparse.Namespace) -> int:
         warm_up("mammo_monai.data.cache", args.workers)
     from mammo_monai.data.prepare import prepare
 
-    adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
-    if args.patients_csv:
-        if args.dataset != "folder":
-            raise ValueError("--patients-csv applies to --dataset folder only")
-        adapter["patients_csv"] = args.patients_csv
     options = {
         "keep_aspect": args.keep_aspect,
         "crop": args.crop,
@@ -293,9 +349,7 @@ def prepare(args: argparse.Namespace) -> int:
         "modalities": modalities(args),
     }
     summary = prepare(
-        args.dataset,
-        args.root,
-        args.out,
+        out_dir=args.out,
         size=tuple(args.size),
         split_seed=args.split_seed,
         official_split=args.official_split,
@@ -303,11 +357,11 @@ def prepare(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         workers=args.workers,
         progress=not args.quiet,
-        adapter_options=adapter,
         transform_options=options,
         rebuild=args.rebuild,
         shard=args.shard,
         merge=args.merge,
+        **_prepare_arguments(args),
     )
     print(json.dumps(summary, indent=2))
     if "shard" in summary:
@@ -324,6 +378,8 @@ def prepare(args: argparse.Namespace) -> int:
         f"{summary['failed_images']} image(s) failed, {summary['excluded_by_adapter']} excluded while reading the dataset",
         file=sys.stderr,
     )
+    for name, rules in summary.get("label_sources", {}).items():
+        print(f"prepare: {name} labels: {'; '.join(rules)}", file=sys.stderr)
     if summary["problems"]:
         print(f"prepare: {summary['problems']} problem(s) reported in {args.out}/errors.csv", file=sys.stderr)
     return EXIT_SOME_FAILED if summary["failed_images"] or summary["excluded_by_adapter"] else EXIT_OK
