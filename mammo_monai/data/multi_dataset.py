@@ -7,18 +7,21 @@ datasets that both number their patients from 1 never share a patient) and image
 and label (:func:`~mammo_monai.data.splits.assign_splits`); ``test_dataset`` holds one whole dataset out as
 the test split (leave-one-dataset-out).
 
+Two datasets read by the same adapter (two sites' plain folders) are told apart by an alias:
+``site-a=folder:/data/a,site-b=folder:/data/b`` (the alias, not the adapter, is then the ``dataset``).
 A YAML list names the datasets with their adapter's options::
 
     datasets:
       - {name: cbis-ddsm, root: /data/cbis, official_split: true}
       - {name: inbreast, root: /data/INbreast, birads_cut: 4}
-      - {name: folder, root: s3://bucket/site-b, patients_csv: /data/site-b-patients.csv}
+      - {name: folder, as: site-b, root: s3://bucket/site-b, patients_csv: /data/site-b-patients.csv}
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,22 +38,33 @@ ID_SEPARATOR = "__"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset of a multi-dataset run: its adapter's name, its root (a folder or an fsspec URL) and
-    the adapter's keyword options (``official_split`` keeps the dataset's own test split)."""
+    """One dataset of a multi-dataset run: its adapter's name, its root (a folder or an fsspec URL), the
+    adapter's keyword options (``official_split`` keeps the dataset's own test split) and its ``alias``
+    (the ``dataset`` value and patient namespace; default: the adapter's name)."""
 
-    name: str
+    adapter: str
     root: str
     options: dict[str, Any] = field(default_factory=dict)
+    alias: str = ""
 
     def __post_init__(self) -> None:
-        if self.name not in ADAPTERS:
-            raise ValueError(f"unknown dataset {self.name!r} in --dataset; choose from {', '.join(sorted(ADAPTERS))}")
+        if self.adapter not in ADAPTERS:
+            raise ValueError(
+                f"unknown dataset {self.adapter!r} in --dataset; choose from {', '.join(sorted(ADAPTERS))}"
+            )
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise ValueError(f"dataset name {self.name!r}: use letters, digits, '.', '_' and '-' only")
         if not str(self.root).strip():
             raise ValueError(f"dataset {self.name!r}: no root given (write NAME:ROOT)")
-        accepted = inspect.signature(ADAPTERS[self.name]).parameters
+        accepted = inspect.signature(ADAPTERS[self.adapter]).parameters
         unknown = sorted(set(self.options) - set(accepted) - {"official_split"})
         if unknown:
-            raise ValueError(f"dataset {self.name!r}: unknown option(s) {unknown} for its adapter")
+            raise ValueError(f"dataset {self.name!r}: unknown option(s) {unknown} for the {self.adapter} adapter")
+
+    @property
+    def name(self) -> str:
+        """The ``dataset`` value of its images: the alias, else the adapter's name."""
+        return self.alias or self.adapter
 
     @property
     def official_split(self) -> bool:
@@ -59,7 +73,7 @@ class DatasetSpec:
 
     def adapter_options(self) -> dict[str, Any]:
         """The options its adapter accepts (``official_split`` only where the adapter reads one)."""
-        accepted = inspect.signature(ADAPTERS[self.name]).parameters
+        accepted = inspect.signature(ADAPTERS[self.adapter]).parameters
         return {k: v for k, v in self.options.items() if k in accepted}
 
 
@@ -69,8 +83,8 @@ def is_multi_spec(dataset: str) -> bool:
 
 
 def parse_dataset_specs(text: str) -> list[DatasetSpec]:
-    """``"cbis-ddsm:/data/cbis,mias:s3://bucket/mias"`` -> specs (the root is everything after the first
-    colon, so URLs keep theirs). Raises one ``ValueError`` line for an unknown name, a missing root, a
+    """``"cbis-ddsm:/data/cbis,mias:s3://bucket/mias,site-b=folder:/data/b"`` -> specs (the root is everything
+    after the first colon, so URLs keep theirs; ``ALIAS=`` names a dataset apart from its adapter). Raises one ``ValueError`` line for an unknown name, a missing root, a
     dataset named twice."""
     specs = []
     for item in (part.strip() for part in text.split(",")):
@@ -79,7 +93,8 @@ def parse_dataset_specs(text: str) -> list[DatasetSpec]:
         name, sep, root = item.partition(":")
         if not sep:
             raise ValueError(f"--dataset {item!r}: write NAME:ROOT for each dataset of a multi-dataset run")
-        specs.append(DatasetSpec(name.strip(), root.strip()))
+        alias, _, adapter = name.rpartition("=")
+        specs.append(DatasetSpec(adapter.strip(), root.strip(), alias=alias.strip()))
     return _checked(specs, "--dataset")
 
 
@@ -96,11 +111,11 @@ def read_datasets_yaml(path: str | os.PathLike) -> list[DatasetSpec]:
     specs = []
     for i, item in enumerate(items, 1):
         item = dict(item)
-        name, root = item.pop("name", None), item.pop("root", None)
+        name, root, alias = item.pop("name", None), item.pop("root", None), item.pop("as", "")
         if not name or not root:
             raise ValueError(f"{path}: dataset {i} needs both name and root")
         try:
-            specs.append(DatasetSpec(str(name), str(root), item))
+            specs.append(DatasetSpec(str(name), str(root), item, str(alias or "")))
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from err
     return _checked(specs, str(path))
@@ -112,7 +127,7 @@ def _checked(specs: list[DatasetSpec], where: str) -> list[DatasetSpec]:
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise ValueError(f"{where}: dataset(s) {twice} named more than once; give each one root")
+        raise ValueError(f"{where}: dataset(s) {twice} named more than once; tell them apart with ALIAS=NAME:ROOT")
     return specs
 
 
@@ -172,7 +187,7 @@ def split_datasets(
         rest = assign_splits(images[~held], 0.0, val_fraction, seed=seed, strata=["dataset"])
         return pd.concat([rest, images[held].assign(split="test")]).loc[images.index]
     official = {s.name for s in specs if s.official_split}
-    keep = images["dataset"].isin(official) & images["split"].eq("test")
+    keep = images["dataset"].isin(official)
     return assign_splits(images, test_fraction, val_fraction, seed=seed, keep_test=keep, strata=["dataset"])
 
 
@@ -231,6 +246,6 @@ def choose_datasets(
 
 
 def _with_options(spec: DatasetSpec, cli_options: dict[str, Any]) -> DatasetSpec:
-    accepted = set(inspect.signature(ADAPTERS[spec.name]).parameters)
+    accepted = set(inspect.signature(ADAPTERS[spec.adapter]).parameters)
     extra = {k: v for k, v in cli_options.items() if k in accepted and k not in spec.options and v is not None}
-    return DatasetSpec(spec.name, spec.root, {**extra, **spec.options}) if extra else spec
+    return DatasetSpec(spec.adapter, spec.root, {**extra, **spec.options}, spec.alias) if extra else spec

@@ -105,7 +105,7 @@ def _read_dataset(
     downloads = downloads or DownloadCache()
     if not isinstance(dataset, str):
         read = {
-            s.name: _read_dataset(s.name, s.root, s.adapter_options(), s.official_split, downloads) for s in dataset
+            s.name: _read_dataset(s.adapter, s.root, s.adapter_options(), s.official_split, downloads) for s in dataset
         }
         found, images = join_results({name: (f, i) for name, (f, i, _) in read.items()})
         return found, images, [e for *_, errs in read.values() for e in errs]

@@ -35,8 +35,9 @@ def assign_splits(
 
     Args:
         keep_test: keep the rows already marked ``test`` (an official split) and carve only
-            the validation set out of the rest; a boolean Series (aligned with ``images``) keeps the
-            ``test`` rows it marks and splits the other patients as usual.
+            the validation set out of the rest; a boolean Series (aligned with ``images``) marks the
+            rows that keep their official split this way (a dataset of several), the other patients
+            are split as usual.
         strata: further columns to stratify by besides the label (e.g. ``["dataset"]``: every dataset of
             a joined manifest in every split); each must be constant within a patient.
     """
@@ -46,9 +47,10 @@ def assign_splits(
     if strata:  # the stratum of a patient: its strata values and its highest label, as one string
         first = out.groupby("patient_id")[strata].first().astype(str)
         per_patient = first.agg("|".join, axis=1) + "|" + per_patient.astype(str)
-    if isinstance(keep_test, pd.Series):
+    if isinstance(keep_test, pd.Series):  # the marked rows keep their official split; the rest is drawn
+        official = per_patient.index.isin(set(out.loc[keep_test, "patient_id"]))
         kept = set(out.loc[keep_test & out["split"].eq("test"), "patient_id"])
-        test = kept | _split_groups(per_patient[~per_patient.index.isin(kept)], test_fraction, rng)
+        test = kept | _split_groups(per_patient[~official], test_fraction, rng)
     elif keep_test and "split" in out:
         test = set(out.loc[out["split"] == "test", "patient_id"])
     else:
