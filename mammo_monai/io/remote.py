@@ -151,7 +151,10 @@ class DownloadCache:
             logger.warning("download cache: %s is corrupt (checksum); downloading it again", self.blob(sha))
             self.stats["corrupt"] += 1
             self.blob(sha).unlink()
-        sha = self._download(fs, path, info, key)
+        try:
+            sha = self._download(fs, path, info, key)
+        except _Corrupt:  # a resumed part that was not a prefix of the object: once more from the start
+            sha = self._download(fs, path, info, key)
         with atomic_path(self.folder / "index" / key) as tmp:
             Path(tmp).write_text(sha)
         return self.blob(sha)
@@ -185,7 +188,8 @@ class DownloadCache:
         if got != size or (md5 and md.hexdigest() != md5):
             part.unlink()
             what = f"{got} bytes, expected {size}" if got != size else "its MD5 differs from the store's ETag"
-            raise ValueError(f"{url}: download is corrupt ({what}); run again to download it afresh")
+            error = _Corrupt if have else ValueError
+            raise error(f"{url}: download is corrupt ({what}); run again to download it afresh")
         blob = self.blob(sha.hexdigest())
         blob.parent.mkdir(parents=True, exist_ok=True)
         os.replace(part, blob)
@@ -206,6 +210,10 @@ class DownloadCache:
                 used -= size
                 deleted.append(path)
         return deleted
+
+
+class _Corrupt(ValueError):
+    """A resumed download that does not check out (its part was not a prefix of the object)."""
 
 
 def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
