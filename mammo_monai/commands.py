@@ -114,7 +114,39 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_size(p, (1152, 896))
+    _add_site_options(p)
     p.set_defaults(func=synth)
+
+
+def _add_site_options(p: argparse.ArgumentParser) -> None:
+    """synth: the site's intensity profile and lesion look (mammo_monai/synthetic/site.py)."""
+    p.add_argument(
+        "--site-profile",
+        default="A",
+        metavar="NAME",
+        help="cbis-ddsm layout: the site's look: A the generator's own, B another vendor (darker, gamma 1.2, "
+        "12-bit, noisier, fainter smaller lesions) (default: A)",
+    )
+    p.add_argument(
+        "--site-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one setting of the profile: gamma, scale, offset, noise, bits, lesion_contrast, lesion_size",
+    )
+
+
+def site_profile(args: argparse.Namespace):
+    """The :class:`~mammo_monai.synthetic.site.SiteProfile` of ``--site-profile`` and ``--site-option``."""
+    from mammo_monai.synthetic.site import SITE_PROFILES
+
+    if args.site_profile not in SITE_PROFILES:
+        raise ValueError(f"--site-profile {args.site_profile!r}: choose from {', '.join(SITE_PROFILES)}")
+    pairs = [item.partition("=") for item in args.site_option]
+    bad = [k for k, sep, _ in pairs if not sep]
+    if bad:
+        raise ValueError(f"--site-option {bad[0]!r}: write KEY=VALUE")
+    return SITE_PROFILES[args.site_profile].with_options({k.strip(): v.strip() for k, _, v in pairs})
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -142,6 +174,7 @@ def synth(args: argparse.Namespace) -> int:
         p_film_artefacts=args.film_artefacts,
         p_both_tables=args.both_tables,
         lesion_scale=args.lesion_scale,
+        site=site_profile(args),
     )
     print(json.dumps(summary, indent=2))
     return 0

@@ -17,6 +17,7 @@ LISTED_BEFORE = {
     "": {"--version", "COMMAND"},
     "synth": {"--both-tables", "--film-artefacts", "--layout", "--lesion-scale", "--out", "--patients"}
     | {"--positive-fraction", "--seed", "--size"}
+    | {"--site-profile", "--site-option"}  # issue 23
     | _QUIET_WORKERS,
     "preprocess": {"--accept-modality", "--crop", "--intensity", "--keep-aspect", "--out", "--overwrite", "--size"}
     | {"inputs"}
