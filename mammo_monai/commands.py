@@ -16,6 +16,8 @@ import json
 import sys
 import textwrap
 
+from mammo_monai.commands_sources import add_dataset_sources, add_site_options, prepare_arguments, site_profile
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 #: the exit status in the ``--help`` of the batch commands
 EXIT_CODES = (
@@ -114,39 +116,8 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_size(p, (1152, 896))
-    _add_site_options(p)
+    add_site_options(p)
     p.set_defaults(func=synth)
-
-
-def _add_site_options(p: argparse.ArgumentParser) -> None:
-    """synth: the site's intensity profile and lesion look (mammo_monai/synthetic/site.py)."""
-    p.add_argument(
-        "--site-profile",
-        default="A",
-        metavar="NAME",
-        help="cbis-ddsm layout: the site's look: A the generator's own, B another vendor (darker, gamma 1.2, "
-        "12-bit, noisier, fainter smaller lesions) (default: A)",
-    )
-    p.add_argument(
-        "--site-option",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one setting of the profile: gamma, scale, offset, noise, bits, lesion_contrast, lesion_size",
-    )
-
-
-def site_profile(args: argparse.Namespace):
-    """The :class:`~mammo_monai.synthetic.site.SiteProfile` of ``--site-profile`` and ``--site-option``."""
-    from mammo_monai.synthetic.site import SITE_PROFILES
-
-    if args.site_profile not in SITE_PROFILES:
-        raise ValueError(f"--site-profile {args.site_profile!r}: choose from {', '.join(SITE_PROFILES)}")
-    pairs = [item.partition("=") for item in args.site_option]
-    bad = [k for k, sep, _ in pairs if not sep]
-    if bad:
-        raise ValueError(f"--site-option {bad[0]!r}: write KEY=VALUE")
-    return SITE_PROFILES[args.site_profile].with_options({k.strip(): v.strip() for k, _, v in pairs})
 
 
 def synth(args: argparse.Namespace) -> int:
@@ -257,7 +228,7 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         epilog=PREPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_dataset_sources(p)
+    add_dataset_sources(p)
     p.add_argument("--out", required=True, help="manifest and cache folder")
     _add_split_and_dataset_options(p)
     add_preprocessing_options(p, "intensity scaling (default: bit_depth)")
@@ -284,68 +255,6 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_size(p, (1152, 896))
     p.set_defaults(func=prepare)
-
-
-def _add_dataset_sources(p: argparse.ArgumentParser) -> None:
-    """prepare: which dataset(s), where (a folder or a URL), and the download cache of URLs."""
-    p.add_argument(
-        "--dataset",
-        help="an adapter's name (cbis-ddsm, mias, inbreast, rsna, folder, ...: an unknown name lists them all) "
-        "with --root; or several datasets NAME:ROOT,NAME:ROOT in one manifest (a dataset column, patient ids "
-        "NAME/ID, splits stratified by dataset and label)",
-    )
-    p.add_argument(
-        "--root",
-        help="the dataset's folder, or an fsspec URL (s3://, gs://, https://, file://) copied into the download cache",
-    )
-    p.add_argument(
-        "--datasets-yaml",
-        metavar="FILE",
-        help="several datasets listed in YAML (datasets: - {name: NAME, root: ROOT, OPTION: VALUE}) instead of --dataset",
-    )
-    p.add_argument(
-        "--test-dataset",
-        metavar="NAME",
-        help="several datasets: this whole dataset is the test split (leave-one-dataset-out); "
-        "validation comes from the others",
-    )
-    p.add_argument(
-        "--download-cache",
-        metavar="DIR",
-        help="URL roots: the local download cache (default: $MAMMO_MONAI_DOWNLOAD_CACHE or ~/.cache/mammo-monai/downloads)",
-    )
-    p.add_argument(
-        "--download-cache-size",
-        metavar="SIZE",
-        help="URL roots: the cache's bound, least recently used files deleted beyond it "
-        "(default: $MAMMO_MONAI_DOWNLOAD_CACHE_SIZE or 200G)",
-    )
-
-
-def _prepare_arguments(args: argparse.Namespace) -> dict:
-    """The keyword arguments of :func:`mammo_monai.data.prepare.prepare` from ``prepare``'s options."""
-    from mammo_monai.data.multi_dataset import choose_datasets
-    from mammo_monai.io.remote import DownloadCache, parse_size
-
-    cli_options = {
-        "official_split": args.official_split or None,
-        "birads_cut": args.birads_cut,
-        "patients_csv": args.patients_csv,
-    }
-    dataset, root = choose_datasets(args.dataset, args.root, args.datasets_yaml, cli_options)
-    adapter = {"birads_cut": args.birads_cut} if dataset == "inbreast" else {}
-    if args.patients_csv and isinstance(dataset, str):
-        if dataset != "folder":
-            raise ValueError("--patients-csv applies to --dataset folder only")
-        adapter["patients_csv"] = args.patients_csv
-    size = parse_size(args.download_cache_size) if args.download_cache_size else None
-    return {
-        "dataset": dataset,
-        "root": root,
-        "test_dataset": args.test_dataset,
-        "downloads": DownloadCache(args.download_cache, size),
-        "adapter_options": adapter,
-    }
 
 
 def _add_split_and_dataset_options(p: argparse.ArgumentParser) -> None:
@@ -394,7 +303,7 @@ def prepare(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         shard=args.shard,
         merge=args.merge,
-        **_prepare_arguments(args),
+        **prepare_arguments(args),
     )
     print(json.dumps(summary, indent=2))
     if "shard" in summary:

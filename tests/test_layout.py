@@ -23,6 +23,7 @@ LAYERS = [
     "inference",
     "bundle_names",
     "demo",
+    "commands_sources",
     "commands",
     "commands_model",
     "commands_calibrate",
