@@ -13,7 +13,7 @@ calibration (``mammo-monai calibrate`` on site B's validation split). The same s
     mammo-monai evaluate --bundle at-A --manifest mB --split test    (and at-B, and on mA)
 
 Prints one table: AUC, ECE, and at each operating point sensitivity / specificity / recall rate. "raw" is
-the network's probability at 0.5. Run from the repository root (CPU, about 10 minutes on 2 cores):
+the network's probability at 0.5. Run from the repository root (CPU; 841 s measured on a shared 2-core machine):
 
     python scripts/bench_two_sites.py [--patients-a 160] [--patients-b 100] [--epochs 8] [--work DIR]
 """
