@@ -260,7 +260,11 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
 def _add_split_and_dataset_options(p: argparse.ArgumentParser) -> None:
     """prepare: the patient-grouped split, and the options of one dataset's reader."""
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
-    p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
+    p.add_argument(
+        "--official-split",
+        action="store_true",
+        help="keep the dataset's official test split (cbis-ddsm and any adapter that reads one)",
+    )
     p.add_argument("--test-fraction", type=float, default=0.15, help="patients held out for test (default: 0.15)")
     p.add_argument(
         "--val-fraction",

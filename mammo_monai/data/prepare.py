@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -88,8 +89,13 @@ def split_images(
     if dataset == "folder" and images["split"].isin(["train", "val", "test"]).all():
         return images
     return assign_splits(
-        images, test_fraction, val_fraction, seed=split_seed, keep_test=official_split and dataset == "cbis-ddsm"
+        images, test_fraction, val_fraction, seed=split_seed, keep_test=official_split and _has_official(dataset)
     )
+
+
+def _has_official(dataset: str) -> bool:
+    """Whether the adapter of ``dataset`` reads an official split (takes ``official_split``)."""
+    return dataset in ADAPTERS and "official_split" in inspect.signature(ADAPTERS[dataset]).parameters
 
 
 def _read_dataset(
@@ -115,7 +121,7 @@ def _read_dataset(
     if not os.path.isdir(root):
         raise ValueError(f"{root}: the {dataset} dataset's folder does not exist")
     kwargs = dict(adapter_options or {})
-    if dataset == "cbis-ddsm":
+    if _has_official(dataset):
         kwargs["official_split"] = official_split
     # an absolute root gives absolute source paths in the manifest, whatever the working directory
     # (abspath, not resolve: a symlinked dataset keeps the paths its user knows, and the same cache keys)
