@@ -16,6 +16,8 @@ import json
 import sys
 import textwrap
 
+from mammo_monai.commands_sources import add_dataset_sources, add_site_options, prepare_arguments, site_profile
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_ERROR = 0, 1, 2
 #: the exit status in the ``--help`` of the batch commands
 EXIT_CODES = (
@@ -114,6 +116,7 @@ def add_synth(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_size(p, (1152, 896))
+    add_site_options(p)
     p.set_defaults(func=synth)
 
 
@@ -142,6 +145,7 @@ def synth(args: argparse.Namespace) -> int:
         p_film_artefacts=args.film_artefacts,
         p_both_tables=args.both_tables,
         lesion_scale=args.lesion_scale,
+        site=site_profile(args),
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -224,8 +228,7 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
         epilog=PREPARE_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--dataset", required=True, choices=["cbis-ddsm", "mias", "inbreast", "rsna", "folder"])
-    p.add_argument("--root", required=True, help="the dataset's folder")
+    add_dataset_sources(p)
     p.add_argument("--out", required=True, help="manifest and cache folder")
     _add_split_and_dataset_options(p)
     add_preprocessing_options(p, "intensity scaling (default: bit_depth)")
@@ -257,7 +260,11 @@ def add_prepare(sub: argparse._SubParsersAction) -> None:
 def _add_split_and_dataset_options(p: argparse.ArgumentParser) -> None:
     """prepare: the patient-grouped split, and the options of one dataset's reader."""
     p.add_argument("--split-seed", type=int, default=0, help="seed of the patient-grouped split (default: 0)")
-    p.add_argument("--official-split", action="store_true", help="cbis-ddsm: keep the official Training/Test split")
+    p.add_argument(
+        "--official-split",
+        action="store_true",
+        help="keep the dataset's official test split (cbis-ddsm and any adapter that reads one)",
+    )
     p.add_argument("--test-fraction", type=float, default=0.15, help="patients held out for test (default: 0.15)")
     p.add_argument(
         "--val-fraction",
@@ -281,11 +288,6 @@ def prepare(args: argparse.Namespace) -> int:
         warm_up("mammo_monai.data.cache", args.workers)
     from mammo_monai.data.prepare import prepare
 
-    adapter = {"birads_cut": args.birads_cut} if args.dataset == "inbreast" else {}
-    if args.patients_csv:
-        if args.dataset != "folder":
-            raise ValueError("--patients-csv applies to --dataset folder only")
-        adapter["patients_csv"] = args.patients_csv
     options = {
         "keep_aspect": args.keep_aspect,
         "crop": args.crop,
@@ -293,9 +295,7 @@ def prepare(args: argparse.Namespace) -> int:
         "modalities": modalities(args),
     }
     summary = prepare(
-        args.dataset,
-        args.root,
-        args.out,
+        out_dir=args.out,
         size=tuple(args.size),
         split_seed=args.split_seed,
         official_split=args.official_split,
@@ -303,11 +303,11 @@ def prepare(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         workers=args.workers,
         progress=not args.quiet,
-        adapter_options=adapter,
         transform_options=options,
         rebuild=args.rebuild,
         shard=args.shard,
         merge=args.merge,
+        **prepare_arguments(args),
     )
     print(json.dumps(summary, indent=2))
     if "shard" in summary:
@@ -324,6 +324,8 @@ def prepare(args: argparse.Namespace) -> int:
         f"{summary['failed_images']} image(s) failed, {summary['excluded_by_adapter']} excluded while reading the dataset",
         file=sys.stderr,
     )
+    for name, rules in summary.get("label_sources", {}).items():
+        print(f"prepare: {name} labels: {'; '.join(rules)}", file=sys.stderr)
     if summary["problems"]:
         print(f"prepare: {summary['problems']} problem(s) reported in {args.out}/errors.csv", file=sys.stderr)
     return EXIT_SOME_FAILED if summary["failed_images"] or summary["excluded_by_adapter"] else EXIT_OK

@@ -17,6 +17,7 @@ LISTED_BEFORE = {
     "": {"--version", "COMMAND"},
     "synth": {"--both-tables", "--film-artefacts", "--layout", "--lesion-scale", "--out", "--patients"}
     | {"--positive-fraction", "--seed", "--size"}
+    | {"--site-profile", "--site-option"}  # issue 23
     | _QUIET_WORKERS,
     "preprocess": {"--accept-modality", "--crop", "--intensity", "--keep-aspect", "--out", "--overwrite", "--size"}
     | {"inputs"}
@@ -24,6 +25,7 @@ LISTED_BEFORE = {
     "prepare": {"--accept-modality", "--birads-cut", "--crop", "--dataset", "--intensity", "--keep-aspect"}
     | {"--merge", "--official-split", "--out", "--patients-csv", "--rebuild", "--root", "--shard", "--size"}
     | {"--split-seed", "--test-fraction", "--val-fraction"}
+    | {"--datasets-yaml", "--test-dataset", "--download-cache", "--download-cache-size"}  # issue 23
     | _QUIET_WORKERS,
     "patches": {"--background", "--manifest", "--out", "--patch-size", "--per-roi", "--scheme", "--seed"}
     | _QUIET_WORKERS,

@@ -24,6 +24,7 @@ LAYERS = [
     "serve",
     "bundle_names",
     "demo",
+    "commands_sources",
     "commands",
     "commands_model",
     "commands_calibrate",

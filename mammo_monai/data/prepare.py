@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import re
@@ -15,6 +16,7 @@ from mammo_monai.data.adapters import ADAPTERS, AdapterResult
 from mammo_monai.data.cache import cache_image
 from mammo_monai.data.cache_record import claim_cache
 from mammo_monai.data.manifest import one_class_splits, validate, write_manifest
+from mammo_monai.data.multi_dataset import DatasetSpec, dataset_summary, join_results, label_rules, split_datasets
 from mammo_monai.data.preprocessing_settings import PreprocessingSettings
 from mammo_monai.data.shards import (
     SHARD_RECORD,
@@ -27,6 +29,7 @@ from mammo_monai.data.shards import (
 from mammo_monai.data.splits import assign_splits
 from mammo_monai.io.atomic import write_csv
 from mammo_monai.io.raster import PNG_OPTIONS
+from mammo_monai.io.remote import DownloadCache, is_url
 from mammo_monai.parallel import run_parallel, warm_up
 
 logger = logging.getLogger(__name__)
@@ -67,32 +70,58 @@ TEST_FRACTION, VAL_FRACTION = 0.15, 0.10
 
 def split_images(
     images: pd.DataFrame,
-    dataset: str,
+    dataset: str | list[DatasetSpec],
     split_seed: int,
     official_split: bool,
     test_fraction: float = TEST_FRACTION,
     val_fraction: float = VAL_FRACTION,
+    test_dataset: str | None = None,
 ) -> pd.DataFrame:
     """The one place where splits are assigned: over the whole image set of this run, by patient.
 
     ``val_fraction`` is taken from what is left after the test split (a 70 / 20 / 10 split is
     ``test_fraction`` 0.1, ``val_fraction`` 0.2 / 0.9). A folder layout that names every image's split
-    keeps it."""
+    keeps it. Several datasets: :func:`~mammo_monai.data.multi_dataset.split_datasets`."""
+    if not isinstance(dataset, str):
+        return split_datasets(images, dataset, test_fraction, val_fraction, split_seed, test_dataset)
+    if test_dataset is not None:
+        raise ValueError("--test-dataset needs several datasets (--dataset NAME:ROOT,NAME:ROOT)")
     if dataset == "folder" and images["split"].isin(["train", "val", "test"]).all():
         return images
     return assign_splits(
-        images, test_fraction, val_fraction, seed=split_seed, keep_test=official_split and dataset == "cbis-ddsm"
+        images, test_fraction, val_fraction, seed=split_seed, keep_test=official_split and _has_official(dataset)
     )
 
 
+def _has_official(dataset: str) -> bool:
+    """Whether the adapter of ``dataset`` reads an official split (takes ``official_split``)."""
+    return dataset in ADAPTERS and "official_split" in inspect.signature(ADAPTERS[dataset]).parameters
+
+
 def _read_dataset(
-    dataset: str, root: str | os.PathLike, adapter_options: dict[str, Any] | None, official_split: bool
+    dataset: str | list[DatasetSpec],
+    root: str | os.PathLike | None,
+    adapter_options: dict[str, Any] | None,
+    official_split: bool,
+    downloads: DownloadCache | None = None,
 ) -> tuple[AdapterResult, pd.DataFrame, list[dict[str, str]]]:
-    """The adapter's result, its images without shared ids, and the problems found so far."""
+    """The adapter's result, its images without shared ids, and the problems found so far. A list of
+    specs reads each dataset and joins them (:func:`~mammo_monai.data.multi_dataset.join_results`); a
+    URL root is first copied into the download cache (:class:`~mammo_monai.io.remote.DownloadCache`)."""
+    downloads = downloads or DownloadCache()
+    if not isinstance(dataset, str):
+        read = {
+            s.name: _read_dataset(s.adapter, s.root, s.adapter_options(), s.official_split, downloads) for s in dataset
+        }
+        found, images = join_results({name: (f, i) for name, (f, i, _) in read.items()})
+        return found, images, [e for *_, errs in read.values() for e in errs]
+    root = downloads.local_root(str(root)) if is_url(str(root)) else root
     if dataset not in ADAPTERS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {sorted(ADAPTERS)}")
+    if not os.path.isdir(root):
+        raise ValueError(f"{root}: the {dataset} dataset's folder does not exist")
     kwargs = dict(adapter_options or {})
-    if dataset == "cbis-ddsm":
+    if _has_official(dataset):
         kwargs["official_split"] = official_split
     # an absolute root gives absolute source paths in the manifest, whatever the working directory
     # (abspath, not resolve: a symlinked dataset keeps the paths its user knows, and the same cache keys)
@@ -104,6 +133,18 @@ def _read_dataset(
             f"{root}: the {dataset} adapter found no usable images ({len(errors)} problems, e.g. {errors[:3]})"
         )
     return found, images, errors
+
+
+def _source_record(dataset: str | list[DatasetSpec], root: str | os.PathLike | None) -> dict[str, str]:
+    """The cache record's ``dataset`` and ``root``: names and roots joined by ``+`` for several datasets;
+    a URL as given."""
+
+    def where(r: str | os.PathLike) -> str:
+        return str(r) if is_url(str(r)) else str(Path(r).resolve())
+
+    if isinstance(dataset, str):
+        return {"dataset": dataset, "root": where(root)}
+    return {"dataset": "+".join(s.name for s in dataset), "root": "+".join(where(s.root) for s in dataset)}
 
 
 def _jobs(images: pd.DataFrame, lesions: pd.DataFrame, out: Path, settings: PreprocessingSettings) -> list[tuple]:
@@ -174,6 +215,8 @@ def prepare(
     val_fraction: float = VAL_FRACTION,
     shard: str | tuple[int, int] | None = None,
     merge: bool = False,
+    test_dataset: str | None = None,
+    downloads: DownloadCache | None = None,
 ) -> dict[str, Any]:
     """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest.
 
@@ -193,6 +236,11 @@ def prepare(
         transform_options: preprocessing options (keep_aspect, crop, intensity, threshold, modalities).
         shard: ``"K/N"`` or ``(K, N)``, K from 1 to N.
         merge: merge the shards under ``out_dir/shards`` (run with the shard jobs' arguments).
+        dataset: an adapter's name, or several datasets as specs
+            (:mod:`mammo_monai.data.multi_dataset`; ``root`` unused): one manifest with a ``dataset``
+            column, namespaced patients and a per-dataset summary under ``datasets``.
+        test_dataset: several datasets only: this one is the whole test split (leave-one-dataset-out).
+        downloads: the cache that URL roots (``s3://``, ``gs://``, ``https://``) are copied into.
 
     Returns:
         A summary: counts of images, lesions, truth rows, labels, splits, failures; images/s. A shard's
@@ -210,13 +258,13 @@ def prepare(
     settings = PreprocessingSettings.from_options(size, transform_options)
     if not merge and (workers or os.cpu_count() or 1) > 1:
         warm_up(cache_image)  # the workers' imports overlap reading the dataset
-    found, images, errors = _read_dataset(dataset, root, adapter_options, official_split)
+    found, images, errors = _read_dataset(dataset, root, adapter_options, official_split, downloads)
     out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
     # png_options: how the PNGs are compressed; lossless, so never compared, never a reason to remake a cache
-    record = {**settings.to_record(), "dataset": dataset, "root": str(Path(root).resolve()), "png_options": PNG_OPTIONS}
+    record = {**settings.to_record(), **_source_record(dataset, root), "png_options": PNG_OPTIONS}
     if shard is not None:
         return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
-    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction)
+    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction, test_dataset)
     jobs = _jobs(images, found.lesions, out, settings)
     shards = None
     if merge:  # every shard checked before anything is written
@@ -231,6 +279,7 @@ def prepare(
             **({"test_fraction": test_fraction} if test_fraction != TEST_FRACTION else {}),
             **({"val_fraction": val_fraction} if val_fraction != VAL_FRACTION else {}),
             **({"shards": shards} if merge else {}),
+            **({"test_dataset": test_dataset} if test_dataset else {}),
         },
         rebuild,
     )
@@ -256,7 +305,9 @@ def prepare(
     failed = len(found.images) - len(rows)
     excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
     summary = {
-        "dataset": dataset,
+        "dataset": record["dataset"],
+        **({} if isinstance(dataset, str) else {"datasets": dataset_summary(img_df)}),
+        **({"label_sources": label_rules(img_df)} if label_rules(img_df) else {}),
         "images": len(rows),
         "lesions": len(lesions),
         "lesions_without_geometry": int(les_df["cached_mask"].fillna("").eq("").sum()) if not les_df.empty else 0,

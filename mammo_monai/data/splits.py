@@ -24,7 +24,8 @@ def assign_splits(
     test_fraction: float = 0.15,
     val_fraction: float = 0.10,
     seed: int = 0,
-    keep_test: bool = False,
+    keep_test: bool | pd.Series = False,
+    strata: list[str] | None = None,
 ) -> pd.DataFrame:
     """Return ``images`` with a ``split`` column (train / val / test), grouped by ``patient_id``.
 
@@ -34,12 +35,23 @@ def assign_splits(
 
     Args:
         keep_test: keep the rows already marked ``test`` (an official split) and carve only
-            the validation set out of the rest.
+            the validation set out of the rest; a boolean Series (aligned with ``images``) marks the
+            rows that keep their official split this way (a dataset of several), the other patients
+            are split as usual.
+        strata: further columns to stratify by besides the label (e.g. ``["dataset"]``: every dataset of
+            a joined manifest in every split); each must be constant within a patient.
     """
     out = images.copy()
     rng = np.random.default_rng(seed)
     per_patient = out.groupby("patient_id")["label"].max().astype(int)
-    if keep_test and "split" in out:
+    if strata:  # the stratum of a patient: its strata values and its highest label, as one string
+        first = out.groupby("patient_id")[strata].first().astype(str)
+        per_patient = first.agg("|".join, axis=1) + "|" + per_patient.astype(str)
+    if isinstance(keep_test, pd.Series):  # the marked rows keep their official split; the rest is drawn
+        official = per_patient.index.isin(set(out.loc[keep_test, "patient_id"]))
+        kept = set(out.loc[keep_test & out["split"].eq("test"), "patient_id"])
+        test = kept | _split_groups(per_patient[~official], test_fraction, rng)
+    elif keep_test and "split" in out:
         test = set(out.loc[out["split"] == "test", "patient_id"])
     else:
         test = _split_groups(per_patient, test_fraction, rng)

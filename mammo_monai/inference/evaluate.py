@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
+from mammo_monai.evaluation.per_dataset import per_dataset_metrics
 from mammo_monai.evaluation.report import split_metrics
 from mammo_monai.inference.opened_bundle import OpenedBundle, open_bundle
 from mammo_monai.inference.segment_classify import SegmentThenClassify
@@ -113,6 +114,7 @@ def evaluate(
         "thresholds_from": threshold_split if has_tuning else None,
         **split_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
         **opened.decision_rule.metrics(table),
+        **per_dataset_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
     }
     table["exam"] = table_breast_key(table)
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")

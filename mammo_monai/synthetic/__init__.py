@@ -13,10 +13,13 @@ from mammo_monai.synthetic.film import (
 )
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
 from mammo_monai.synthetic.rsna_tree import make_rsna_tree
+from mammo_monai.synthetic.site import SITE_PROFILES, SiteProfile
 
 __all__ = [
     "FILM_ARTEFACTS",
+    "SITE_PROFILES",
     "Lesion",
+    "SiteProfile",
     "SynthOptions",
     "add_edge_strip",
     "add_film_artefacts",

@@ -19,6 +19,7 @@ from mammo_monai.parallel import run_parallel
 from mammo_monai.synthetic.dicom_writer import build_dataset, make_uid, save_dataset
 from mammo_monai.synthetic.film import add_film_artefacts
 from mammo_monai.synthetic.phantom import Lesion, breast_tissue, draw_lesion
+from mammo_monai.synthetic.site import SiteProfile
 
 COMMON = ["patient_id", "{density}", "left or right breast", "image view", "abnormality id", "abnormality type"]
 TAIL = ["assessment", "pathology", "subtlety", "image file path", "cropped image file path", "ROI mask file path"]
@@ -64,6 +65,7 @@ class SynthOptions:
     p_split_differs: float = 0.3
     p_duplicate_row: float = 0.0
     lesion_scale: float = 1.0  # lesions (size and fine structure) this many times their size at this resolution
+    site: SiteProfile = SiteProfile()  # the vendor's intensity profile and lesion look (site.py); default: none
 
 
 def burn_label(
@@ -114,8 +116,10 @@ def _render(
             center=(center[0], center[1]),
             size=h
             * opts.lesion_scale
+            * opts.site.lesion_size
             * (rng.uniform(0.013, 0.035) if spec["kind"] == "mass" else rng.uniform(0.01, 0.025)),
-            contrast=(0.05 + 0.025 * spec["subtlety"]) if spec["kind"] == "mass" else (0.12 + 0.04 * spec["subtlety"]),
+            contrast=opts.site.lesion_contrast
+            * ((0.05 + 0.025 * spec["subtlety"]) if spec["kind"] == "mass" else (0.12 + 0.04 * spec["subtlety"])),
             seed=int(rng.integers(2**31)),
             scale=opts.lesion_scale,
         )
@@ -184,6 +188,7 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
             protect=np.any([les.mask for les in lesions], axis=0) if lesions else None,
         )
     burn_label(img, region, f"{side[0]} {view}", side == "LEFT", rng)
+    img = opts.site.apply(img, region, np.random.default_rng(int(film.integers(2**31))))
     gain = rng.uniform(0.85, 1.0)
     display = np.round(img * gain * 65535).astype(np.uint16)
     mono1 = rng.random() < opts.p_monochrome1
