@@ -66,6 +66,17 @@ def nifti_affine(pixel_spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     return np.diag([rs, cs, 1.0, 1.0])
 
 
+def _for_display(a: np.ndarray, longest: int) -> np.ndarray:
+    """(..., H, W) area-averaged so that its longer side is at most ``longest`` (a view when it already is)."""
+    h, w = a.shape[-2:]
+    if max(h, w) <= longest:
+        return a
+    f = longest / max(h, w)
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).reshape(1, -1, h, w)
+    small = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    return small.reshape(*a.shape[:-2], *small.shape[-2:]).numpy()
+
+
 def save_heatmaps(
     out_dir: str | os.PathLike,
     name: str,
@@ -73,9 +84,13 @@ def save_heatmaps(
     probs: np.ndarray,
     class_names: Sequence[str],
     pixel_spacing: Sequence[float] = (1.0, 1.0),
+    display: int = 1024,
 ) -> dict[str, str]:
-    """Write ``<name>_image.nii.gz`` (H, W, 1), ``<name>_heatmap.nii.gz`` (H, W, 1, C) with one affine,
-    and ``<name>_heatmap.png``: the image with each lesion class's probability as a colour overlay."""
+    """Write ``<name>_image.nii.gz`` (H, W, 1), ``<name>_heatmap.nii.gz`` (H, W, 1, C) with one affine
+    (``pixel_spacing`` mm per row and column), and ``<name>_heatmap.png``: the image with each lesion
+    class's probability as a colour overlay, shrunk so its longer side is at most ``display`` pixels.
+    ``predict`` passes the original image and maps on its grid
+    (:func:`~mammo_monai.inference.original_grid.save_on_original_grid`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,6 +108,7 @@ def save_heatmaps(
     nib.save(
         nib.Nifti1Image(np.moveaxis(probs.astype(np.float32), 0, -1)[:, :, None, :], affine), paths["heatmap_nifti"]
     )
+    image, probs = _for_display(image, display), _for_display(probs, display)
     shown = list(range(1, probs.shape[0]))
     fig, axes = plt.subplots(
         1, len(shown), figsize=(3 * len(shown), 3 * image.shape[0] / image.shape[1]), dpi=100, squeeze=False
