@@ -173,4 +173,4 @@ def save_on_original_grid(
     back = to_original_grid(maps, meta, fill=[1.0] + [0.0] * (len(maps) - 1))  # outside the crop: background
     image = original_image(meta, preprocessed)
     save_heatmaps(out_dir, name, image, back, class_names, meta.get("pixel_spacing", (1.0, 1.0)))
-    return (1.0 - back[0]).astype(np.float32)
+    return np.clip(1.0 - back[0], 0.0, 1.0).astype(np.float32)

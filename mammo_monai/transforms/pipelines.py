@@ -13,7 +13,7 @@ from mammo_monai.transforms.augment import mammo_augmentation
 from mammo_monai.transforms.intensity import ScaleMammogramd
 from mammo_monai.transforms.mask import BreastMaskd
 from mammo_monai.transforms.orientation import FlipToChestWallLeftd
-from mammo_monai.transforms.resize import DEFAULT_SIZE, PadEndd, ResizeMammogramd
+from mammo_monai.transforms.resize import DEFAULT_SIZE, GridRecordd, PadEndd, ResizeMammogramd
 
 
 def preprocess_transforms(
@@ -75,13 +75,15 @@ def eval_transforms(
 
     Args:
         from_cache: the files are the 16-bit PNGs written by ``mammo-monai preprocess`` (already
-            masked, oriented and resized): only load and scale them.
+            masked, oriented and resized): only load and scale them. Otherwise ``data["grid"]`` records
+            the way back to the original image (:class:`~mammo_monai.transforms.resize.GridRecordd`).
         kwargs: passed to :func:`preprocess_transforms`.
     """
     if from_cache:
         steps: list[Any] = [LoadMammogramd(image_key), ScaleMammogramd(image_key, mode="container")]
     else:
         steps = list(preprocess_transforms(size=size, image_key=image_key, **kwargs).transforms)
+        steps.append(GridRecordd(image_key))  # the meta goes below: keep the way back to the original grid
     return Compose([*steps, EnsureTyped(image_key, track_meta=False)])
 
 

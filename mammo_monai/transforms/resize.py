@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -161,4 +162,32 @@ class ResizeMammogramd(MapTransform):
             for key in keys:
                 if key in d:
                     d[key] = resize_mask(self.resizer, d[key], keep_any, target)
+        return d
+
+
+class GridRecordd(MapTransform):
+    """Copy the image's ``grid_chain`` and pixel spacing into ``data[out_key]`` as a JSON string, so that a
+    pipeline that drops the meta (``EnsureTyped(track_meta=False)``) and a DataLoader still carry what
+    ``mammo_monai.inference.original_grid`` needs to map outputs back onto the original image (the string
+    decoded is a meta mapping it accepts). Pixels are untouched.
+
+    Args:
+        keys: the image key (the first one found is recorded).
+        out_key: where the JSON goes.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, keys: KeysCollection, out_key: str = "grid", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.out_key = out_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            meta = d[key].meta if isinstance(d[key], MetaTensor) else {}
+            if meta.get("grid_chain"):
+                spacing = [float(v) for v in meta.get("pixel_spacing", (float("nan"), float("nan")))]
+                d[self.out_key] = json.dumps({"grid_chain": meta["grid_chain"], "pixel_spacing": spacing})
+            break
         return d
