@@ -88,6 +88,8 @@ class PadEndd(SpatialPadd):
     """MONAI's ``SpatialPadd`` with ``method="end"`` (zeros at the bottom and right) that also records a
     "pad" step in each padded MetaTensor's ``meta["grid_chain"]`` (see :func:`record_grid_step`)."""
 
+    backend = SpatialPadd.backend
+
     def __init__(self, keys: KeysCollection, spatial_size: Sequence[int], allow_missing_keys: bool = False) -> None:
         super().__init__(keys, spatial_size=spatial_size, method="end", allow_missing_keys=allow_missing_keys)
 
