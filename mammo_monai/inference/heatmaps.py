@@ -66,6 +66,36 @@ def nifti_affine(pixel_spacing: Sequence[float] = (1.0, 1.0)) -> np.ndarray:
     return np.diag([rs, cs, 1.0, 1.0])
 
 
+def probability_nifti(probs: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """Probabilities in [0, 1] as a NIfTI of 8-bit steps: stored uint8 with ``scl_slope`` 1/255, which every
+    NIfTI reader applies (nibabel's ``get_fdata``), so values come back within 1/510 (a DICOM SEG's
+    FRACTIONAL precision). At an original mammogram's ~4600 x 2800 pixels float32 maps take ~6x longer to
+    gzip and ~10x the disk."""
+    q = np.round(np.clip(np.asarray(probs, dtype=np.float32), 0.0, 1.0) * 255).astype(np.uint8)
+    img = nib.Nifti1Image(q, affine)
+    img.header.set_slope_inter(1.0 / 255, 0.0)
+    return img
+
+
+def _image_nifti(image: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
+    """The image as NIfTI (H, W, 1): uint16 when its values are whole numbers in range (exact, and far quicker
+    to gzip at full size), float32 otherwise."""
+    arr = np.asarray(image, dtype=np.float32)
+    whole = arr.size and arr.min() >= 0 and arr.max() <= 65535 and np.array_equal(arr, np.round(arr))
+    return nib.Nifti1Image((arr.astype(np.uint16) if whole else arr)[:, :, None], affine)
+
+
+def _for_display(a: np.ndarray, longest: int) -> np.ndarray:
+    """(..., H, W) area-averaged so that its longer side is at most ``longest`` (a view when it already is)."""
+    h, w = a.shape[-2:]
+    if max(h, w) <= longest:
+        return a
+    f = longest / max(h, w)
+    x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).reshape(1, -1, h, w)
+    small = F.interpolate(x, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+    return small.reshape(*a.shape[:-2], *small.shape[-2:]).numpy()
+
+
 def save_heatmaps(
     out_dir: str | os.PathLike,
     name: str,
@@ -73,9 +103,13 @@ def save_heatmaps(
     probs: np.ndarray,
     class_names: Sequence[str],
     pixel_spacing: Sequence[float] = (1.0, 1.0),
+    display: int = 1024,
 ) -> dict[str, str]:
-    """Write ``<name>_image.nii.gz`` (H, W, 1), ``<name>_heatmap.nii.gz`` (H, W, 1, C) with one affine,
-    and ``<name>_heatmap.png``: the image with each lesion class's probability as a colour overlay."""
+    """Write ``<name>_image.nii.gz`` (H, W, 1), ``<name>_heatmap.nii.gz`` (H, W, 1, C; 8-bit steps, see
+    :func:`probability_nifti`) with one affine (``pixel_spacing`` mm per row and column), and ``<name>_heatmap.png``: the image with each lesion
+    class's probability as a colour overlay, shrunk so its longer side is at most ``display`` pixels.
+    ``predict`` passes the original image and maps on its grid
+    (:func:`~mammo_monai.inference.original_grid.save_on_original_grid`)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,10 +123,9 @@ def save_heatmaps(
         "heatmap_nifti": str(out / f"{name}_heatmap.nii.gz"),
         "overlay_png": str(out / f"{name}_heatmap.png"),
     }
-    nib.save(nib.Nifti1Image(image.astype(np.float32)[:, :, None], affine), paths["image_nifti"])
-    nib.save(
-        nib.Nifti1Image(np.moveaxis(probs.astype(np.float32), 0, -1)[:, :, None, :], affine), paths["heatmap_nifti"]
-    )
+    nib.save(_image_nifti(image, affine), paths["image_nifti"])
+    nib.save(probability_nifti(np.moveaxis(probs, 0, -1)[:, :, None, :], affine), paths["heatmap_nifti"])
+    image, probs = _for_display(image, display), _for_display(probs, display)
     shown = list(range(1, probs.shape[0]))
     fig, axes = plt.subplots(
         1, len(shown), figsize=(3 * len(shown), 3 * image.shape[0] / image.shape[1]), dpi=100, squeeze=False

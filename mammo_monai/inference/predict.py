@@ -17,8 +17,9 @@ from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
-from mammo_monai.inference.heatmaps import save_heatmaps, sliding_window_probabilities
+from mammo_monai.inference.heatmaps import sliding_window_probabilities
 from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
+from mammo_monai.inference.original_grid import boxes_to_original, points_to_original, save_on_original_grid
 from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.inference.tta import averaged_probability
 from mammo_monai.io.atomic import write_csv
@@ -30,28 +31,41 @@ from mammo_monai.transforms.pipelines import preprocess_transforms
 __all__ = ["COLUMNS", "model_preprocessing", "predict", "result_table", "save_lesion_maps"]
 
 
-def save_lesion_maps(out_dir: str | os.PathLike, name: str, d: dict[str, Any], found: dict[str, Any]) -> None:
-    """The lesion probability as a heatmap (NIfTI + overlay PNG, like the patch heatmaps) and the
-    candidates with their malignancy as ``<name>_candidates.csv``, in the preprocessed image's pixels."""
+def save_lesion_maps(out_dir: str | os.PathLike, name: str, d: dict[str, Any], found: dict[str, Any]) -> np.ndarray:
+    """The lesion probability as a heatmap (NIfTI + overlay PNG, like the patch heatmaps) and the candidates
+    with their malignancy as ``<name>_candidates.csv``, on the ORIGINAL image's grid (rows, columns of the
+    file as stored; :mod:`~mammo_monai.inference.original_grid`); returns that lesion map (rows, cols)."""
     meta = d["image"].meta
-    spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
     lesion = found["lesion_map"]
-    save_heatmaps(
-        out_dir, name, d["image"][0].numpy(), np.stack([1 - lesion, lesion]), ["background", "lesion"], spacing
+    back = save_on_original_grid(
+        out_dir, name, meta, np.stack([1 - lesion, lesion]), ["background", "lesion"], d["image"][0].numpy()
     )
+    cands = found["candidates"]
+    centres = points_to_original(np.array([c["centroid"] for c in cands]).reshape(-1, 2), meta)
+    boxes = boxes_to_original(np.array([c["bbox"] for c in cands]).reshape(-1, 4), meta)
     rows = [
-        {
-            "candidate": i,
-            "score": c["score"],
-            "malignancy": c.get("malignancy"),
-            "area": c["area"],
-            "center_row": c["centroid"][0],
-            "center_col": c["centroid"][1],
-        }
-        for i, c in enumerate(found["candidates"])
+        {"candidate": i, "score": c["score"], "malignancy": c.get("malignancy"), "area": c["area"]}
+        | dict(zip(CANDIDATE_COLUMNS[4:6], np.round(centres[i], 1)))
+        | dict(zip(CANDIDATE_COLUMNS[6:], np.round(boxes[i]).astype(int)))
+        for i, c in enumerate(cands)
     ]
-    columns = ["candidate", "score", "malignancy", "area", "center_row", "center_col"]
-    write_csv(pd.DataFrame(rows, columns=columns), Path(out_dir) / f"{name}_candidates.csv")
+    write_csv(pd.DataFrame(rows, columns=CANDIDATE_COLUMNS), Path(out_dir) / f"{name}_candidates.csv")
+    return back
+
+
+#: ``<name>_candidates.csv``: ``area`` in network pixels; centres and boxes (end exclusive) in ORIGINAL pixels
+CANDIDATE_COLUMNS = [
+    "candidate",
+    "score",
+    "malignancy",
+    "area",
+    "center_row_original",
+    "center_col_original",
+    "row0_original",
+    "col0_original",
+    "row1_original",
+    "col1_original",
+]
 
 
 def _load(path: str, **settings: Any) -> dict[str, Any]:
@@ -187,7 +201,8 @@ class _Scorer:
         self.opened, self.nets, self.pipeline, self.heatmaps = opened, nets, pipeline, heatmaps
         self.stride, self.rows, self.batch_size, self.tta = stride, rows, batch_size, tta
         self.pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        #: unique image name -> (rows, cols) lesion probability on the original image's grid (``--dicom-out`` SEG)
+        #: unique image name -> float32 (rows, cols) lesion probability on the original grid, filled whenever
+        #: heatmaps (1 - background) or lesion maps are computed (the DICOM SEG writer reads it)
         self.original_maps: dict[str, np.ndarray] = {}
         partner = opened.partner
         self.patch_net = partner.networks()[0] if heatmaps and pipeline is None else None
@@ -199,11 +214,10 @@ class _Scorer:
             found = self.pipeline(d["image"].as_tensor())
             self.rows.append({**row, "probability": found["probability"], "status": "ok"})
             if self.heatmaps and "lesion_map" in self.opened.outputs:
-                save_lesion_maps(self.heatmaps, name, d, found)
+                self.original_maps[name] = save_lesion_maps(self.heatmaps, name, d, found)
             return
         self.pending.append((d, row))
         if self.patch_net is not None:
-            meta = d["image"].meta
             maps = sliding_window_probabilities(
                 self.patch_net,
                 d["image"].as_tensor().float(),
@@ -211,10 +225,9 @@ class _Scorer:
                 self.patch_size,
                 self.stride or max(1, self.patch_size // 4),
             )
-            spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
-            save_heatmaps(
-                self.heatmaps, name, d["image"][0].numpy(), maps.numpy(), self.class_names, spacing
-            )  # mm of the resized pixels
+            self.original_maps[name] = save_on_original_grid(
+                self.heatmaps, name, d["image"].meta, maps.numpy(), self.class_names, d["image"][0].numpy()
+            )  # on the file's own pixel grid and spacing
         if len(self.pending) >= self.batch_size:
             self.flush()
 

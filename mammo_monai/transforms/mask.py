@@ -25,6 +25,7 @@ from skimage.morphology import dilation, footprint_rectangle, opening
 
 from mammo_monai.io.errors import MammogramError
 from mammo_monai.transforms.bright_artefacts import bright_artefacts
+from mammo_monai.transforms.resize import record_grid_step
 
 SIDES = ("left", "right", "top", "bottom")  # left/right first: top/bottom bands are refilled from their result
 
@@ -244,7 +245,8 @@ class BreastMaskd(MapTransform):
     done at the full ~4600 x 2800 resolution but the resize itself. With ``crop`` the image and
     ``crop_keys`` are first cropped to the breast's bounding box (a view, no copy). The image meta
     gets ``mask_fraction`` (the share of the, cropped, image that is breast) and ``breast_bbox`` (row0,
-    row1, col0, col1 in the input's pixels; the whole image without ``crop``).
+    row1, col0, col1 in the input's pixels; the whole image without ``crop``), and a "crop" step (always,
+    the whole image without ``crop``) starts its ``grid_chain`` (see :func:`record_grid_step`).
 
     Args:
         keys: the image key(s); the mask is computed from the first and all are cropped alike.
@@ -291,5 +293,6 @@ class BreastMaskd(MapTransform):
         for key in keys:
             if isinstance(d[key], MetaTensor):
                 d[key].meta.update(mask_fraction=float(mask.float().mean()), breast_bbox=[r0, r1, c0, c1])
+                record_grid_step(d[key], "crop", (h, w), (r1 - r0, c1 - c0), box=[r0, r1, c0, c1])
         d[self.mask_key] = MetaTensor(mask.float())
         return d

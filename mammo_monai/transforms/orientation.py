@@ -14,6 +14,7 @@ from monai.utils import TransformBackends
 
 from mammo_monai.io.errors import MammogramError
 from mammo_monai.transforms.mask import BreastMask
+from mammo_monai.transforms.resize import record_grid_step
 
 
 def chest_wall_side(mask: torch.Tensor, min_gap: float = 0.15) -> str | None:
@@ -126,7 +127,8 @@ class FlipToChestWallLeft(Transform):
     from the pixels (:func:`tissue_side`) decides otherwise and is always recorded, so that a
     disagreement (a mislabelled file, or an archive that stores sides differently) shows up:
     ``meta["flipped"]``, ``meta["pixel_side"]`` ("L"/"R", "" when blank) and
-    ``meta["laterality_mismatch"]`` (metadata and pixels disagree).
+    ``meta["laterality_mismatch"]`` (metadata and pixels disagree), and a "flip" step in ``meta["grid_chain"]``
+    (:func:`~mammo_monai.transforms.resize.record_grid_step`).
 
     Args:
         use_metadata: trust laterality from the argument or ``img.meta["laterality"]``; when False
@@ -169,6 +171,7 @@ class FlipToChestWallLeft(Transform):
         out = img.flip(-1) if flip else img  # (C, H, W): the last axis is columns
         if isinstance(out, MetaTensor):
             out.meta.update(flipped=bool(flip), **checks)
+            record_grid_step(out, "flip", out.shape[-2:], out.shape[-2:], flipped=bool(flip))
         return out
 
 

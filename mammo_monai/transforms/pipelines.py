@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from monai.transforms import Compose, EnsureTyped, MaskIntensityd, SpatialPadd
+from monai.transforms import Compose, EnsureTyped, MaskIntensityd
 
 from mammo_monai.io.dicom import MAMMOGRAPHY_MODALITIES
 from mammo_monai.io.reader import LoadMammogramd
@@ -13,7 +13,7 @@ from mammo_monai.transforms.augment import mammo_augmentation
 from mammo_monai.transforms.intensity import ScaleMammogramd
 from mammo_monai.transforms.mask import BreastMaskd
 from mammo_monai.transforms.orientation import FlipToChestWallLeftd
-from mammo_monai.transforms.resize import DEFAULT_SIZE, ResizeMammogramd
+from mammo_monai.transforms.resize import DEFAULT_SIZE, GridRecordd, PadEndd, ResizeMammogramd
 
 
 def preprocess_transforms(
@@ -31,7 +31,9 @@ def preprocess_transforms(
     """File -> masked, chest-wall-left, resized, [0, 1] image (1, H, W) plus its breast mask.
 
     The dictionary also gets ``flipped``, ``pixel_side`` and ``laterality_mismatch`` (see
-    :class:`FlipToChestWallLeftd`).
+    :class:`FlipToChestWallLeftd`). The image's ``meta["grid_chain"]`` records the crop, resize, flip and pad
+    (:func:`~mammo_monai.transforms.resize.record_grid_step`): ``mammo_monai.inference.original_grid`` maps
+    network-frame maps and points back onto the file's pixels with it.
 
     Args:
         size: output (H, W).
@@ -59,7 +61,7 @@ def preprocess_transforms(
         FlipToChestWallLeftd([image_key, *masks], mask_key=mask_key, allow_missing_keys=True),
     ]
     if keep_aspect:
-        steps.append(SpatialPadd([image_key, *masks], spatial_size=size, method="end"))
+        steps.append(PadEndd([image_key, *masks], spatial_size=size))
     steps += [
         ScaleMammogramd(image_key, mode=intensity),
     ]
@@ -73,13 +75,15 @@ def eval_transforms(
 
     Args:
         from_cache: the files are the 16-bit PNGs written by ``mammo-monai preprocess`` (already
-            masked, oriented and resized): only load and scale them.
+            masked, oriented and resized): only load and scale them. Otherwise ``data["grid"]`` records
+            the way back to the original image (:class:`~mammo_monai.transforms.resize.GridRecordd`).
         kwargs: passed to :func:`preprocess_transforms`.
     """
     if from_cache:
         steps: list[Any] = [LoadMammogramd(image_key), ScaleMammogramd(image_key, mode="container")]
     else:
         steps = list(preprocess_transforms(size=size, image_key=image_key, **kwargs).transforms)
+        steps.append(GridRecordd(image_key))  # the meta goes below: keep the way back to the original grid
     return Compose([*steps, EnsureTyped(image_key, track_meta=False)])
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Resize, SpatialPad, Transform
+from monai.transforms import MapTransform, Resize, SpatialPad, SpatialPadd, Transform
 from monai.utils import TransformBackends
 
 DEFAULT_SIZE = (1152, 896)
@@ -27,7 +28,8 @@ class ResizeMammogram(Transform):
             and "bilinear" when enlarging. Masks: see :func:`resize_mask`.
         pad: with ``keep_aspect``, pad to ``size`` here; False leaves the scaled image unpadded.
 
-    ``meta["scale"]`` records (row factor, column factor) from input to output pixels.
+    ``meta["scale"]`` records (row factor, column factor) from input to output pixels, and a "resize" step
+    (and a "pad" step when it pads) is appended to ``meta["grid_chain"]`` (see :func:`record_grid_step`).
     """
 
     backend = [TransformBackends.TORCH]
@@ -56,11 +58,47 @@ class ResizeMammogram(Transform):
         mode = mode or self.mode or ("area" if th * tw < h * w else "bilinear")
         kwargs = {"align_corners": False} if mode in ("bilinear", "bicubic") else {}
         out = img if (th, tw) == (h, w) else Resize((th, tw), mode=mode, **kwargs)(img)
-        if self.keep_aspect and self.pad and (th, tw) != self.size:
+        padded = self.keep_aspect and self.pad and (th, tw) != self.size
+        if padded:
             out = SpatialPad(self.size, method="end")(out)
         if isinstance(out, MetaTensor):
             out.meta["scale"] = [th / h, tw / w]
+            record_grid_step(out, "resize", (h, w), (th, tw))
+            if padded:
+                record_grid_step(out, "pad", (th, tw), self.size)
         return out
+
+
+def record_grid_step(img: torch.Tensor, op: str, before: Sequence[int], after: Sequence[int], **extra: Any) -> None:
+    """Append one spatial step to ``img.meta["grid_chain"]`` (a MetaTensor; anything else is left alone).
+
+    The chain lists, in order, what preprocessing did to the pixel grid of the file as loaded:
+    ``{"op": "crop" | "resize" | "flip" | "pad", "in": [H, W], "out": [H, W], ...}`` with ``box``
+    (row0, row1, col0, col1 in the input) for a crop and ``flipped`` for a flip; a pad adds rows and
+    columns at the end (bottom, right). ``mammo_monai.inference.original_grid`` walks it backwards to
+    put maps and points back on the original image. A new list is stored, never appended in place
+    (a sliced or copied MetaTensor may share its meta's lists).
+    """
+    if isinstance(img, MetaTensor):
+        step = {"op": op, "in": [int(before[-2]), int(before[-1])], "out": [int(after[-2]), int(after[-1])], **extra}
+        img.meta["grid_chain"] = [*img.meta.get("grid_chain", []), step]
+
+
+class PadEndd(SpatialPadd):
+    """MONAI's ``SpatialPadd`` with ``method="end"`` (zeros at the bottom and right) that also records a
+    "pad" step in each padded MetaTensor's ``meta["grid_chain"]`` (see :func:`record_grid_step`)."""
+
+    backend = SpatialPadd.backend
+
+    def __init__(self, keys: KeysCollection, spatial_size: Sequence[int], allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, spatial_size=spatial_size, method="end", allow_missing_keys=allow_missing_keys)
+
+    def __call__(self, data: Mapping[Hashable, Any], lazy: bool | None = None) -> dict[Hashable, Any]:
+        before = {key: tuple(data[key].shape[-2:]) for key in self.key_iterator(dict(data))}
+        d = super().__call__(data, lazy)
+        for key, shape in before.items():
+            record_grid_step(d[key], "pad", shape, d[key].shape[-2:])
+        return d
 
 
 def resize_mask(
@@ -126,4 +164,32 @@ class ResizeMammogramd(MapTransform):
             for key in keys:
                 if key in d:
                     d[key] = resize_mask(self.resizer, d[key], keep_any, target)
+        return d
+
+
+class GridRecordd(MapTransform):
+    """Copy the image's ``grid_chain`` and pixel spacing into ``data[out_key]`` as a JSON string, so that a
+    pipeline that drops the meta (``EnsureTyped(track_meta=False)``) and a DataLoader still carry what
+    ``mammo_monai.inference.original_grid`` needs to map outputs back onto the original image (the string
+    decoded is a meta mapping it accepts). Pixels are untouched.
+
+    Args:
+        keys: the image key (the first one found is recorded).
+        out_key: where the JSON goes.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, keys: KeysCollection, out_key: str = "grid", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.out_key = out_key
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            meta = d[key].meta if isinstance(d[key], MetaTensor) else {}
+            if meta.get("grid_chain"):
+                spacing = [float(v) for v in meta.get("pixel_spacing", (float("nan"), float("nan")))]
+                d[self.out_key] = json.dumps({"grid_chain": meta["grid_chain"], "pixel_spacing": spacing})
+            break
         return d

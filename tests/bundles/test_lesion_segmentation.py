@@ -12,6 +12,7 @@ from pathlib import Path
 import mlflow
 import nibabel as nib
 import pandas as pd
+import pydicom
 import pytest
 import torch
 from monai.bundle import ConfigWorkflow
@@ -134,7 +135,8 @@ def test_inference_config_writes_lesion_maps_and_candidates_and_the_bundle_expor
     out = tmp_path / "maps"
     _monai_bundle_run(bundle, config_argument(bundle), "--input_dir", str(inputs), "--output_dir", str(out))
     maps = sorted(out.glob("*_lesion.nii.gz"))
-    assert len(maps) == 2 and nib.load(maps[0]).shape == SIZE
+    stored = {nib.load(m).shape for m in maps}  # on each DICOM's own grid, not the network's
+    assert len(maps) == 2 and stored == {pydicom.dcmread(f).pixel_array.shape for f in sorted(inputs.glob("*.dcm"))}
     prob = nib.load(maps[0]).get_fdata()
     assert 0 <= prob.min() and prob.max() <= 1
     table = pd.read_csv(out / "candidates.csv")
