@@ -146,3 +146,18 @@ def test_with_the_switch_off_a_retrained_bundle_carries_no_calibration(trained, 
     train_bundle(copy, ["demo.yaml"], {**trained["overrides"], "calibrate_on_validation": False}, restart=True)
     assert not (copy / "models" / "calibration.json").exists()  # the old model's calibration went with it
     assert open_bundle(copy, tmp_path / "w").calibration is None
+
+
+def test_the_demo_summary_states_validation_and_test_figures(trained, tmp_path):
+    from mammo_monai.demo import _calibration_lines, calibration_summary
+
+    metrics = evaluate(trained["bundle"], trained["manifest"], "test", out_dir=tmp_path / "ev", track=False)
+    summary, record = calibration_summary(trained["bundle"], metrics), _record(trained["bundle"])
+    assert summary["val_ece"] == [round(record["figures"][k], 4) for k in ("ece_before", "ece_after")]
+    assert summary["test_ece"] == [round(metrics["calibration"][k], 4) for k in ("ece_before", "ece_after")]
+    tested = metrics["calibration"]["operating_points"]["high_sensitivity"]
+    assert summary["operating_points"]["high_sensitivity"]["test_specificity"] == round(tested["specificity"], 4)
+    printed = _calibration_lines(summary)
+    assert f"test {summary['test_ece'][0]:.3f} -> {summary['test_ece'][1]:.3f}" in printed
+    assert all(f"  {name} (calibrated P >= " in printed for name in record["operating_points"])
+    assert calibration_summary(tmp_path, metrics) is None  # a bundle without calibration.json
