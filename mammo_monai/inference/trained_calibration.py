@@ -146,7 +146,12 @@ class CalibrateOnValidation:
                 self.batch_size,
             )
         except ValueError as err:
-            logger.warning("%s: no calibration on validation: %s", self.bundle_root.name, err)
+            logger.warning(
+                "%s: no calibration on validation: %s (a recipe whose images are not labelled benign / malignant "
+                "sets calibrate_on_validation: false)",
+                self.bundle_root.name,
+                err,
+            )
             return
         cal = found["calibration"]
         log_calibration(self.stage_dir, calibration_metrics(cal), [found["file"], found["plot"]])

@@ -161,3 +161,23 @@ def test_the_demo_summary_states_validation_and_test_figures(trained, tmp_path):
     assert f"test {summary['test_ece'][0]:.3f} -> {summary['test_ece'][1]:.3f}" in printed
     assert all(f"  {name} (calibrated P >= " in printed for name in record["operating_points"])
     assert calibration_summary(tmp_path, metrics) is None  # a bundle without calibration.json
+
+
+def test_a_validation_split_too_small_to_calibrate_is_a_warning_and_leaves_no_stale_calibration(
+    trained, tmp_path, caplog
+):
+    from ignite.engine import Engine
+
+    from mammo_monai.inference.trained_calibration import CalibrateOnValidation
+
+    copy = tmp_path / NAME
+    shutil.copytree(trained["bundle"], copy, ignore=shutil.ignore_patterns("eval"))
+    table = pd.read_csv(trained["manifest"] / "images.csv")
+    positives = table.index[(table["split"] == "val") & (table["label"] == 1)]
+    table.drop(positives[1:]).to_csv(tmp_path / "one_positive.csv", index=False)  # 1 malignant validation image
+    handler = CalibrateOnValidation(
+        str(copy), str(tmp_path / "one_positive.csv"), str(copy / "models" / "stage1"), str(tmp_path / "plots")
+    )
+    handler(Engine(lambda e, b: None))  # returns: the training goes on
+    assert not (copy / "models" / "calibration.json").exists() and not (tmp_path / "plots").exists()
+    assert "no calibration on validation" in caplog.text and "1 case(s) of one class" in caplog.text
