@@ -14,8 +14,6 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.cache_record import check_same_preprocessing, read_record
-from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
-from mammo_monai.evaluation.calibrated_figures import calibrated_figures
 from mammo_monai.evaluation.report import split_metrics
 from mammo_monai.inference.opened_bundle import OpenedBundle, open_bundle
 from mammo_monai.inference.segment_classify import SegmentThenClassify
@@ -87,6 +85,8 @@ def evaluate(
     ``roc.png`` into ``out_dir`` and, with ``track``, one MLflow run in the experiment
     ``<bundle>-evaluation``. Returns the metrics.
     """
+    from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
+    from mammo_monai.evaluation.calibrated_figures import calibrated_figures
     from mammo_monai.evaluation.plots import plot_roc
 
     images_csv = Path(manifest_dir) / "images.csv"
@@ -121,9 +121,9 @@ def evaluate(
         **split_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
         **opened.decision_rule.metrics(table),
     }
+    table["exam"] = table_breast_key(table)
     if opened.calibration is not None:  # the bundle's calibration and operating points on this split
         metrics["calibration"] = calibrated_figures(opened.calibration, table["probability"], table["label"])
-    table["exam"] = table_breast_key(table)
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")
     out.mkdir(parents=True, exist_ok=True)
     columns = ["image_id", "exam", "label", "probability"]
