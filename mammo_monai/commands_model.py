@@ -170,6 +170,15 @@ def evaluate(args: argparse.Namespace) -> int:
             f"(raw {d['pf1_raw']:.3f}), sensitivity {d['sensitivity']:.3f}, specificity {d['specificity']:.3f}, "
             f"recall rate {d['recall_rate']:.3f}"
         )
+    if "calibration" in metrics:
+        c = metrics["calibration"]
+        line += (
+            f"\n{args.split}: calibrated ({c['method']}): ECE {c['ece_before']:.4f} -> {c['ece_after']:.4f}; "
+            + "; ".join(
+                f"{name} sensitivity {p['sensitivity']:.3f}, specificity {p['specificity']:.3f}"
+                for name, p in c["operating_points"].items()
+            )
+        )
     print(line)
     print(json.dumps(metrics, indent=2))
     return 0

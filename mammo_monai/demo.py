@@ -235,7 +235,54 @@ def _evaluate_on_test(plan: DemoPlan) -> tuple[dict[str, Any], dict[str, Any], f
         "the other pathology's look)",
         flush=True,
     )
+    print(_calibration_lines(calibration_summary(whole_bundle, plain)), flush=True)
     return plain, tta, ceiling
+
+
+def calibration_summary(bundle: Path, test: dict[str, Any]) -> dict[str, Any] | None:
+    """What training's calibration (``models/calibration.json``) did: its ECE before and after on the
+    validation images it was fitted on and on the test split (``evaluate``'s ``calibration``), and each
+    operating point's threshold with its validation and test sensitivity and specificity; None when the
+    bundle carries none (a validation split too small to calibrate)."""
+    path = bundle / "models" / "calibration.json"
+    if not path.is_file() or "calibration" not in test:
+        return None
+    record, tested = json.loads(path.read_text()), test["calibration"]
+    figures = record["figures"]
+    points = {
+        name: {
+            "threshold": round(point["threshold"], 4),
+            **{f"val_{k}": round(point[k], 4) for k in ("sensitivity", "specificity")},
+            **{f"test_{k}": round(tested["operating_points"][name][k], 4) for k in ("sensitivity", "specificity")},
+        }
+        for name, point in record["operating_points"].items()
+    }
+    return {
+        "method": record["method"],
+        "fitted_on": record["fitted_on"],
+        "val_ece": [round(figures["ece_before"], 4), round(figures["ece_after"], 4)],
+        "test_ece": [round(tested["ece_before"], 4), round(tested["ece_after"], 4)],
+        "operating_points": points,
+    }
+
+
+def _calibration_lines(summary: dict[str, Any] | None) -> str:
+    """The calibration's figures as the demo prints them (ECE as before -> after)."""
+    if summary is None:
+        return "no calibration: switched off, or the validation split too small to fit one (see the training log)"
+    fitted = summary["fitted_on"]
+    lines = [
+        f"calibration ({summary['method']}, fitted on {fitted['n']} validation images, {fitted['positives']} "
+        f"malignant): ECE validation {summary['val_ece'][0]:.3f} -> {summary['val_ece'][1]:.3f}, "
+        f"test {summary['test_ece'][0]:.3f} -> {summary['test_ece'][1]:.3f}"
+    ]
+    for name, p in summary["operating_points"].items():
+        lines.append(
+            f"  {name} (calibrated P >= {p['threshold']:.3f}): sensitivity {p['val_sensitivity']:.3f} validation, "
+            f"{p['test_sensitivity']:.3f} test; specificity {p['val_specificity']:.3f} validation, "
+            f"{p['test_specificity']:.3f} test"
+        )
+    return "\n".join(lines)
 
 
 def _export(plan: DemoPlan) -> list[str]:
@@ -272,6 +319,10 @@ def _summary(
     prep, plain, tta, ceiling = results["prep"], results["plain"], results["tta"], results["ceiling"]
     patch_bundle, whole_bundle = plan.bundles
     ci95 = plain["image"]["auc_ci95"]
+    calibration = calibration_summary(whole_bundle, plain)
+    reliability = (
+        {"test_reliability": str(plan.work / "evaluation" / "test" / "reliability.png")} if calibration else {}
+    )
     return {
         "wall_seconds": round(seconds, 1),
         "patients": plan.patients,
@@ -287,6 +338,7 @@ def _summary(
         "test_auc_tta": round(tta["image"]["auc"], 4),
         "test_auc_attainable": round(ceiling, 4),
         "test_exam_auc": round(plain["exam_mean"]["auc"], 4),
+        "calibration": calibration,
         "patch_val_auc": _rounded(patch_results[-1]["best_metric"]) if patch_results else None,
         "whole_val_auc": _rounded(whole_results[-1]["best_metric"]),
         "stages": {"patch_classifier": patch_results, "whole_image_classifier": whole_results},
@@ -300,6 +352,7 @@ def _summary(
             "test_roc": str(plan.work / "evaluation" / "test" / "roc.png"),
             "validation": str(whole_bundle / "eval"),
             "patch_validation": str(patch_bundle / "eval"),
+            **reliability,
         },
     }
 
@@ -311,3 +364,4 @@ def _write_summary(summary: dict[str, Any], path: Path) -> None:
     keys = ("wall_seconds", "test_auc", "test_auc_ci95", "test_auc_tta", "test_auc_attainable", "test_exam_auc")
     keys += ("patch_val_auc",)
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
+    print(_calibration_lines(summary["calibration"]))

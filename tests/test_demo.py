@@ -46,3 +46,6 @@ def test_very_small_demo_end_to_end(tmp_path, monkeypatch):
     assert images[images.split == "test"].patient_id.nunique() == 6
     assert saved["test_auc_ci95"][0] <= saved["test_auc"] <= saved["test_auc_ci95"][1]
     assert 0.5 < saved["test_auc_attainable"] <= 1  # the Bayes reader of the drawn looks (synthetic/ceiling.py)
+    calibration = saved["calibration"]  # training calibrated on validation; evaluate applied it to test
+    assert calibration["fitted_on"]["n"] == (images.split == "val").sum() and len(calibration["test_ece"]) == 2
+    assert set(calibration["operating_points"]) == {"high_sensitivity", "balanced", "recall_rate_10pct"}

@@ -5,9 +5,11 @@ from mammo_monai.inference.bundle import build_inference_network, config_files
 from mammo_monai.inference.logged_model import LogTrainedModel
 from mammo_monai.inference.opened_bundle import OpenedBundle, model_preprocessing, open_bundle
 from mammo_monai.inference.prediction_writer import PredictionWriter
+from mammo_monai.inference.trained_calibration import CalibrateOnValidation
 from mammo_monai.io.walk import find_inputs
 
 __all__ = [
+    "CalibrateOnValidation",
     "LogTrainedModel",
     "OpenedBundle",
     "PredictionWriter",

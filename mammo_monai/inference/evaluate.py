@@ -77,10 +77,17 @@ def evaluate(
     thresholds tuned on ``split`` itself are reported apart, under ``oracle``. No threshold split
     (None, absent from the manifest, or ``split`` itself) leaves only the oracle figures.
 
+    A calibrated bundle (``models/calibration.json``) adds ``calibration``: its ECE and log-loss before and
+    after calibration on ``split`` and each operating point's sensitivity, specificity and recall rate there
+    (:func:`~mammo_monai.evaluation.calibrated_figures.calibrated_figures`), the calibrated columns of
+    ``predictions.csv`` and ``reliability.png`` (before and after).
+
     Writes ``metrics.json``, ``predictions.csv`` (and ``predictions_<threshold_split>.csv``) and
     ``roc.png`` into ``out_dir`` and, with ``track``, one MLflow run in the experiment
     ``<bundle>-evaluation``. Returns the metrics.
     """
+    from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
+    from mammo_monai.evaluation.calibrated_figures import calibrated_figures
     from mammo_monai.evaluation.plots import plot_roc
 
     images_csv = Path(manifest_dir) / "images.csv"
@@ -117,18 +124,32 @@ def evaluate(
         **per_dataset_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
     }
     table["exam"] = table_breast_key(table)
+    if opened.calibration is not None:  # the bundle's calibration and operating points on this split
+        metrics["calibration"] = calibrated_figures(opened.calibration, table["probability"], table["label"])
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")
     out.mkdir(parents=True, exist_ok=True)
     columns = ["image_id", "exam", "label", "probability"]
-    write_csv(table[columns], out / "predictions.csv")
+    write_csv(with_calibrated_columns(table[columns], opened.calibration), out / "predictions.csv")
     if has_tuning:
         write_csv(tuning.assign(exam=table_breast_key(tuning))[columns], out / f"predictions_{threshold_split}.csv")
     write_json(metrics, out / "metrics.json")
     probs2 = np.stack([1 - table["probability"], table["probability"]], 1)
     plot_roc(probs2, table["label"].to_numpy(), ["benign", "malignant"], out / "roc.png")
+    if opened.calibration is not None:
+        _plot_calibration(opened, table, split, out)
     if track:
         log_evaluation(opened.name, metrics, out)
     return metrics
+
+
+def _plot_calibration(opened: OpenedBundle, table: pd.DataFrame, split: str, out: Path) -> None:
+    """``reliability.png``: the split's probabilities before and after the bundle's calibration."""
+    from mammo_monai.evaluation.reliability import plot_reliability
+
+    raw = table["probability"].to_numpy(dtype=float)
+    curves = {"before": raw, "after": opened.calibration.apply(raw)}
+    title = f"{opened.name} {opened.version}: split {split!r} ({opened.calibration.method})"
+    plot_reliability(curves, table["label"].to_numpy(dtype=int), out / "reliability.png", title=title)
 
 
 def score_split(

@@ -67,7 +67,7 @@ def write_trained_files(net: torch.nn.Module, bundle: OpenedBundle, stage: Path,
     if bundle.calibration is not None:  # a calibrated bundle stays calibrated when exported
         write_json(bundle.calibration.to_record(), stage / "models" / CALIBRATION_FILE)
     preprocessing = meta["network_data_format"]["inputs"]["image"].get("preprocessing")
-    section = card_section(bundle.input_size, bundle.trained.get("training"), preprocessing)
+    section = card_section(bundle.input_size, bundle.trained.get("training"), preprocessing, bundle.calibration)
     write_card(bundle.folder / "docs" / "README.md", stage / "docs" / "README.md", section)
 
 

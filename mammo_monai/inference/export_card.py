@@ -1,6 +1,7 @@
 """What an exported bundle says about its trained model, generated from what training recorded in
 ``models/model_meta.json`` (:func:`~mammo_monai.training.model_meta.training_record`): the input size,
-the stages run, the published checkpoint's validation figures. The recipe's own text (its defaults)
+the stages run, the published checkpoint's validation figures, and the calibration the bundle carries
+(``models/calibration.json``). The recipe's own text (its defaults)
 stays as written; these facts are added to ``metadata.json`` (``description``, ``eval_metrics``) and to
 the model card (``docs/README.md``: a section after its title)."""
 
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from mammo_monai.evaluation.calibration import Calibration
 
 CARD_HEADING = "## This model"
 
@@ -46,8 +49,43 @@ def eval_metrics(recipe: Mapping[str, Any], training: Mapping[str, Any] | None) 
     return {key["name"]: key.get("value"), **others}
 
 
-def card_section(size: Sequence[int], training: Mapping[str, Any] | None, preprocessing: Mapping | None) -> str:
-    """The model card's section on the exported weights (markdown), from the same record."""
+def calibration_rows(calibration: Calibration) -> list[tuple[str, str]]:
+    """The model card's rows on the calibration a bundle carries, from what its fit recorded
+    (``models/calibration.json``): the method, the cases it was fitted on and by whom, ECE before and after
+    on those cases, and each operating point's threshold with its sensitivity and specificity there."""
+    fitted = calibration.fitted_on
+    by = {"training": "at the end of training"}.get(str(fitted.get("fitted_by")), "by `mammo-monai calibrate`")
+    split = f"split `{fitted['split']}`" if fitted.get("split") else "labelled cases"
+    chosen = ", ".join(f"{m} {v:.4f}" for m, v in calibration.cv_log_loss.items())
+    method = f"{calibration.method} (lowest {calibration.folds}-fold cross-validated log-loss: {chosen})"
+    rows = [
+        ("calibration", method if chosen else calibration.method),
+        ("fitted on", f"{split}: {calibration.n} images, {calibration.positives} malignant, {by}"),
+        (
+            "ECE",
+            f"{calibration.ece_before:.4f} before, {calibration.ece_after:.4f} after calibration "
+            f"({calibration.ece_bins} equal-width bins, on those images)",
+        ),
+    ]
+    for name, p in calibration.operating_points.items():
+        rows.append(
+            (
+                f"operating point `{name}`",
+                f"calibrated P(malignant) >= {p.threshold:.4f}: sensitivity {p.sensitivity:.3f}, specificity "
+                f"{p.specificity:.3f}, recall rate {p.recall_rate:.3f} on those images ({p.target})",
+            )
+        )
+    return rows
+
+
+def card_section(
+    size: Sequence[int],
+    training: Mapping[str, Any] | None,
+    preprocessing: Mapping | None,
+    calibration: Calibration | None = None,
+) -> str:
+    """The model card's section on the exported weights (markdown), from the same record and, for a
+    calibrated bundle, its calibration (:func:`calibration_rows`)."""
     rows = [("input", f"{int(size[0])} x {int(size[1])} pixels (height x width), one channel")]
     if preprocessing:
         shown = ", ".join(f"{k} {preprocessing[k]}" for k in ("keep_aspect", "crop", "intensity") if k in preprocessing)
@@ -63,6 +101,11 @@ def card_section(size: Sequence[int], training: Mapping[str, Any] | None, prepro
             rows.append(("same epoch", ", ".join(f"{k} {v:.4f}" for k, v in others.items())))
     else:
         rows.append(("training", "stages and validation figures not recorded (trained by an older mammo-monai)"))
+    rows += (
+        calibration_rows(calibration)
+        if calibration is not None
+        else [("calibration", "none: scores are the network's raw P(malignant) (`mammo-monai calibrate` fits one)")]
+    )
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     return (
         f"{CARD_HEADING}\n\nWritten by `mammo-monai export` from what training recorded with these weights "

@@ -41,6 +41,7 @@ def log_evaluation(bundle_name: str, metrics: dict[str, Any], out: Path) -> None
         if np.isfinite(value):
             client.log_metric(run.info.run_id, key, value)
     update_runs_view(client, exp_id, [k for k in figures if k.endswith("_auc")])  # the UI's columns
-    for f in ("metrics.json", "roc.png", "predictions.csv"):
-        client.log_artifact(run.info.run_id, str(out / f))
+    for f in ("metrics.json", "roc.png", "predictions.csv", "reliability.png"):
+        if (out / f).is_file():  # reliability.png: a calibrated bundle's
+            client.log_artifact(run.info.run_id, str(out / f))
     client.set_terminated(run.info.run_id)
