@@ -18,6 +18,7 @@ from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
 from mammo_monai.inference.heatmaps import sliding_window_probabilities
+from mammo_monai.inference.map_store import DiscardedMaps, MapStore
 from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
 from mammo_monai.inference.original_grid import boxes_to_original, points_to_original, save_on_original_grid
 from mammo_monai.inference.segment_classify import SegmentThenClassify
@@ -163,34 +164,46 @@ def predict(
     with tempfile.TemporaryDirectory() as tmp:
         opened = open_bundle(bundle, Path(tmp) / "whole", partner=patch_bundle)
         opened.check_request(tta, heatmaps=bool(heatmaps))
+        # each lesion map on the original grid waits on disk for its DICOM SEG (never all in memory)
+        maps = MapStore(Path(tmp) / "maps") if dicom_out else DiscardedMaps()
         prep = opened.transform_settings(modalities)
-        rows: list[dict[str, Any]] = [
-            {"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"} for p in problems
-        ]
-        score = _scorer(opened, backend, tta, prep, heatmaps, stride, rows, batch_size, tmp)
-        for path, name in tqdm(files, desc="predict", disable=not progress, unit="img"):
-            f = str(path)
-            row: dict[str, Any] = {"file": f, "level": "image"}
-            try:
-                d = _load(f, **prep)
-            except Exception as err:
-                rows.append({**row, "status": f"error: {describe_error(err, f)}"})
-                continue
-            meta = d["image"].meta
-            laterality = meta.get("laterality", "") or ("R" if d.get("flipped") else "L")
-            row.update(laterality=laterality, view=meta.get("view", ""), **image_group(meta, f, laterality))
-            score.add(d, row, name)
-        score.flush()
-    table = result_table(rows, opened.decision_rule, "decision" in opened.outputs)
-    table = with_calibrated_columns(table, opened.calibration)  # a calibrated bundle's columns
-    write_csv(table, out_csv)
-    write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
-    if dicom_out:
-        from mammo_monai.inference.dicom_results import write_dicom_outputs  # highdicom: only when asked
+        score = _scorer(opened, backend, tta, prep, heatmaps, stride, [], batch_size, tmp)
+        score.original_maps = maps
+        rows = _score_files(score, files, problems, prep, progress)
+        table = result_table(rows, opened.decision_rule, "decision" in opened.outputs)
+        table = with_calibrated_columns(table, opened.calibration)  # a calibrated bundle's columns
+        write_csv(table, out_csv)
+        write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
+        if dicom_out:
+            from mammo_monai.inference.dicom_results import write_dicom_outputs  # highdicom: only when asked
 
-        written, errors = write_dicom_outputs(table, files, score.original_maps, dicom_out, opened, anonymous_outputs)
-        table.attrs.update(dicom_written=written, dicom_errors=errors)
+            written, errors = write_dicom_outputs(table, files, maps, dicom_out, opened, anonymous_outputs)
+            table.attrs.update(dicom_written=written, dicom_errors=errors)
     return table
+
+
+def _score_files(
+    score: _Scorer, files: Sequence[tuple[Path, str]], problems: list[dict[str, str]], prep: dict[str, Any],
+    progress: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The image rows of ``files`` ((path, unique name) pairs) scored by ``score``, after an error row for each
+    of ``problems`` and for each file that cannot be loaded with the model's preprocessing ``prep``."""
+    rows = score.rows
+    rows += [{"file": p["file"], "level": "image", "status": f"error: {p['file']}: {p['reason']}"} for p in problems]
+    for path, name in tqdm(files, desc="predict", disable=not progress, unit="img"):
+        f = str(path)
+        row: dict[str, Any] = {"file": f, "level": "image"}
+        try:
+            d = _load(f, **prep)
+        except Exception as err:
+            rows.append({**row, "status": f"error: {describe_error(err, f)}"})
+            continue
+        meta = d["image"].meta
+        laterality = meta.get("laterality", "") or ("R" if d.get("flipped") else "L")
+        row.update(laterality=laterality, view=meta.get("view", ""), **image_group(meta, f, laterality))
+        score.add(d, row, name)
+    score.flush()
+    return rows
 
 
 class _Scorer:
