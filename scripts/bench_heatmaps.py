@@ -52,9 +52,12 @@ def runtimes(net: torch.nn.Module, example: torch.Tensor, workdir: Path) -> dict
     path = export_onnx(net, example, workdir / f"{id(net)}.onnx")
     for name, build in (
         ("onnxruntime fp32", OnnxNetwork),
-        ("openvino fp32 (auto)", lambda p: OpenVinoNetwork(p, "f32")),
+        ("openvino fp32", lambda p: OpenVinoNetwork(p, "f32")),
+        ("openvino bf16 (heatmap auto)", lambda p: OpenVinoNetwork(p, "bf16")),
     ):
         why = runtime_available(name.split()[0])
+        if name.endswith("bf16") and not bf16_supported():
+            why = "no native bf16 on this CPU"
         out[name] = why if why else build(path)
     return out
 

@@ -14,23 +14,29 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import SlidingWindowSplitter
 
-from mammo_monai.inference.backend_choice import runtime_network
+from mammo_monai.inference.backend_choice import recorded_choice, runtime_network
 
 if TYPE_CHECKING:
     from mammo_monai.inference.opened_bundle import OpenedBundle
 
 #: windows per forward pass of the patch classifier (a 1152 x 896 image has up to 336 at 224 px, stride 56)
 HEATMAP_BATCH = 64
+#: what "auto" runs for a patch bundle that records no backend choice: OpenVINO at the CPU's own precision
+#: (bf16 where it has AMX / AVX-512 BF16), as precise as the former eager bf16 autocast path (both within
+#: 8e-4 of fp32 in scripts/bench_heatmaps.py) and about 3x faster; float32 elsewhere
+HEATMAP_AUTO_BACKEND = "openvino"
 
 
 def heatmap_network(
     bundle: OpenedBundle, backend: str, patch: int, workdir: str | os.PathLike
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """The patch classifier of ``bundle`` as the heatmaps run it: on ``backend`` as ``predict`` runs the
-    whole-image classifier (:func:`~mammo_monai.inference.backend_choice.runtime_network`: "auto" is the
-    backend recorded for the patch bundle, else OpenVINO fp32; its ONNX file is exported once per weights at
-    ``patch`` x ``patch`` with a dynamic batch axis), eager PyTorch with a warning when that runtime is missing
-    or the export fails. "eager" is the former path (bf16 autocast where the CPU has it)."""
+    whole-image classifier (:func:`~mammo_monai.inference.backend_choice.runtime_network`; its ONNX file is
+    exported once per weights at ``patch`` x ``patch`` with a dynamic batch axis), eager PyTorch with a warning
+    when that runtime is missing or the export fails. "auto" is the backend recorded for the patch bundle,
+    else :data:`HEATMAP_AUTO_BACKEND`; "eager" is the former path (bf16 autocast where the CPU has it)."""
+    if backend == "auto" and recorded_choice(bundle)[0] is None:
+        backend = HEATMAP_AUTO_BACKEND
     example = torch.rand(1, 1, patch, patch)
     return runtime_network(bundle.networks(bf16=False)[0], backend, example, bundle, workdir)
 

@@ -117,8 +117,9 @@ def predict(
     weights), or "auto": the backend chosen for this bundle on its validation images and recorded at export
     (:mod:`~mammo_monai.inference.backend_choice`), else the fastest of ``scripts/bench_infer.py`` (see
     :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager with a warning when its package
-    is missing or the export fails). The heatmaps' patch classifier runs on the same ``backend``, its
-    windows in batches of :data:`~mammo_monai.inference.heatmaps.HEATMAP_BATCH` (:func:`~mammo_monai.inference.heatmaps.heatmap_network`);
+    is missing or the export fails). The heatmaps' patch classifier runs on the same ``backend`` ("auto": its own
+    bundle's recorded choice, else OpenVINO at the CPU's precision), its windows in batches of
+    :data:`~mammo_monai.inference.heatmaps.HEATMAP_BATCH` (:func:`~mammo_monai.inference.heatmaps.heatmap_network`);
     the segmenter stays eager.
 
     Beside ``out_csv`` go ``<stem>_breasts.csv`` and ``<stem>_exams.csv`` and the aggregation they used in

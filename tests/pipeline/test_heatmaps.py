@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from mammo_monai.inference import onnx_runtime
 from mammo_monai.inference import predict as predict_module
-from mammo_monai.inference.heatmaps import sliding_window_probabilities
-from mammo_monai.inference.onnx_runtime import OnnxNetwork, export_onnx
+from mammo_monai.inference.heatmaps import heatmap_network, sliding_window_probabilities
+from mammo_monai.inference.onnx_runtime import OnnxNetwork, OpenVinoNetwork, export_onnx
+from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.inference.predict import predict
 from mammo_monai.networks import patch_network
 from tests.conftest import BUNDLES
@@ -150,3 +151,10 @@ def test_predict_heatmaps_fall_back_to_eager_with_a_warning(bundle, patch_bundle
         maps, nets = _maps(bundle, patch_bundle, tmp_path, "onnxruntime", monkeypatch)
     assert nets == {"ResNet"} and len(maps) == 3
     assert any("not installed (test)" in r.getMessage() for r in caplog.records)
+
+
+def test_auto_runs_a_patch_bundle_without_a_recorded_choice_on_openvino(patch_bundle, tmp_path):
+    pytest.importorskip("openvino")
+    opened = open_bundle(patch_bundle, tmp_path / "open")
+    assert isinstance(heatmap_network(opened, "auto", 32, tmp_path), OpenVinoNetwork)
+    assert not isinstance(heatmap_network(opened, "eager", 32, tmp_path), (OnnxNetwork, OpenVinoNetwork))
