@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[HEATMAP_BATCH], help="windows per forward pass")
     args = parser.parse_args(argv)
     stride = args.stride or args.patch // 4
+    torch.manual_seed(0)  # the untrained weights: the same networks on every run
     images = realistic_images(args.images, H, W)
     breasts = images > 0.05
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, native bf16: {bf16_supported()}")
