@@ -158,3 +158,19 @@ def test_auto_runs_a_patch_bundle_without_a_recorded_choice_on_openvino(patch_bu
     opened = open_bundle(patch_bundle, tmp_path / "open")
     assert isinstance(heatmap_network(opened, "auto", 32, tmp_path), OpenVinoNetwork)
     assert not isinstance(heatmap_network(opened, "eager", 32, tmp_path), (OnnxNetwork, OpenVinoNetwork))
+
+
+def test_predict_a_single_file_with_heatmaps_gives_the_maps_of_the_folder_run(
+    bundle, patch_bundle, tmp_path, monkeypatch
+):  # noqa: F811
+    folder, _ = _maps(bundle, patch_bundle, tmp_path / "folder", "eager", monkeypatch)
+    one = bundle.parent / "images" / "img1.png"
+    table = predict(
+        bundle, str(one), tmp_path / "one" / "p.csv", heatmaps=tmp_path / "one" / "maps", patch_bundle=patch_bundle,
+        progress=False, backend="eager",
+    )  # fmt: skip
+    images = table[table["level"] == "image"]
+    assert list(images["file"]) == [str(one)] and (images["status"] == "ok").all()
+    maps = sorted((tmp_path / "one" / "maps").glob("*_heatmap.nii.gz"))
+    assert [m.name for m in maps] == [n for n in folder if n.startswith("img1")]
+    np.testing.assert_array_equal(nib.load(maps[0]).get_fdata(), folder[maps[0].name])
