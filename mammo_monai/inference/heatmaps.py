@@ -15,16 +15,22 @@ import torch.nn.functional as F
 from monai.inferers import SlidingWindowSplitter
 
 from mammo_monai.inference.backend_choice import recorded_choice, runtime_network
+from mammo_monai.networks.weights import bf16_supported
 
 if TYPE_CHECKING:
     from mammo_monai.inference.opened_bundle import OpenedBundle
 
 #: windows per forward pass of the patch classifier (a 1152 x 896 image has up to 336 at 224 px, stride 56)
 HEATMAP_BATCH = 64
-#: what "auto" runs for a patch bundle that records no backend choice: OpenVINO at the CPU's own precision
-#: (bf16 where it has AMX / AVX-512 BF16), as precise as the former eager bf16 autocast path (both within
-#: 8e-4 of fp32 in scripts/bench_heatmaps.py) and about 3x faster; float32 elsewhere
-HEATMAP_AUTO_BACKEND = "openvino"
+
+
+def heatmap_auto_backend() -> str:
+    """What "auto" runs for a patch bundle that records no backend choice: eager PyTorch with bf16 autocast
+    where the CPU has native bf16 (the former path, 7e-4 of fp32 in ``scripts/bench_heatmaps.py``), else
+    OpenVINO in float32 (1.7x eager fp32 there). Not OpenVINO bf16: with it in the process the bundle
+    tests died of a SIGSEGV the kernel sent while delivering a signal (``si_code`` SI_KERNEL, no faulting
+    thread, no faulthandler output) in a later test's DataLoader shutdown; "openvino" by name still runs it."""
+    return "eager" if bf16_supported() else "openvino"
 
 
 def heatmap_network(
@@ -34,9 +40,9 @@ def heatmap_network(
     whole-image classifier (:func:`~mammo_monai.inference.backend_choice.runtime_network`; its ONNX file is
     exported once per weights at ``patch`` x ``patch`` with a dynamic batch axis), eager PyTorch with a warning
     when that runtime is missing or the export fails. "auto" is the backend recorded for the patch bundle,
-    else :data:`HEATMAP_AUTO_BACKEND`; "eager" is the former path (bf16 autocast where the CPU has it)."""
+    else :func:`heatmap_auto_backend`; "eager" is the former path (bf16 autocast where the CPU has it)."""
     if backend == "auto" and recorded_choice(bundle)[0] is None:
-        backend = HEATMAP_AUTO_BACKEND
+        backend = heatmap_auto_backend()
     example = torch.rand(1, 1, patch, patch)
     return runtime_network(bundle.networks(bf16=False)[0], backend, example, bundle, workdir)
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mammo_monai.inference import heatmaps as heatmaps_module
 from mammo_monai.inference import onnx_runtime
 from mammo_monai.inference import predict as predict_module
 from mammo_monai.inference.heatmaps import heatmap_network, sliding_window_probabilities
@@ -153,16 +154,25 @@ def test_predict_heatmaps_fall_back_to_eager_with_a_warning(bundle, patch_bundle
     assert any("not installed (test)" in r.getMessage() for r in caplog.records)
 
 
-def test_auto_runs_a_patch_bundle_without_a_recorded_choice_on_openvino(patch_bundle, tmp_path):
+def test_auto_runs_a_patch_bundle_without_a_recorded_choice_eager_with_bf16_else_on_openvino_fp32(
+    patch_bundle, tmp_path, monkeypatch
+):
     pytest.importorskip("openvino")
     opened = open_bundle(patch_bundle, tmp_path / "open")
+    monkeypatch.setattr(heatmaps_module, "bf16_supported", lambda: False)
+    monkeypatch.setattr(onnx_runtime, "bf16_supported", lambda: False)
     assert isinstance(heatmap_network(opened, "auto", 32, tmp_path), OpenVinoNetwork)
+    monkeypatch.setattr(heatmaps_module, "bf16_supported", lambda: True)
+    assert not isinstance(heatmap_network(opened, "auto", 32, tmp_path), (OnnxNetwork, OpenVinoNetwork))
     assert not isinstance(heatmap_network(opened, "eager", 32, tmp_path), (OnnxNetwork, OpenVinoNetwork))
 
 
 def test_predict_a_single_file_with_heatmaps_gives_the_maps_of_the_folder_run(
-    bundle, patch_bundle, tmp_path, monkeypatch
-):  # noqa: F811
+    bundle,  # noqa: F811
+    patch_bundle,
+    tmp_path,
+    monkeypatch,
+):
     folder, _ = _maps(bundle, patch_bundle, tmp_path / "folder", "eager", monkeypatch)
     one = bundle.parent / "images" / "img1.png"
     table = predict(
