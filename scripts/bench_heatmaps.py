@@ -4,7 +4,9 @@ inference backend, next to the whole-image classification time; prints numbers, 
 "before" is the former path, which ``predict --backend eager`` still takes: eager PyTorch, channels_last,
 bf16 autocast where the CPU has it. "after" runs the same windows (MONAI's ``SlidingWindowSplitter``,
 :func:`~mammo_monai.inference.heatmaps.sliding_window_probabilities`) through ONNX Runtime and OpenVINO
-fp32 (what ``--backend auto`` runs for a bundle without a recorded choice). The networks are the demo's
+fp32 and bf16. ``--backend auto`` for a patch bundle without a recorded choice runs eager bf16 where the
+CPU has native bf16, else OpenVINO fp32 (:func:`~mammo_monai.inference.heatmaps.heatmap_auto_backend`).
+The networks are the demo's
 ``resnet18-narrow`` patch classifier (224 px patches, stride a quarter patch) and whole-image classifier,
 untrained (weights do not change the time). Per image: the median over ``--images`` breast-like images
 after one untimed warm-up; "max |diff|" is the largest difference of any heatmap probability from eager fp32.
@@ -46,17 +48,17 @@ H, W = 1152, 896
 def runtimes(net: torch.nn.Module, example: torch.Tensor, workdir: Path) -> dict[str, Callable | str]:
     """name -> the network under that runtime, or why it is missing; ``net`` is eval, fp32, channels_last."""
     out: dict[str, Callable | str] = {"eager fp32": net}
-    out["eager (before: bf16 autocast)" if bf16_supported() else "eager (before: fp32)"] = (
+    out["eager bf16 (before; auto here)" if bf16_supported() else "eager (before: fp32)"] = (
         enable_cpu_autocast(copy.deepcopy(net)) if bf16_supported() else net
     )
     path = export_onnx(net, example, workdir / f"{id(net)}.onnx")
     for name, build in (
         ("onnxruntime fp32", OnnxNetwork),
-        ("openvino fp32", lambda p: OpenVinoNetwork(p, "f32")),
-        ("openvino bf16 (heatmap auto)", lambda p: OpenVinoNetwork(p, "bf16")),
+        ("openvino fp32 (auto w/o bf16)", lambda p: OpenVinoNetwork(p, "f32")),
+        ("openvino bf16 (by name)", lambda p: OpenVinoNetwork(p, "bf16")),
     ):
         why = runtime_available(name.split()[0])
-        if name.endswith("bf16") and not bf16_supported():
+        if name.split()[1] == "bf16" and not bf16_supported():
             why = "no native bf16 on this CPU"
         out[name] = why if why else build(path)
     return out
