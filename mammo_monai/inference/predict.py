@@ -17,7 +17,7 @@ from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
-from mammo_monai.inference.heatmaps import HEATMAP_BATCH, heatmap_network, save_heatmaps, sliding_window_probabilities
+from mammo_monai.inference.heatmaps import heatmap_network, save_heatmaps, sliding_window_probabilities
 from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
 from mammo_monai.inference.segment_classify import SegmentThenClassify
 from mammo_monai.inference.tta import averaged_probability
@@ -209,7 +209,6 @@ class _Scorer:
                 d["mask"],
                 self.patch_size,
                 self.stride or max(1, self.patch_size // 4),
-                HEATMAP_BATCH,
             )
             spacing = [sp / sc for sp, sc in zip(meta.get("pixel_spacing", [1.0, 1.0]), meta.get("scale", [1.0, 1.0]))]
             save_heatmaps(
