@@ -120,12 +120,15 @@ def patch_bundle(bundle) -> Path:  # noqa: F811 - the whole-image bundle fixture
 
 
 def _maps(whole: Path, patch_bundle, out: Path, backend: str, monkeypatch) -> tuple[dict[str, np.ndarray], set[str]]:
-    """predict's heatmaps (file name -> (H, W, 1, C) array) and the types of network that drew them."""
+    """predict's saved heatmaps (file name -> array) and the types of network that drew them; the
+    probabilities as computed, before saving, are appended to ``_maps.computed``."""
     used: set[str] = set()
+    _maps.computed = []
 
     def spy(network, *args, **kwargs):
         used.add(type(network).__name__)
-        return sliding_window_probabilities(network, *args, **kwargs)
+        _maps.computed.append(sliding_window_probabilities(network, *args, **kwargs))
+        return _maps.computed[-1]
 
     monkeypatch.setattr(predict_module, "sliding_window_probabilities", spy)
     predict(
@@ -139,11 +142,14 @@ def test_predict_heatmaps_run_on_the_chosen_backend_and_agree_with_eager(bundle,
     pytest.importorskip("onnxruntime")
     monkeypatch.setattr(onnx_runtime, "bf16_supported", lambda: False)  # float32 eager: the runtime is under test
     eager, eager_nets = _maps(bundle, patch_bundle, tmp_path / "eager", "eager", monkeypatch)
+    eager_probabilities = _maps.computed
     fast, fast_nets = _maps(bundle, patch_bundle, tmp_path / "ort", "onnxruntime", monkeypatch)
     assert eager_nets == {"ResNet"} and fast_nets == {"OnnxNetwork"}
-    assert len(eager) == 3 and eager.keys() == fast.keys()
-    for name in eager:
-        np.testing.assert_allclose(fast[name], eager[name], rtol=0, atol=1e-4)
+    assert len(eager) == 3 and eager.keys() == fast.keys() and len(_maps.computed) == 3
+    # the probabilities as computed (the saved maps may be quantised, so one step can flip between runtimes)
+    assert max(float(p[1:].amax()) for p in eager_probabilities) > 0.2  # lesion classes present: it can fail
+    for ours, theirs in zip(_maps.computed, eager_probabilities):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-4)
 
 
 def test_predict_heatmaps_fall_back_to_eager_with_a_warning(bundle, patch_bundle, tmp_path, monkeypatch, caplog):  # noqa: F811
