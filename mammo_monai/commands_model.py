@@ -215,8 +215,9 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "--backend",
         choices=["auto", "eager", "onnxruntime", "openvino"],
         default="auto",
-        help="how the classifier runs: auto (the backend `export --manifest` chose on validation images, else OpenVINO "
-        "fp32), eager PyTorch (bf16 autocast where the CPU has it), ONNX Runtime, or OpenVINO (bf16 where the CPU has it)",
+        help="how the classifier and the heatmaps' patch classifier run: auto (the backend `export --manifest` chose on "
+        "validation images, else OpenVINO fp32), eager PyTorch (bf16 autocast where the CPU has it), ONNX Runtime, or "
+        "OpenVINO (bf16 where the CPU has it)",
     )
     p.add_argument(
         "--exam-list",

@@ -1,10 +1,12 @@
-"""Patch-classifier heatmaps: MONAI's sliding window over the breast, saved as NIfTI and a colour overlay."""
+"""Patch-classifier heatmaps: MONAI's sliding window over the breast, its windows run in batches on the
+classifier's inference backend (ONNX Runtime / OpenVINO / eager), saved as NIfTI and a colour overlay."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -12,15 +14,47 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import SlidingWindowSplitter
 
+from mammo_monai.inference.backend_choice import recorded_choice, runtime_network
+from mammo_monai.networks.weights import bf16_supported
+
+if TYPE_CHECKING:
+    from mammo_monai.inference.opened_bundle import OpenedBundle
+
+#: windows per forward pass of the patch classifier (a 1152 x 896 image has up to 336 at 224 px, stride 56)
+HEATMAP_BATCH = 64
+
+
+def heatmap_auto_backend() -> str:
+    """What "auto" runs for a patch bundle that records no backend choice: eager PyTorch with bf16 autocast
+    where the CPU has native bf16 (the former path, 7e-4 of fp32 in ``scripts/bench_heatmaps.py``), else
+    OpenVINO in float32 (1.7x eager fp32 there). Not OpenVINO bf16: with it in the process the bundle
+    tests died of a SIGSEGV the kernel sent while delivering a signal (``si_code`` SI_KERNEL, no faulting
+    thread, no faulthandler output) in a later test's DataLoader shutdown; "openvino" by name still runs it."""
+    return "eager" if bf16_supported() else "openvino"
+
+
+def heatmap_network(
+    bundle: OpenedBundle, backend: str, patch: int, workdir: str | os.PathLike
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The patch classifier of ``bundle`` as the heatmaps run it: on ``backend`` as ``predict`` runs the
+    whole-image classifier (:func:`~mammo_monai.inference.backend_choice.runtime_network`; its ONNX file is
+    exported once per weights at ``patch`` x ``patch`` with a dynamic batch axis), eager PyTorch with a warning
+    when that runtime is missing or the export fails. "auto" is the backend recorded for the patch bundle,
+    else :func:`heatmap_auto_backend`; "eager" is the former path (bf16 autocast where the CPU has it)."""
+    if backend == "auto" and recorded_choice(bundle)[0] is None:
+        backend = heatmap_auto_backend()
+    example = torch.rand(1, 1, patch, patch)
+    return runtime_network(bundle.networks(bf16=False)[0], backend, example, bundle, workdir)
+
 
 @torch.inference_mode()
 def sliding_window_probabilities(
-    network: torch.nn.Module,
+    network: Callable[[torch.Tensor], torch.Tensor],
     image: torch.Tensor,
     breast: torch.Tensor | None,
     patch: int,
     stride: int,
-    batch_size: int = 64,
+    batch_size: int = HEATMAP_BATCH,
 ) -> torch.Tensor:
     """Class probabilities (C, H, W) of the patch classifier for windows centred every ``stride`` px.
 
@@ -29,6 +63,8 @@ def sliding_window_probabilities(
     centre is outside the breast are not run and count as background (class 0). The coarse map of
     window centres is enlarged to (H, W) bilinearly. (MONAI's ``PatchInferer`` does not fit: it
     places each output by its size relative to the window, and a classifier's (C,) output has none.)
+    ``network`` is any callable from (N, 1, patch, patch) to logits (N, C): a torch module or the ONNX
+    Runtime / OpenVINO stand-in of :func:`heatmap_network`; the windows go to it ``batch_size`` at a time.
 
     Raises:
         ValueError: ``stride`` is not between 1 and ``patch``, or no window centre lies in the breast.

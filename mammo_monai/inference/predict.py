@@ -17,7 +17,7 @@ from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
 from mammo_monai.evaluation.exam_rows import breast_and_exam_rows
 from mammo_monai.evaluation.prediction_tables import exam_list_files, write_prediction_tables
 from mammo_monai.inference.backend_choice import runtime_network
-from mammo_monai.inference.heatmaps import sliding_window_probabilities
+from mammo_monai.inference.heatmaps import heatmap_network, sliding_window_probabilities
 from mammo_monai.inference.map_store import DiscardedMaps, MapStore
 from mammo_monai.inference.opened_bundle import DecisionRule, OpenedBundle, model_preprocessing, open_bundle
 from mammo_monai.inference.original_grid import boxes_to_original, points_to_original, save_on_original_grid
@@ -134,7 +134,10 @@ def predict(
     weights), or "auto": the backend chosen for this bundle on its validation images and recorded at export
     (:mod:`~mammo_monai.inference.backend_choice`), else the fastest of ``scripts/bench_infer.py`` (see
     :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager with a warning when its package
-    is missing or the export fails). Heatmaps and the segmenter stay eager.
+    is missing or the export fails). The heatmaps' patch classifier runs on the same ``backend`` ("auto": its own
+    bundle's recorded choice, else OpenVINO at the CPU's precision), its windows in batches of
+    :data:`~mammo_monai.inference.heatmaps.HEATMAP_BATCH` (:func:`~mammo_monai.inference.heatmaps.heatmap_network`);
+    the segmenter stays eager.
 
     Beside ``out_csv`` go ``<stem>_breasts.csv`` and ``<stem>_exams.csv`` and the aggregation they used in
     ``<stem>.json`` (:func:`~mammo_monai.evaluation.prediction_tables.write_prediction_tables`). With an
@@ -210,7 +213,19 @@ class _Scorer:
     """``predict``'s scoring of loaded images into ``rows``: batched through the networks (flip TTA), or one
     by one through segment-then-classify, with the maps the bundle declares when ``heatmaps`` is a folder."""
 
-    def __init__(self, opened: OpenedBundle, nets, pipeline, heatmaps, stride, rows, batch_size: int, tta: bool):
+    def __init__(
+        self,
+        opened: OpenedBundle,
+        nets,
+        pipeline,
+        heatmaps,
+        stride,
+        rows,
+        batch_size: int,
+        tta: bool,
+        backend: str = "eager",
+        workdir: str | os.PathLike = ".",
+    ):
         self.opened, self.nets, self.pipeline, self.heatmaps = opened, nets, pipeline, heatmaps
         self.stride, self.rows, self.batch_size, self.tta = stride, rows, batch_size, tta
         self.pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
@@ -218,9 +233,11 @@ class _Scorer:
         #: heatmaps (1 - background) or lesion maps are computed (the DICOM SEG writer reads it)
         self.original_maps: dict[str, np.ndarray] = {}
         partner = opened.partner
-        self.patch_net = partner.networks()[0] if heatmaps and pipeline is None else None
-        self.patch_size = int(partner.trained.get("image_size", [224, 224])[0]) if self.patch_net else None
-        self.class_names = partner.trained.get("class_names", [str(i) for i in range(5)]) if self.patch_net else None
+        self.patch_net = None
+        if heatmaps and pipeline is None:  # the patch classifier on the classifier's backend
+            self.patch_size = int(partner.trained.get("image_size", [224, 224])[0])
+            self.class_names = partner.trained.get("class_names", [str(i) for i in range(5)])
+            self.patch_net = heatmap_network(partner, backend, self.patch_size, workdir)
 
     def add(self, d: dict[str, Any], row: dict[str, Any], name: str) -> None:
         if self.pipeline is not None:
@@ -276,7 +293,7 @@ def _scorer(opened: OpenedBundle, backend, tta, prep, heatmaps, stride, rows, ba
         return _Scorer(opened, [], SegmentThenClassify(opened), heatmaps, stride, rows, batch_size, tta)
     example = torch.rand(1, 1, *[int(s) for s in prep["size"]])
     nets = [runtime_network(net, backend, example, opened, tmp) for net in opened.networks(bf16=False)]
-    return _Scorer(opened, nets, None, heatmaps, stride, rows, batch_size, tta)
+    return _Scorer(opened, nets, None, heatmaps, stride, rows, batch_size, tta, backend, tmp)
 
 
 def result_table(

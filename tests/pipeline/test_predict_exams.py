@@ -172,3 +172,22 @@ def test_a_stored_rule_scores_breasts_its_way_and_recalls_an_exam_when_a_breast_
     assert exams.loc["e2", "decision"] == 0
     mean = breast_and_exam_rows(images).set_index(["level", "breast"])
     assert mean.loc[("breast", "e1_L"), "probability"] == pytest.approx(0.5) and "decision" not in mean
+
+
+def test_predict_takes_a_single_dicom_a_single_png_and_a_list_of_files(bundle, tmp_path, capsys):
+    from mammo_monai.cli import main
+
+    pixels, *_ = make_breast((160, 120), "R", seed=3, with_lesion=False)
+    dicom = write_dicom(tmp_path / "one.dcm", pixels, laterality="R", view="CC")
+    png = _png(tmp_path / "one.png", seed=4)
+    found = {}
+    for name, inputs in (("dicom", [str(dicom)]), ("png", [str(png)]), ("both", [str(dicom), str(png)])):
+        out = tmp_path / f"{name}.csv"
+        assert main(["predict", "--bundle", str(bundle), "--input", *inputs, "--out", str(out), "--quiet",
+                     "--backend", "eager"]) == 0  # fmt: skip
+        images = pd.read_csv(out).query("level == 'image'").set_index("file")
+        assert list(images.index) == inputs and (images["status"] == "ok").all()
+        found.update({f"{name}:{f}": p for f, p in images["probability"].items()})
+    assert "1 images predicted, 0 errors" in capsys.readouterr().out
+    assert found[f"both:{dicom}"] == pytest.approx(found[f"dicom:{dicom}"])
+    assert found[f"both:{png}"] == pytest.approx(found[f"png:{png}"])
