@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from mammo_monai.inference.backend_choice import runtime_network
-from mammo_monai.inference.heatmaps import sliding_window_probabilities
+from mammo_monai.inference.heatmaps import heatmap_network, sliding_window_probabilities
 from mammo_monai.inference.opened_bundle import OpenedBundle, malignant_columns, open_bundle
 from mammo_monai.inference.predict import _load, _Scorer, result_table, with_calibrated_columns
 from mammo_monai.inference.segment_classify import SegmentThenClassify
@@ -87,8 +87,10 @@ class ModelSession:
                 runtime_network(n, backend, example, self.opened, tmp) for n in self.opened.networks(bf16=False)
             ]
         partner = self.opened.partner if patch_bundle is not None else None
-        self.patch_net = partner.networks()[0] if partner is not None and self.pipeline is None else None
-        self.patch_size = int(partner.trained.get("image_size", [224, 224])[0]) if self.patch_net else 0
+        self.patch_net, self.patch_size = None, 0
+        if partner is not None and self.pipeline is None:  # the patch classifier as predict runs it
+            self.patch_size = int(partner.trained.get("image_size", [224, 224])[0])
+            self.patch_net = heatmap_network(partner, backend, self.patch_size, tmp)
         self.malignant = malignant_columns(partner.class_names) if self.patch_net else []
 
     @property

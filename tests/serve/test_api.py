@@ -8,7 +8,9 @@ import io
 import logging
 import threading
 
+import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -76,7 +78,29 @@ def test_overlays_are_two_pngs_of_one_size_per_view(whole_bundle, patch_bundle, 
         ]
         assert client.get("/v1/overlays/nosuch/0/image.png").status_code == 404
     assert len(layers) == 4 and [im.mode for im in layers] == ["L", "RGBA", "L", "RGBA"]
-    assert layers[0].size == layers[1].size == (48, 64)  # (W, H) of the network's grid
+    assert layers[0].size == layers[1].size == (120, 160)  # (W, H) of the DICOM as stored, not the network's grid
+
+
+def test_overlays_lie_on_the_stored_image_left_and_right(whole_bundle, patch_bundle, exam_dicoms):
+    """Both layers are on the file's own grid: a right breast stays on the side it was stored on (the network saw
+    it mirrored), and the heatmap covers the breast, not the empty side."""
+    views = [exam_dicoms[0], exam_dicoms[2]]  # L CC, R CC
+    with _client(whole_bundle, patch_bundle) as client:
+        body = client.post("/v1/predict", files=_files(views)).json()
+        layers = {
+            image["laterality"]: [
+                np.asarray(Image.open(io.BytesIO(client.get(image["overlay"][k]).content)))
+                for k in ("image", "heatmap")
+            ]
+            for image in body["images"]
+        }
+    for side, path in zip("LR", views):
+        stored = pydicom.dcmread(path).pixel_array.astype(float)
+        grey, heat = layers[side]
+        half = stored.shape[1] // 2
+        stored_left = stored[:, :half].mean() > stored[:, half:].mean()
+        assert (grey[:, :half].mean() > grey[:, half:].mean()) == stored_left == (side == "L")
+        assert heat[..., 3].astype(float)[stored == 0].mean() <= heat[..., 3].astype(float)[stored > 0].mean()
     assert body["timings"]["heatmaps_s"] > 0
 
 
