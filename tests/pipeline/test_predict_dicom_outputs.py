@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import highdicom as hd
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pydicom
@@ -23,6 +24,7 @@ from mammo_monai.inference.predict import predict
 from mammo_monai.synthetic import write_dicom
 from tests.conftest import make_breast
 from tests.io.test_dicom_outputs import dcmtk_problems
+from tests.pipeline.test_heatmaps import patch_bundle  # noqa: F401 - a tiny patch bundle beside the whole-image one
 from tests.pipeline.test_predict_exams import bundle  # noqa: F401 - the tiny whole-image bundle fixture
 
 PATIENT, STUDY = "PID-ECHO-6161", "1.2.826.0.1.3680043.8.498.6161"
@@ -174,3 +176,19 @@ def test_real_mammograms_get_a_readable_report_per_image(bundle, tmp_path, real_
     assert not [
         s for s in {str(pydicom.dcmread(f, stop_before_pixels=True).StudyInstanceUID) for f in real_dicoms} if s in csv
     ]
+
+
+def test_heatmaps_become_segmentations_of_the_lesion_probability_on_each_dicoms_grid(bundle, patch_bundle, tmp_path):  # noqa: F811
+    """No stand-in: ``--heatmaps`` maps the patch classifier's heatmap onto each DICOM's stored grid, and its SEG
+    holds 1 - P(background) there, as the heatmap NIfTI does (both in 8-bit steps)."""
+    scans, out = _scans(tmp_path / "in"), tmp_path / "out"
+    table = predict(bundle, scans, out / "p.csv", heatmaps=out / "maps", patch_bundle=patch_bundle, progress=False,
+                    backend="eager", dicom_out=out / "dicom")  # fmt: skip
+    assert table.attrs["dicom_written"] == {"sr": 3, "seg": 3} and table.attrs["dicom_errors"] == []
+    for stem in ("img0", "img1", "img2"):
+        seg = hd.seg.segread(out / "dicom" / f"{stem}_seg.dcm")
+        source = pydicom.dcmread(scans / f"{stem}.dcm", stop_before_pixels=True)
+        back = seg.get_pixels_by_source_instance([source.SOPInstanceUID], segment_numbers=[1], rescale_fractional=True)
+        heat = nib.load(out / "maps" / f"{stem}_heatmap.nii.gz").get_fdata()[:, :, 0, 0]
+        assert back.shape[1:3] == heat.shape == (160, 120)
+        assert np.abs(back[0, :, :, 0] - (1 - heat)).max() <= 1 / 255 + 1e-6
