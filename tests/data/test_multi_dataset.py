@@ -113,7 +113,10 @@ def test_prepare_prints_each_datasets_label_rule(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "args,line",
     [
-        (["--dataset", "nosuch:/x"], "unknown dataset 'nosuch' in --dataset; choose from " + ", ".join(sorted(ADAPTERS))),
+        (
+            ["--dataset", "nosuch:/x"],
+            "unknown dataset 'nosuch' in --dataset; choose from " + ", ".join(sorted(ADAPTERS)),
+        ),
         (["--dataset", "mias:/no/such/folder"], "/no/such/folder: the mias dataset's folder does not exist"),
         (["--dataset", "mias:"], "dataset 'mias': no root given (write NAME:ROOT)"),
         (["--dataset", "mias"], "--dataset mias needs --root (or write mias:ROOT)"),

@@ -118,7 +118,8 @@ def test_predict_heatmaps_are_written_on_the_original_grid_at_its_spacing(tmp_pa
     path = _dicom(tmp_path, film)
     d = preprocess_transforms(size=SIZE, crop=True, keep_aspect=True)({"image": path})
     partner = SimpleNamespace(
-        networks=lambda **_: [_TinyPatchNet()], trained={"image_size": [16, 16], "class_names": ["background", "bright"]}
+        networks=lambda **_: [_TinyPatchNet()],
+        trained={"image_size": [16, 16], "class_names": ["background", "bright"]},
     )
     scorer = _Scorer(SimpleNamespace(partner=partner, outputs=["probability"]), [], None, tmp_path, 8, [], 99, False)
     scorer.add(d, {}, "film")
