@@ -23,6 +23,17 @@ from mammo_monai.training.selection import read_selection
 logger = logging.getLogger(__name__)
 
 
+def check_finite_outputs(probs: np.ndarray, epoch: int) -> None:
+    """Raise a one-line ``ValueError`` when a validation's class probabilities hold NaN (NaN or inf
+    logits: a diverged network), before scikit-learn's ROC refuses them with "Input contains NaN".
+    A NaN *key metric* from finite outputs (one class in the split) is not an error: no best model."""
+    bad = int(np.isnan(probs).any(axis=1).sum())
+    if bad:
+        raise ValueError(
+            f"the network's validation outputs contain NaN (diverged?): {bad} of {len(probs)} images, epoch {epoch}"
+        )
+
+
 class ValidationPlots:
     """After each validation epoch, write ``roc.png`` and ``confusion.png`` (and ``*_best.png`` when
     the key metric improved) into ``output_dir``, from the epoch's outputs. Under ``torchrun`` the
@@ -67,6 +78,7 @@ class ValidationPlots:
             logits = torch.log(torch.cat([1 - positive, positive], 1).clamp_min(1e-12))
         probs = torch.softmax(logits, 1).numpy()
         labels = torch.cat(self.labels).numpy()
+        check_finite_outputs(probs, engine.state.epoch)
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         plot_roc(probs, labels, names, self.output_dir / "roc.png")
         plot_confusion(probs.argmax(1), labels, names, self.output_dir / "confusion.png")

@@ -6,6 +6,7 @@ import json
 import math
 import warnings
 
+import pytest
 import torch
 from monai.engines import SupervisedEvaluator
 from monai.handlers import ROCAUC
@@ -13,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from mammo_monai.evaluation import prob_label
 from mammo_monai.inference import logged_model
+from mammo_monai.io.errors import describe_error
 from mammo_monai.tracking.runs import RUN_RECORD
-from mammo_monai.training import SaveBest
+from mammo_monai.training import SaveBest, ValidationPlots
 from mammo_monai.training.workflow import best_of
 
 
@@ -72,3 +74,16 @@ def test_a_last_stage_without_a_best_checkpoint_registers_nothing(tmp_path, monk
     (tmp_path / "model.pt").write_bytes(b"best")  # what SaveBest writes when a number was the best
     handler(None)
     assert len(logged) == 1
+
+
+def test_nan_validation_outputs_are_one_line_naming_the_divergence(tmp_path):
+    """A diverged network (NaN logits) stops the stage with a plain message, not scikit-learn's ROC error."""
+    evaluator, _ = _evaluator(tmp_path, [0, 1, 0, 1])
+    with torch.no_grad():
+        evaluator.network[1].weight[0, 0] = float("nan")
+    ValidationPlots(str(tmp_path / "plots")).attach(evaluator)
+    with pytest.raises(ValueError) as raised:
+        _validate(evaluator, 1)
+    message = describe_error(raised.value)
+    assert message == "ValueError: the network's validation outputs contain NaN (diverged?): 4 of 4 images, epoch 1"
+    assert not (tmp_path / "plots" / "roc.png").exists()
