@@ -21,6 +21,7 @@ the network's probability at 0.5. Run from the repository root (CPU; 841 s measu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -39,15 +40,26 @@ from mammo_monai.inference.calibrate import calibrate_bundle
 from mammo_monai.inference.evaluate import score_split
 from mammo_monai.inference.opened_bundle import open_bundle
 from mammo_monai.synthetic import SITE_PROFILES, make_cbis_tree
+from mammo_monai.synthetic.site import SiteProfile
 from mammo_monai.training.workflow import train_bundle
 
 SIZE = (128, 96)
 
 
-def _data(work: Path, patients_a: int, patients_b: int, workers: int) -> tuple[Path, Path]:
+def sites(contrast: float, size: float) -> dict[str, SiteProfile]:
+    """Site A: the generator's intensity profile with lesions ``contrast`` and ``size`` times its own; site B:
+    profile B, its lesions B's fraction of A's (``--site-profile B --site-option lesion_contrast=...``)."""
+    b = SITE_PROFILES["B"]
+    return {
+        "A": SiteProfile(lesion_contrast=contrast, lesion_size=size),
+        "B": dataclasses.replace(b, lesion_contrast=b.lesion_contrast * contrast, lesion_size=b.lesion_size * size),
+    }
+
+
+def _data(work: Path, patients: dict[str, int], site: dict[str, SiteProfile], workers: int) -> tuple[Path, Path]:
     """Site A (train / val / test) and site B (val / test only) as two prepared manifests."""
-    for name, n, seed in (("A", patients_a, 0), ("B", patients_b, 1)):
-        make_cbis_tree(work / name, n, seed, SIZE, workers, lesion_scale=3.0, site=SITE_PROFILES[name])
+    for name, seed in (("A", 0), ("B", 1)):
+        make_cbis_tree(work / name, patients[name], seed, SIZE, workers, lesion_scale=3.0, site=site[name])
     common = {"size": SIZE, "workers": workers, "progress": False, "rebuild": True}
     prepare("cbis-ddsm", work / "A", work / "mA", val_fraction=0.2, **common)
     prepare("cbis-ddsm", work / "B", work / "mB", test_fraction=0.5, val_fraction=0.99, **common)
@@ -96,7 +108,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients-a", type=int, default=160)
     parser.add_argument("--patients-b", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lesion-contrast", type=float, default=2.5, help="site A's lesion contrast (x generator's)")
+    parser.add_argument("--lesion-size", type=float, default=1.5, help="site A's lesion size (x generator's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--work", default=None, help="work folder (default: a temporary one)")
     args = parser.parse_args()
@@ -104,7 +118,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work / 'mlflow.db'}")
     t0 = time.time()
-    ma, mb = _data(work, args.patients_a, args.patients_b, args.workers)
+    site = sites(args.lesion_contrast, args.lesion_size)
+    ma, mb = _data(work, {"A": args.patients_a, "B": args.patients_b}, site, args.workers)
     bundle = _train(work, ma, args.epochs)
     for out in ("at-A", "at-B"):
         shutil.rmtree(work / out, ignore_errors=True)
@@ -118,8 +133,11 @@ def main() -> None:
         _row("calibrated on A val", "B", cal_a.apply(raw_b), y_b, cal_a),
         _row("calibrated on B val", "B", cal_b.apply(raw_b), y_b, cal_b),
     ]
-    print(f"\nsites A ({args.patients_a} patients) and B ({args.patients_b}, profile {SITE_PROFILES['B']}); ")
+    print(f"\nsite A ({args.patients_a} patients): {site['A']}\nsite B ({args.patients_b} patients): {site['B']}")
     print(f"{args.epochs} epochs at {SIZE[0]} x {SIZE[1]}; operating points: sensitivity/specificity/recall rate")
+    for name, cal in (("A val", cal_a), ("B val", cal_b)):
+        params = {k: round(v, 3) if isinstance(v, float) else v for k, v in cal.params.items() if k not in "xy"}
+        print(f"calibrated on {name}: {cal.method} {params}, cross-validated log-loss {cal.cv_log_loss}")
     table = pd.DataFrame(rows).fillna("")
     print("| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns))
     for r in table.itertuples(index=False):
