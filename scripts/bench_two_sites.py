@@ -13,7 +13,7 @@ classifier on S10 patches of A's training films, then the whole-image network's 
     mammo-monai patches --manifest mA --out pA --patch-size 32 --per-roi 5 --background 5
     mammo-monai train --bundle patch_classifier --overlay demo.yaml dataset_dir=pA 'image_size=[32,32]'
     mammo-monai train --bundle whole_image_classifier --overlay demo.yaml dataset_dir=mA \\
-        patch_checkpoint=patch_classifier/models/model.pt 'image_size=[128,96]' stages#1#epochs=10
+        patch_checkpoint=patch_classifier/models/model.pt 'image_size=[128,96]' stages#1#epochs=20 stages#1#learning_rate=1e-4
     mammo-monai calibrate --bundle whole_image_classifier --manifest mA --out at-A      # A's val
     mammo-monai calibrate --bundle at-A --manifest mB --out at-B                       # B's val
     mammo-monai evaluate --bundle at-B --manifest mB --split test    (and at-A, and on mA)
@@ -22,7 +22,7 @@ Prints one table: AUC, ECE, and at each operating point sensitivity / specificit
 the network's probability at 0.5. Run from the repository root (CPU, about 10 minutes on a shared 2-core
 machine; ``--patch-epochs 0`` trains the whole-image network from random weights instead):
 
-    python scripts/bench_two_sites.py [--patients-a 160] [--patients-b 100] [--epochs 10] [--work DIR]
+    python scripts/bench_two_sites.py [--patients-a 160] [--patients-b 100] [--epochs 20] [--lr 1e-4] [--work DIR]
 """
 
 from __future__ import annotations
@@ -85,16 +85,19 @@ def _patch_checkpoint(work: Path, manifest: Path, epochs: int, size: int) -> str
     return str(bundle / "models" / "model.pt")
 
 
-def _train(work: Path, manifest: Path, epochs: int, patch_epochs: int, patch_size: int) -> Path:
+def _train(work: Path, manifest: Path, epochs: int, lr: float, args: argparse.Namespace) -> Path:
     """The whole-image bundle on site A: on the patch network (its new top only) or, with ``patch_epochs``
     0, from random weights (every layer)."""
     overrides: dict[str, object] = {"patch_checkpoint": None, "stages#1#trainable": "all"}
-    if patch_epochs:
-        overrides = {"patch_checkpoint": _patch_checkpoint(work, manifest, patch_epochs, patch_size)}
+    if args.patch_checkpoint:
+        overrides = {"patch_checkpoint": str(Path(args.patch_checkpoint).resolve())}
+    elif args.patch_epochs:
+        overrides = {"patch_checkpoint": _patch_checkpoint(work, manifest, args.patch_epochs, args.patch_size)}
     bundle = work / "whole_image_classifier"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(bundles_source() / "whole_image_classifier", bundle)
-    overrides |= {"dataset_dir": str(manifest), "stages#1#epochs": epochs, "image_size": list(SIZE)}
+    overrides |= {"dataset_dir": str(manifest), "stages#1#epochs": epochs, "stages#1#learning_rate": lr}
+    overrides["image_size"] = list(SIZE)
     train_bundle(bundle, ["demo.yaml"], overrides | {"register_model": False})
     return bundle
 
@@ -122,9 +125,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients-a", type=int, default=160)
     parser.add_argument("--patients-b", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--lr", type=float, default=1e-4, help="the whole-image stage's peak learning rate")
     parser.add_argument("--patch-epochs", type=int, default=8, help="patch classifier first (0: from scratch)")
     parser.add_argument("--patch-size", type=int, default=32)
+    parser.add_argument("--patch-checkpoint", help="a patch classifier trained on these patches (a previous run's)")
     parser.add_argument("--lesion-contrast", type=float, default=2.5, help="site A's lesion contrast (x generator's)")
     parser.add_argument("--lesion-size", type=float, default=1.5, help="site A's lesion size (x generator's)")
     parser.add_argument("--workers", type=int, default=2)
@@ -136,7 +141,7 @@ def main() -> None:
     t0 = time.time()
     site = sites(args.lesion_contrast, args.lesion_size)
     ma, mb = _data(work, {"A": args.patients_a, "B": args.patients_b}, site, args.workers)
-    bundle = _train(work, ma, args.epochs, args.patch_epochs, args.patch_size)
+    bundle = _train(work, ma, args.epochs, args.lr, args)
     for out in ("at-A", "at-B"):
         shutil.rmtree(work / out, ignore_errors=True)
     cal_a = calibrate_bundle(bundle, ma, work / "at-A")["calibration"]
