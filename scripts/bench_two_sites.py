@@ -93,6 +93,8 @@ def _train(work: Path, manifest: Path, epochs: int, lr: float, args: argparse.Na
         overrides = {"patch_checkpoint": str(Path(args.patch_checkpoint).resolve())}
     elif args.patch_epochs:
         overrides = {"patch_checkpoint": _patch_checkpoint(work, manifest, args.patch_epochs, args.patch_size)}
+    if args.all_layers:
+        overrides["stages#1#trainable"] = "all"
     bundle = work / "whole_image_classifier"
     shutil.rmtree(bundle, ignore_errors=True)
     shutil.copytree(bundles_source() / "whole_image_classifier", bundle)
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-4, help="the whole-image stage's peak learning rate")
     parser.add_argument("--patch-epochs", type=int, default=8, help="patch classifier first (0: from scratch)")
     parser.add_argument("--patch-size", type=int, default=32)
+    parser.add_argument("--all-layers", action="store_true", help="train the patch network's layers too")
     parser.add_argument("--patch-checkpoint", help="a patch classifier trained on these patches (a previous run's)")
     parser.add_argument("--lesion-contrast", type=float, default=2.5, help="site A's lesion contrast (x generator's)")
     parser.add_argument("--lesion-size", type=float, default=1.5, help="site A's lesion size (x generator's)")
