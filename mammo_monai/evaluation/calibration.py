@@ -6,9 +6,15 @@ Three methods, all fitted on the cases' probabilities ``p``:
 
 - ``temperature``: ``sigmoid(logit(p) / T)``, one parameter (T > 0); it spreads or squeezes the scores
   around 0.5 but cannot move them (no bias);
-- ``platt``: ``sigmoid(a * logit(p) + b)``, a logistic regression on the logit (scikit-learn, unpenalised);
+- ``platt``: ``sigmoid(a * logit(p) + b)``, a logistic regression on the logit (scikit-learn, unpenalised),
+  its slope held at ``a >= 0``: where the unconstrained fit's slope is negative (scores that run against the
+  labels, e.g. a near-chance model on another site) the constrained maximum of the likelihood is ``a = 0``,
+  ``b = logit(prevalence)``, one constant for every case, and the parameters say so (``"clamped": true``);
 - ``isotonic``: the non-decreasing step function of scikit-learn's ``IsotonicRegression`` (linear between
   its knots, clipped outside them).
+
+All three are non-decreasing in ``p``: a calibration may tie scores but never reverses their order, so it
+never turns a model that ranks worse than chance into one that seems to rank better (nor the reverse).
 
 The method is the one whose log-loss is lowest on cases it was not fitted on: k-fold cross-validation
 (stratified, :data:`FOLDS` folds or fewer when a class has fewer cases) pools the out-of-fold calibrated
@@ -60,7 +66,11 @@ def fit_method(method: str, probs: np.ndarray, labels: np.ndarray) -> dict[str, 
         return {"temperature": float(np.exp(found.x))}
     if method == "platt":
         model = LogisticRegression(C=np.inf).fit(logit(p)[:, None], y)
-        return {"slope": float(model.coef_[0, 0]), "intercept": float(model.intercept_[0])}
+        slope, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
+        if slope > 0:
+            return {"slope": slope, "intercept": intercept}
+        # the log-likelihood is concave in (a, b): with a <= 0 at its free maximum, a = 0 is the constrained one
+        return {"slope": 0.0, "intercept": float(logit(np.array([y.mean()]))[0]), "clamped": True}
     if method == "isotonic":
         model = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip").fit(p, y)
         return {"x": model.X_thresholds_.tolist(), "y": model.y_thresholds_.tolist()}
@@ -88,6 +98,19 @@ def cross_validated_log_loss(
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(p, y):
         out[test] = apply_method(method, fit_method(method, p[train], y[train]), p[test])
     return _loss(y, out)
+
+
+def _check_increasing(method: str, params: Mapping[str, Any]) -> None:
+    """Refuse (one ``ValueError`` line) parameters under which the calibration would reverse the scores' order."""
+    bad = ""
+    if method == "temperature" and not float(params["temperature"]) > 0:
+        bad = f"temperature {params['temperature']} (must be > 0)"
+    elif method == "platt" and not float(params["slope"]) >= 0:
+        bad = f"slope {params['slope']} (must be >= 0)"
+    elif method == "isotonic" and any((np.diff(np.asarray(params[k], float)) < 0).any() for k in ("x", "y")):
+        bad = "steps that decrease"
+    if bad:
+        raise ValueError(f"calibration {method}: {bad}; a calibration must never reverse the order of scores")
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,7 @@ class Calibration:
             raise ValueError(f"calibration method {method!r}; expected one of {METHODS}")
         if not needed[method] <= set(params):
             raise ValueError(f"calibration {method} needs parameters {sorted(needed[method])}, found {sorted(params)}")
+        _check_increasing(method, params)
         figures = dict(record.get("figures") or {})
         points = record.get("operating_points") or {}
         return cls(

@@ -128,3 +128,49 @@ def test_the_stored_isotonic_steps_predict_as_scikit_learn_does():
     model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
     grid = np.linspace(0.0, 1.0, 501)  # beyond the fitted range too: clipped
     np.testing.assert_allclose(fitted.apply(grid), model.predict(grid), atol=1e-12)
+
+
+def _anti_correlated() -> tuple[np.ndarray, np.ndarray]:
+    """Scores that run against the labels (AUC about 0.3): a near-chance model on another site."""
+    return _cases(300, 6, lambda q: 1 - q**0.5)
+
+
+def test_the_unconstrained_platt_slope_of_anti_correlated_scores_is_negative():
+    # why the constraint is needed: scikit-learn's fit alone would reverse the order
+    from sklearn.linear_model import LogisticRegression
+
+    p, y = _anti_correlated()
+    assert roc_auc_score(y, p) < 0.4
+    assert LogisticRegression(C=np.inf).fit(logit(p)[:, None], y).coef_[0, 0] < 0
+
+
+@pytest.mark.parametrize("method", [*METHODS, None])
+def test_a_calibration_never_reverses_the_order_of_scores(method):
+    p, y = _anti_correlated()
+    fitted = fit_calibration(p, y, methods=METHODS if method is None else (method,))
+    grid = np.linspace(0.0, 1.0, 1001)
+    assert (np.diff(fitted.apply(grid)) >= 0).all()
+    # ties may pull the AUC towards 0.5, but a reversal would lift it to about 1 - 0.3
+    assert roc_auc_score(y, fitted.apply(p)) <= 0.5
+    if fitted.method == "platt":
+        assert fitted.params["slope"] >= 0
+
+
+def test_a_negative_platt_slope_is_held_at_zero_and_says_so():
+    p, y = _anti_correlated()
+    params = fit_method("platt", p, y)
+    assert params["slope"] == 0.0 and params["clamped"] is True
+    assert expit(params["intercept"]) == pytest.approx(y.mean())
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "bad"),
+    [
+        ("platt", {"slope": -2.15, "intercept": 0.3}, "slope -2.15"),
+        ("temperature", {"temperature": -1.0}, "temperature -1.0"),
+        ("isotonic", {"x": [0.1, 0.5, 0.9], "y": [0.8, 0.4, 0.1]}, "steps that decrease"),
+    ],
+)
+def test_a_record_that_would_reverse_the_order_is_refused_in_one_line(method, params, bad):
+    with pytest.raises(ValueError, match=rf"^calibration {method}: {bad}.*never reverse the order of scores$"):
+        Calibration.from_record({"method": method, "params": params})
