@@ -72,6 +72,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from mammo_monai.bundle_names import resolve_bundle
     from mammo_monai.serve.app import ServeSettings, create_app
+    from mammo_monai.serve.session import ModelSession
 
     token = args.token or os.environ.get(TOKEN_VARIABLE) or None
     if not _loopback(args.host) and not token:
@@ -80,6 +81,11 @@ def serve(args: argparse.Namespace) -> int:
         )
     if args.workers < 1 or args.max_files < 1 or args.max_queue < 0 or args.max_upload_mb <= 0:
         raise ValueError("--workers and --max-files must be 1 or more, --max-queue 0 or more, --max-upload-mb > 0")
+    if args.workers > 1 and args.patch_bundle:
+        raise ValueError(
+            "--patch-bundle needs --workers 1: each worker keeps the overlays it drew, and the page's next request "
+            "for them may reach another worker"
+        )
     settings = ServeSettings(
         bundle=str(resolve_bundle(args.bundle)),
         patch_bundle=str(resolve_bundle(args.patch_bundle)) if args.patch_bundle else None,
@@ -90,10 +96,19 @@ def serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         max_files=args.max_files,
     )
+    # opened here, before the server starts: a bundle that cannot be used is one line and exit 2, not a
+    # traceback in uvicorn's start-up (each of --workers N processes opens its own copy again)
+    session = ModelSession(
+        settings.bundle, settings.patch_bundle, settings.backend, settings.stride, settings.batch_size
+    )
     print(f"serve: http://{args.host}:{args.port}/ (API docs /docs); Ctrl-C stops it")
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info")
+        try:
+            uvicorn.run(create_app(settings, session), host=args.host, port=args.port, log_level="info")
+        finally:
+            session.close()
         return EXIT_OK
+    session.close()
     os.environ[SETTINGS_VARIABLE] = json.dumps({**settings.__dict__, "workers": args.workers})
     uvicorn.run(
         "mammo_monai.serve.app:app_from_environment",

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from monai.inferers import SlidingWindowSplitter
 
 from mammo_monai.inference.backend_choice import recorded_choice, runtime_network
+from mammo_monai.io.atomic import atomic_path
 from mammo_monai.networks.weights import bf16_supported
 
 if TYPE_CHECKING:
@@ -132,6 +133,18 @@ def _for_display(a: np.ndarray, longest: int) -> np.ndarray:
     return small.reshape(*a.shape[:-2], *small.shape[-2:]).numpy()
 
 
+def save_nifti(image: nib.Nifti1Image, path: str | os.PathLike) -> None:
+    """``nib.save`` under a temporary ``.nii.gz`` name beside ``path``, renamed onto it when complete: a kill
+    during the (slow, full-size) gzip never leaves a truncated file under the final name."""
+    with atomic_path(path) as tmp:
+        partial = Path(tmp).with_name(Path(tmp).name + ".nii.gz")  # nibabel picks gzip by the suffix
+        try:
+            nib.save(image, str(partial))
+            partial.replace(tmp)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
 def save_heatmaps(
     out_dir: str | os.PathLike,
     name: str,
@@ -159,8 +172,8 @@ def save_heatmaps(
         "heatmap_nifti": str(out / f"{name}_heatmap.nii.gz"),
         "overlay_png": str(out / f"{name}_heatmap.png"),
     }
-    nib.save(_image_nifti(image, affine), paths["image_nifti"])
-    nib.save(probability_nifti(np.moveaxis(probs, 0, -1)[:, :, None, :], affine), paths["heatmap_nifti"])
+    save_nifti(_image_nifti(image, affine), paths["image_nifti"])
+    save_nifti(probability_nifti(np.moveaxis(probs, 0, -1)[:, :, None, :], affine), paths["heatmap_nifti"])
     image, probs = _for_display(image, display), _for_display(probs, display)
     shown = list(range(1, probs.shape[0]))
     fig, axes = plt.subplots(
@@ -172,6 +185,7 @@ def save_heatmaps(
         ax.set_title(class_names[c], fontsize=8)
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(paths["overlay_png"])
+    with atomic_path(paths["overlay_png"]) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
     return paths

@@ -115,6 +115,7 @@ class DownloadCache:
             raise ValueError(f"{url}: cannot be listed ({type(err).__name__}: {err})") from err
         if not listing:
             raise ValueError(f"{url}: no files found there")
+        listing = {p: _with_size(fs, p, i) for p, i in listing.items()}  # an HTTP listing gives no sizes
         total = sum(int(i.get("size") or 0) for i in listing.values())
         if total > self.max_bytes:
             raise ValueError(
@@ -127,8 +128,11 @@ class DownloadCache:
         self.evict(total, keep={self.blob(s) for s in known})
         tree = self.folder / "trees" / _sha(url.rstrip("/"))[:16]
         for path, info in sorted(listing.items()):
+            rel = os.path.relpath(path, base.rstrip("/") or "/")
+            if os.path.isabs(rel) or rel == ".." or rel.startswith(f"..{os.sep}"):
+                raise ValueError(f"{url}: a listed file ({rel}) lies outside that location; refusing it")
             blob = self._fetch(fs, path, info, keys[path])
-            _link(tree / os.path.relpath(path, base.rstrip("/") or "/"), blob)
+            _link(tree / rel, blob)
         logger.info("download cache %s: %s", self.folder, self.stats)
         return tree
 
@@ -162,11 +166,12 @@ class DownloadCache:
     def _download(self, fs: Any, path: str, info: dict[str, Any], key: str) -> str:
         """Stream ``path`` into ``partial/<key>.part`` (from its length, if a download was interrupted),
         check it and rename it into ``blobs/``; return its SHA-256."""
-        size, md5 = int(info.get("size") or 0), _etag_md5(info)
+        size, md5 = info.get("size"), _etag_md5(info)
+        size = None if size is None else int(size)  # None: the store does not say (some HTTP servers)
         part = self.folder / "partial" / f"{key}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
         have = part.stat().st_size if part.is_file() else 0
-        if have > size:  # longer than the object: not a prefix of it
+        if have and (size is None or have > size):  # no length to resume against, or not a prefix of the object
             part.unlink()
             have = 0
         sha, md = hashlib.sha256(), hashlib.md5(usedforsecurity=False)
@@ -185,7 +190,7 @@ class DownloadCache:
                 self.stats["bytes"] += len(chunk)
         url = fs.unstrip_protocol(path)
         got = part.stat().st_size
-        if got != size or (md5 and md.hexdigest() != md5):
+        if (size is not None and got != size) or (md5 and md.hexdigest() != md5):
             part.unlink()
             what = f"{got} bytes, expected {size}" if got != size else "its MD5 differs from the store's ETag"
             error = _Corrupt if have else ValueError
@@ -236,3 +241,14 @@ def _link(link: Path, target: Path) -> None:
     tmp.unlink(missing_ok=True)
     tmp.symlink_to(target)
     os.replace(tmp, link)
+
+
+def _with_size(fs: Any, path: str, info: dict[str, Any]) -> dict[str, Any]:
+    """``info`` with the file's ``size`` asked of the store when the listing left it out (None if it still
+    does not say: the download is then checked by its checksum only and the cache bound by what arrives)."""
+    if info.get("size") is not None:
+        return info
+    try:
+        return {**info, "size": fs.info(path).get("size")}
+    except (OSError, ValueError):
+        return info

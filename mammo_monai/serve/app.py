@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
-from mammo_monai.serve.limits import BodyLimit
+from mammo_monai.serve.limits import BodyLimit, TokenGate
 from mammo_monai.serve.queue import InferenceQueue, QueueFull
 from mammo_monai.serve.responses import decision_json, model_json, table_json
 from mammo_monai.serve.session import ModelSession, Upload
@@ -99,6 +99,7 @@ def create_app(settings: ServeSettings, session: ModelSession | None = None) -> 
     )
     app.state.settings = settings
     app.add_middleware(BodyLimit, limit=int(settings.max_upload_mb * 2**20), paths=("/v1/predict",))
+    app.add_middleware(TokenGate, token=settings.token)  # added last: runs first, before the body is read
 
     @app.exception_handler(QueueFull)
     async def busy(_request: Request, err: QueueFull) -> JSONResponse:

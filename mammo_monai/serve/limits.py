@@ -1,7 +1,9 @@
-"""The upload size limit, enforced while the body arrives (not after it is stored)."""
+"""The upload size limit, enforced while the body arrives (not after it is stored), and the bearer token,
+checked before the body is read."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 
 from fastapi import HTTPException
@@ -42,3 +44,31 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+class TokenGate:
+    """ASGI middleware: a request under ``prefix`` without ``Authorization: Bearer <token>`` is answered 401
+    before any byte of its body is read (FastAPI's dependencies run only after a form body was received and
+    spooled, so without this an unauthorised client could still fill the temporary storage).
+
+    Args:
+        app: the application behind the gate.
+        token: the service's bearer token; None lets every request through.
+        prefix: the paths it guards (the API; the page, ``/health`` and ``/ready`` stay open).
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None, prefix: str = "/v1") -> None:
+        self.app, self.token, self.prefix = app, token, prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.token is None or scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if not secrets.compare_digest(given, b"Bearer " + self.token.encode()):
+            response = JSONResponse(
+                {"detail": "a valid bearer token is required"}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)

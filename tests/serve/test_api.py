@@ -153,11 +153,14 @@ def test_a_body_over_the_limit_is_413_declared_or_streamed(whole_bundle):
 
 
 def test_a_token_guards_the_api_but_not_health(whole_bundle):
-    with _client(whole_bundle, token="s3cret") as client:
+    with _client(whole_bundle, token="s3cret", max_upload_mb=0.05) as client:
         assert client.get("/v1/model").status_code == 401
         assert client.get("/v1/model", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.get("/v1/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.get("/health").status_code == 200 and client.get("/ready").json()["ready"] is True
+        # refused before its body is read: an over-limit upload without the token is a 401, not a 413
+        unread = client.post("/v1/predict", files=[("files", ("big.dcm", b"\0" * 60_000))])
+    assert unread.status_code == 401 and unread.headers["WWW-Authenticate"] == "Bearer"
 
 
 def test_page_docs_and_schema_are_served_locally(whole_bundle):

@@ -142,7 +142,7 @@ def _lesions(findings: pd.DataFrame, images: pd.DataFrame, cut: int) -> list[dic
             continue
         img = by_id.loc[image]
         h, w = img["height"], img["width"]
-        clipped = [min(max(v, 0.0), lim - 1) if lim == lim else max(v, 0.0) for v, lim in zip(box, (h, w, h, w))]
+        clipped = [min(max(v, 0.0), lim) if lim == lim else max(v, 0.0) for v, lim in zip(box, (h, w, h, w))]
         score = birads_score(r["finding_birads"])
         lesions.append(
             {
