@@ -79,7 +79,7 @@ def _client(url: str, files, n: int, expected: dict[str, float], out: list[tuple
     with httpx.Client(timeout=600) as client:
         for _ in range(n):
             start = time.perf_counter()
-            answer = client.post(url + "/v1/predict", files=files)
+            answer = client.post(url + "/v1/predict", params={"echo_names": "true"}, files=files)  # keyed by name
             seconds = time.perf_counter() - start
             right = False
             if answer.status_code == 200:

@@ -1,17 +1,21 @@
 """``predict``'s table as the JSON of ``POST /v1/predict`` and the bundle as ``GET /v1/model``.
 
 Only the hashed keys ``predict`` writes (patient, exam, breast) identify anything: no DICOM identifier,
-no path. Each upload is named by the label its own client gave it (:func:`~mammo_monai.serve.uploads.client_label`).
+no path, and no file name: each upload is ``file`` N, its position in the request (from 1). Its client's own
+file name (:func:`~mammo_monai.serve.uploads.client_label`) is added as ``name`` only when that client asked.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from mammo_monai.inference.opened_bundle import OpenedBundle
+
+if TYPE_CHECKING:
+    from mammo_monai.serve.session import Scored
 
 DECISION_PREFIX = "decision@"
 
@@ -40,11 +44,15 @@ def _scores(row: pd.Series) -> dict[str, Any]:
     }
 
 
-def image_json(row: pd.Series, label: str, overlay: dict[str, str] | None) -> dict[str, Any]:
-    """One scored view: its keys, scores, decisions and overlay links."""
+def _named(file: int, labels: dict[int, str]) -> dict[str, Any]:
+    """``{"file": file}``, with ``"name"`` when the client asked for its file names (``labels`` not empty)."""
+    return {"file": file, "name": labels[file]} if labels else {"file": file}
+
+
+def image_json(row: pd.Series, labels: dict[int, str], overlay: dict[str, str] | None) -> dict[str, Any]:
+    """One scored view: its position (and name when asked), keys, scores, decisions and overlay links."""
     return {
-        "index": int(row["file"]),
-        "name": label,
+        **_named(int(row["file"]), labels),
         "laterality": row["laterality"],
         "view": row["view"] or None,
         "exam": row["exam"],
@@ -109,12 +117,29 @@ def model_json(opened: OpenedBundle, has_overlays: bool, limits: dict[str, Any])
 
 
 def table_json(table: pd.DataFrame, labels: dict[int, str], overlays: dict[int, dict[str, str]]) -> dict[str, Any]:
-    """Images (with their client's labels and overlay links), breasts and exams of ``predict``'s table."""
+    """Images (with their overlay links, and names when asked), breasts and exams of ``predict``'s table."""
     if table.empty:
         return {"images": [], "breasts": [], "exams": []}
     images = table[table["level"] == "image"]
     return {
-        "images": [image_json(r, labels[int(r["file"])], overlays.get(int(r["file"]))) for _, r in images.iterrows()],
+        "images": [image_json(r, labels, overlays.get(int(r["file"]))) for _, r in images.iterrows()],
         "breasts": [summary_json(r) for _, r in table[table["level"] == "breast"].iterrows()],
         "exams": [summary_json(r) for _, r in table[table["level"] == "exam"].iterrows()],
     }
+
+
+def answer_json(
+    opened: OpenedBundle,
+    scored: Scored | None,
+    refused: dict[int, str],
+    links: dict[int, dict[str, str]],
+    labels: dict[int, str],
+) -> dict[str, Any]:
+    """``POST /v1/predict``'s answer (before its timings): the model, the rows, how decisions were made and the
+    refused files (position -> reason; ``links`` and ``labels`` are by position too, ``labels`` empty unless the
+    client asked for its names)."""
+    body: dict[str, Any] = {"model": {"name": opened.name, "version": opened.version}}
+    body |= table_json(scored.table if scored else pd.DataFrame(), labels, links)
+    body["decision"] = decision_json(opened)
+    body["refused"] = [{**_named(f, labels), "reason": r} for f, r in sorted(refused.items())]
+    return body

@@ -34,22 +34,28 @@ logger = logging.getLogger("mammo_monai.serve")
 
 @dataclass
 class Upload:
-    """One accepted upload: its file in the private folder, the client's label for it (never logged)."""
+    """One accepted upload: its position in the request (``file``, from 1) and its file in the private folder."""
 
-    index: int
+    file: int
     path: Path
-    label: str
 
 
 @dataclass
 class Scored:
-    """What :meth:`ModelSession.score` returns: ``predict``'s table, the overlays per upload index, the
-    uploads refused while loading (index -> reason) and the seconds each step took."""
+    """What :meth:`ModelSession.score` returns: ``predict``'s table (its ``file`` column: the upload's position),
+    the overlays per position, the uploads refused while loading (position -> reason) and the seconds each step
+    took."""
 
     table: pd.DataFrame
     overlays: dict[int, dict[str, bytes]] = field(default_factory=dict)
     refused: dict[int, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def _reason(err: BaseException, path: str) -> str:
+    """Why the upload stored at ``path`` could not be read, without the path (the answer says which file)."""
+    text = describe_error(err, path)
+    return text.removeprefix(f"{path}: ").replace(path, "the file")
 
 
 class ModelSession:
@@ -105,7 +111,7 @@ class ModelSession:
     @torch.inference_mode()
     def score(self, uploads: Sequence[Upload]) -> Scored:
         """``predict``'s rows of ``uploads`` (one exam's files), their overlays, and the files that could not
-        be read (the reason names the client's label, never the private path)."""
+        be read (the reason names neither the private path nor a client's file name)."""
         rows: list[dict[str, Any]] = []
         out = Scored(table=pd.DataFrame())
         scorer = _Scorer(self.opened, self.nets, self.pipeline, None, self.stride, rows, self.batch_size, False)
@@ -116,20 +122,20 @@ class ModelSession:
             try:
                 d = _load(f, **self.prep)
             except Exception as err:  # noqa: BLE001 - one unreadable file is refused, the others are scored
-                out.refused[up.index] = describe_error(err, f).replace(f, up.label)
+                out.refused[up.file] = _reason(err, f)
                 continue
             seconds["load_s"] += time.perf_counter() - start
             meta = d["image"].meta
             laterality = meta.get("laterality", "") or ("R" if d.get("flipped") else "L")
-            row = {"file": str(up.index), "level": "image", "laterality": laterality, "view": meta.get("view", "")}
+            row = {"file": str(up.file), "level": "image", "laterality": laterality, "view": meta.get("view", "")}
             row.update(image_group(meta, f, laterality))
             start = time.perf_counter()
-            scorer.add(d, row, str(up.index))
+            scorer.add(d, row, str(up.file))
             seconds["score_s"] += time.perf_counter() - start
             if self.patch_net is not None:
                 start = time.perf_counter()
                 try:
-                    out.overlays[up.index] = overlay_images(d, self._malignant_map(d))
+                    out.overlays[up.file] = overlay_images(d, self._malignant_map(d))
                 except ValueError as err:  # e.g. no window inside the breast: the view is scored, without a map
                     logger.warning("a view has no heatmap: %s", type(err).__name__)
                 seconds["heatmaps_s"] += time.perf_counter() - start

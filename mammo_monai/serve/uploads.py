@@ -1,11 +1,11 @@
 """Uploaded files into a private folder, by content: no name or path from a client touches the file system.
 
-Each upload is written as ``u<index><suffix>`` in a folder only this process can read (``mkdtemp``, mode
-0700), deleted after the response; the suffix comes from the file's leading bytes (DICOM's ``DICM`` marker,
-the PNG / TIFF / PGM signatures of :mod:`mammo_monai.io.sniff`), never from its name. What is not one of
-them is refused with :func:`~mammo_monai.io.sniff.skip_reason`'s reason. Pixel-count limits (the
-decompression-bomb guard of :mod:`mammo_monai.io.limits`) are checked by the readers from the header,
-before any pixel is decoded.
+Each upload is written as ``u<file><suffix>`` (``file``: its position in the request, from 1) in a folder only
+this process can read (``mkdtemp``, mode 0700), deleted after the response; the suffix comes from the file's
+leading bytes (DICOM's ``DICM`` marker, the PNG / TIFF / PGM signatures of :mod:`mammo_monai.io.sniff`), never
+from its name. What is not one of them is refused with :func:`~mammo_monai.io.sniff.skip_reason`'s reason.
+Pixel-count limits (the decompression-bomb guard of :mod:`mammo_monai.io.limits`) are checked by the readers
+from the header, before any pixel is decoded.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def content_kind(head: bytes) -> str | None:
     return kind
 
 
-def client_label(name: str | None, index: int) -> str:
-    """What the response calls an upload: the base name the client sent (shown back to that client only,
-    never logged nor used as a path), else ``file <index + 1>``."""
+def client_label(name: str | None, file: int) -> str:
+    """The name an upload is given back under when its client asks (``echo_names``): the base name the client
+    sent (never logged nor used as a path), else ``file <file>`` (its position in the request, from 1)."""
     base = PurePath((name or "").replace("\\", "/")).name.strip()
-    return base[:120] if base else f"file {index + 1}"
+    return base[:120] if base else f"file {file}"
 
 
 @contextmanager
@@ -54,10 +54,10 @@ def private_folder() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def store_upload(source: BinaryIO, folder: Path, index: int) -> tuple[Path | None, str | None]:
+def store_upload(source: BinaryIO, folder: Path, file: int) -> tuple[Path | None, str | None]:
     """Copy one uploaded stream into ``folder`` under a name chosen here; returns (path, None) for a readable
     kind, else (None, the reason it is refused)."""
-    raw = folder / f"u{index}.upload"
+    raw = folder / f"u{file}.upload"
     with open(raw, "wb") as out:
         shutil.copyfileobj(source, out, _CHUNK)
     with open(raw, "rb") as fh:
@@ -67,5 +67,5 @@ def store_upload(source: BinaryIO, folder: Path, index: int) -> tuple[Path | Non
         reason = skip_reason(raw) or "not an image: text or unknown content (expected DICOM, PNG, PGM or TIFF)"
         raw.unlink()
         return None, reason.replace(" (.upload)", "")
-    path = raw.rename(folder / f"u{index}{SUFFIXES[kind]}")
+    path = raw.rename(folder / f"u{file}{SUFFIXES[kind]}")
     return path, None

@@ -35,9 +35,10 @@ def test_an_exam_gets_the_rows_predict_writes(whole_bundle, exam_dicoms, tmp_pat
     assert answer.status_code == 200, answer.text
     body = answer.json()
     table = predict(whole_bundle, [str(p) for p in exam_dicoms], tmp_path / "p.csv", progress=False, backend="eager")
-    images = table[table["level"] == "image"].assign(name=lambda t: t["file"].map(lambda f: f.rsplit("/", 1)[-1]))
-    expected = dict(zip(images["name"], images["probability"]))
-    assert {i["name"]: i["probability"] for i in body["images"]} == pytest.approx(expected, abs=1e-5)
+    images = table[table["level"] == "image"]
+    position = {str(p): n for n, p in enumerate(exam_dicoms, 1)}  # the answer's `file`: the upload's position
+    expected = dict(zip(images["file"].map(position), images["probability"]))
+    assert {i["file"]: i["probability"] for i in body["images"]} == pytest.approx(expected, abs=1e-5)
     breasts = table[table["level"] == "breast"].set_index("laterality")["probability"]
     assert {b["laterality"]: b["probability"] for b in body["breasts"]} == pytest.approx(breasts.to_dict(), abs=1e-5)
     assert len(body["exams"]) == 1 and body["exams"][0]["grouped_by"] == "dicom study"
@@ -111,19 +112,22 @@ def test_a_text_file_is_refused_by_content_and_the_rest_is_scored(whole_bundle, 
         alone = client.post("/v1/predict", files=[("files", notes)])
         renamed = client.post("/v1/predict", files=[("files", ("scan.txt", png_view.read_bytes()))])
         assert client.get("/health").json() == {"status": "ok"}  # still serving
-    assert len(body["images"]) == 1 and body["refused"][0]["name"] == "notes.dcm"
+    assert len(body["images"]) == 1 and body["refused"] == [{"file": 2, "reason": body["refused"][0]["reason"]}]
     assert "not an image" in body["refused"][0]["reason"]
-    assert alone.status_code == 422 and alone.json()["refused"][0]["index"] == 0
-    assert renamed.status_code == 200 and renamed.json()["images"][0]["name"] == "scan.txt"  # PNG by content
+    assert alone.status_code == 422 and alone.json()["refused"][0]["file"] == 1
+    assert renamed.status_code == 200 and renamed.json()["images"][0]["file"] == 1  # PNG by content
 
 
 def test_a_broken_dicom_is_refused_naming_the_upload_not_the_private_path(whole_bundle, exam_dicoms):
     broken = ("broken.dcm", exam_dicoms[0].read_bytes()[:400])
     with _client(whole_bundle) as client:
         answer = client.post("/v1/predict", files=[("files", broken)])
-    assert answer.status_code == 422
-    reason = answer.json()["refused"][0]["reason"]
-    assert reason.startswith("broken.dcm") and "mammo-serve-" not in reason
+        named = client.post("/v1/predict", params={"echo_names": "true"}, files=[("files", broken)])
+    assert answer.status_code == named.status_code == 422
+    refused = answer.json()["refused"][0]
+    assert refused["file"] == 1 and "truncated" in refused["reason"]
+    assert "mammo-serve-" not in refused["reason"] and "broken.dcm" not in answer.text
+    assert named.json()["refused"] == [{"file": 1, "name": "broken.dcm", "reason": refused["reason"]}]
 
 
 def test_an_image_over_the_pixel_limit_is_refused_before_decoding(whole_bundle, png_view, monkeypatch):
@@ -170,18 +174,25 @@ def test_page_docs_and_schema_are_served_locally(whole_bundle):
         assert client.get("/static/app.js").status_code == 200 and client.get("/docs").status_code == 200
     assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")  # no CDN
     assert {"/v1/predict", "/v1/model", "/health", "/ready"} <= set(schema["paths"])
+    echo = [p for p in schema["paths"]["/v1/predict"]["post"]["parameters"] if p["name"] == "echo_names"]
+    assert echo and echo[0]["in"] == "query" and "patient identifiers" in echo[0]["description"]
 
 
 def test_nothing_identifying_reaches_the_answer_or_the_log(whole_bundle, exam_dicoms, caplog):
+    """The files are named after the patient (``PID-CHARLIE-9917_LCC.dcm``): neither their names nor the DICOM
+    identifiers reach the answer or the log; the names come back only to a client that asks for them."""
     caplog.set_level(logging.DEBUG)
     with _client(whole_bundle) as client:
         text = client.post("/v1/predict", files=_files(exam_dicoms)).text
+        named = client.post("/v1/predict", params={"echo_names": True}, files=_files(exam_dicoms)).json()
     body = pd.read_json(io.StringIO(text), typ="series")
     keys = {b["exam"] for b in body["breasts"]}
     assert len(keys) == 1 and PATIENT_ID not in str(keys)
-    for identifier in (STUDY_UID, PATIENT_ID.split("-")[1]):
-        assert identifier not in text.replace(f"{PATIENT_ID}_", "")  # only the client's own file names echo back
+    assert sorted(i["file"] for i in body["images"]) == [1, 2, 3, 4] and all("name" not in i for i in body["images"])
+    for identifier in (STUDY_UID, PATIENT_ID, PATIENT_ID.split("-")[1]):
+        assert identifier not in text
         assert identifier not in caplog.text
+    assert {i["file"]: i["name"] for i in named["images"]} == {n: p.name for n, p in enumerate(exam_dicoms, 1)}
     assert "predict: 4 files, 4 scored, 0 refused" in caplog.text
 
 

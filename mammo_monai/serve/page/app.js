@@ -1,4 +1,6 @@
 // The mammo-monai page: upload one exam's files to /v1/predict, show breasts, views with overlays, refusals.
+// The files go under neutral names (file-1, file-2, ...): the server never sees the local file names, which may
+// identify the patient; its answer calls each file by its position, and the page puts the local name back.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -59,21 +61,22 @@ async function overlayUrl(path) {
   return URL.createObjectURL(await answer.blob());
 }
 
-async function showViews(images) {
+async function showViews(images, nameOf) {
   const box = $("views");
   box.replaceChildren();
   const order = (i) => (i.laterality === "R" ? 0 : 2) + (String(i.view).toUpperCase() === "MLO" ? 1 : 0);
   for (const img of [...images].sort((a, b) => order(a) - order(b))) {
     const title = `${img.laterality || "?"} ${img.view || ""}`.trim();
     const stack = el("div", { class: "stack" });
-    const figure = el("figure", { class: "view", "data-index": img.index }, stack,
+    const name = nameOf(img.file);
+    const figure = el("figure", { class: "view", "data-file": img.file }, stack,
       el("figcaption", {}, el("strong", {}, title), el("span", {}, pct(img.probability_calibrated ?? img.probability))),
-      el("div", { class: "muted", title: img.name }, img.name));
+      el("div", { class: "muted name", title: name }, name));
     box.append(figure);
     if (!img.overlay) { stack.append(el("p", { class: "muted" }, "no heatmap (start serve with --patch-bundle)")); continue; }
     const base = el("img", { alt: title + " image", class: "base" });
     const heat = el("img", { alt: title + " heatmap of P(malignant)", class: "heat" });
-    const id = "opacity-" + img.index;
+    const id = "opacity-" + img.file;
     const slider = el("input", { type: "range", min: "0", max: "100", value: "60", id });
     slider.addEventListener("input", () => { heat.style.opacity = slider.value / 100; });
     heat.style.opacity = 0.6;
@@ -87,9 +90,9 @@ async function showViews(images) {
   }
 }
 
-function showRefused(refused) {
+function showRefused(refused, nameOf) {
   $("refused").hidden = refused.length === 0;
-  $("refused-list").replaceChildren(...refused.map((r) => el("li", {}, el("strong", {}, r.name), ": " + r.reason)));
+  $("refused-list").replaceChildren(...refused.map((r) => el("li", {}, el("strong", {}, nameOf(r.file)), ": " + r.reason)));
 }
 
 function decisionNote(decision) {
@@ -102,20 +105,21 @@ function decisionNote(decision) {
   return "This bundle carries no calibration or operating point: raw probabilities only.";
 }
 
-async function show(body) {
+async function show(body, nameOf) {
   $("results").hidden = false;
   showBreasts(body.breasts || []);
-  showRefused(body.refused || []);
+  showRefused(body.refused || [], nameOf);
   $("decision-note").textContent = body.decision ? decisionNote(body.decision) : "";
   const t = body.timings || {};
   $("timings").textContent = t.total_s !== undefined ? `${body.model.name} ${body.model.version}; ${t.total_s.toFixed(2)} s` : "";
-  await showViews(body.images || []);
+  await showViews(body.images || [], nameOf);
 }
 
 function upload(files) {
   if (!files.length) return;
   const form = new FormData();
-  for (const f of files) form.append("files", f, f.name);
+  files.forEach((f, i) => form.append("files", f, `file-${i + 1}`));  // neutral names: the local ones stay here
+  const nameOf = (n) => (files[n - 1] ? files[n - 1].name : `file ${n}`);  // the answer's file n: the nth upload
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/v1/predict");
   for (const [k, v] of Object.entries(headers())) xhr.setRequestHeader(k, v);
@@ -129,11 +133,11 @@ function upload(files) {
     try { body = JSON.parse(xhr.responseText); } catch (e) { body = { detail: xhr.responseText }; }
     if (xhr.status === 200) {
       status("done");
-      await show(body);
+      await show(body, nameOf);
       status(`done: ${body.images.length} view(s) scored` + (body.refused.length ? `, ${body.refused.length} refused` : ""));
     } else {
       $("results").hidden = !(body.refused && body.refused.length);
-      showRefused(body.refused || []);
+      showRefused(body.refused || [], nameOf);
       $("breasts").replaceChildren(); $("views").replaceChildren();
       const wait = xhr.getResponseHeader("Retry-After");
       status(`refused (${xhr.status}): ${body.detail || "error"}` + (wait ? ` (retry in ${wait} s)` : ""), true);
