@@ -26,7 +26,7 @@ def nonfinite_items(output: Any, key: str = CommonKeys.PRED) -> tuple[int, int]:
     (first dimension: the images) or MONAI's decollated list of per-image dicts."""
     if isinstance(output, Mapping):
         preds = torch.as_tensor(output[key])
-        return int((~torch.isfinite(preds.flatten(1))).any(1).sum()), len(preds)
+        return int((~torch.isfinite(preds.reshape(len(preds), -1))).any(1).sum()), len(preds)
     bad = sum(not bool(torch.isfinite(torch.as_tensor(item[key])).all()) for item in output)
     return int(bad), len(output)
 

@@ -3,7 +3,6 @@ weights in the stage folder, and under ``torchrun`` every rank stops with the sa
 
 from __future__ import annotations
 
-import os
 import warnings
 from datetime import timedelta
 from pathlib import Path
@@ -71,6 +70,7 @@ def test_nonfinite_items_counts_items_of_a_batch_and_of_a_decollated_list():
     assert nonfinite_items({"pred": pred}) == (1, 3)
     pred[2, 1, 0, 0] = float("nan")
     assert nonfinite_items([{"pred": p} for p in pred]) == (2, 3)
+    assert nonfinite_items({"pred": torch.tensor([0.5, float("nan")])}) == (1, 2)  # one value per image
 
 
 def test_sum_over_ranks_in_a_one_process_group():
@@ -95,18 +95,12 @@ def _rank_validates(rank: int, store_file: str, stage_dir: str, messages: str) -
         dist.destroy_process_group()
 
 
-def test_every_rank_stops_with_the_same_line_when_one_rank_sees_nan(tmp_path):
+def test_every_rank_stops_with_the_same_line_when_one_rank_sees_nan(tmp_path, monkeypatch):
     """Two processes (gloo, CPU): rank 1's NaN outputs stop rank 0 too, with the same line, and rank 0
     (the one that writes) saves no model.pt. Rank 0 validates 2 images, rank 1 validates 3."""
     stage_dir = tmp_path / "stage1"
-    env = {"OMP_NUM_THREADS": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        mp.spawn(_rank_validates, args=(str(tmp_path / "store"), str(stage_dir), str(tmp_path)), nprocs=2)
-    finally:
-        for k, v in old.items():
-            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    mp.spawn(_rank_validates, args=(str(tmp_path / "store"), str(stage_dir), str(tmp_path)), nprocs=2)
     lines = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     expected = "ValueError: the network's validation outputs contain NaN or inf (diverged?): 3 of 5 images, epoch 1"
     assert lines == [expected, expected]
