@@ -179,28 +179,55 @@ def cache_image(
             {"image": src, "laterality": image.get("laterality") or ""}
         )
         shape = tuple(data["image"].shape[-2:])
-        keys, kept = [], []
-        for k, lesion in enumerate(lesions):
-            lesion = {**lesion, "cached_mask": "", "outside_breast": False}
-            notes: list[str] = []
-            try:
-                m = lesion_mask(lesion, shape, notes)
-            except MammogramError as err:
-                problems.append({"file": err.path, "reason": f"{err.problem}; lesion kept without geometry"})
-                lesion.update(mask="", center_row=float("nan"), center_col=float("nan"), radius=float("nan"))
-                m = None
-            problems += [{"file": n.split(": ", 1)[0], "reason": n.split(": ", 1)[1]} for n in notes]
-            if m is not None:
-                data[f"lesion{k}"] = torch.from_numpy(m[None]).float()
-                keys.append((f"lesion{k}", lesion))
-            kept.append(lesion)
+        keys, kept = _add_lesion_masks(data, lesions, shape, problems)
         data = settings.transforms(extra_mask_keys=[k for k, _ in keys], load=False)(data)
     except Exception as err:
         return None, [], [{"file": src, "reason": describe_error(err, src)}]
+    cached = _cached_columns(image, data, stem, shape)
+    try:
+        _write_outputs(data, keys, cached, kept, problems, src, stem, key)
+    except OSError as err:  # a WriteError names the output: "cannot write …: no space left on device"
+        return None, [], [{"file": src, "reason": describe_error(err)}]
+    return cached, kept, problems
+
+
+def _add_lesion_masks(
+    data: dict[str, Any], lesions: list[dict[str, Any]], shape: tuple[int, ...], problems: list[dict[str, str]]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
+    """Put each lesion's mask (original pixels) into ``data`` as ``lesion<k>``, for the image's transforms.
+
+    Returns:
+        ([(key, lesion row)] of the lesions with a mask, every lesion row with ``cached_mask`` and
+        ``outside_breast`` added); a lesion whose geometry is unusable keeps its row, without geometry,
+        and is reported in ``problems`` (as are the notes of a mask fitted to the image).
+    """
+    keys, kept = [], []
+    for k, lesion in enumerate(lesions):
+        lesion = {**lesion, "cached_mask": "", "outside_breast": False}
+        notes: list[str] = []
+        try:
+            m = lesion_mask(lesion, shape, notes)
+        except MammogramError as err:
+            problems.append({"file": err.path, "reason": f"{err.problem}; lesion kept without geometry"})
+            lesion.update(mask="", center_row=float("nan"), center_col=float("nan"), radius=float("nan"))
+            m = None
+        problems += [{"file": n.split(": ", 1)[0], "reason": n.split(": ", 1)[1]} for n in notes]
+        if m is not None:
+            data[f"lesion{k}"] = torch.from_numpy(m[None]).float()
+            keys.append((f"lesion{k}", lesion))
+        kept.append(lesion)
+    return keys, kept
+
+
+def _cached_columns(
+    image: Mapping[str, Any], data: dict[str, Any], stem: Path, shape: tuple[int, ...]
+) -> dict[str, Any]:
+    """The manifest columns preprocessing decided (:data:`CACHED_IMAGE_KEYS`; ``laterality`` too when the
+    dataset gave none: the side the image was found to face)."""
     flipped = bool(data["flipped"])
     cached = {
         "image": str(stem.with_suffix(".png")),
-        "source": src,
+        "source": image["image"],
         "breast_mask": f"{stem}_mask.png",
         "flipped": flipped,
         "pixel_side": data.get("pixel_side", ""),
@@ -210,11 +237,7 @@ def cache_image(
     }
     if not image.get("laterality"):
         cached["laterality"] = "R" if flipped else "L"
-    try:
-        _write_outputs(data, keys, cached, kept, problems, src, stem, key)
-    except OSError as err:  # a WriteError names the output: "cannot write …: no space left on device"
-        return None, [], [{"file": src, "reason": describe_error(err)}]
-    return cached, kept, problems
+    return cached
 
 
 def _write_outputs(

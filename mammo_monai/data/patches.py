@@ -115,36 +115,34 @@ def _read_png(path: str) -> np.ndarray:
         return np.asarray(im)
 
 
-def patches_for_image(
+def _read_cached(image: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | dict[str, str]:
+    """(pixels, breast mask) of a cached image, or the problem row when either PNG is gone or unreadable."""
+    gone = [k for k in ("image", "breast_mask") if not os.path.isfile(str(image[k]))]
+    if gone:  # the manifest is read without its file check: one lost PNG costs one image, not the run
+        return {
+            "file": image["image"],
+            "reason": f"cannot read cached image or mask: {' and '.join(gone)} not found "
+            f"({image[gone[0]]}); re-run `mammo-monai prepare`",
+        }
+    try:
+        return _read_png(image["image"]), _read_png(image["breast_mask"]) > 0
+    except Exception as err:
+        return {"file": image["image"], "reason": f"cannot read cached image or mask: {err}"}
+
+
+def _lesion_draws(
     image: dict[str, Any],
     lesions: list[dict[str, Any]],
-    index: int,
-    out_dir: str,
+    shape: tuple[int, ...],
     scheme: str,
     size: int,
     per_roi: int,
-    background: int,
-    seed: int,
-) -> tuple[list[dict], list[dict]]:
-    """All patches of one image: (patch rows, problems)."""
-    rng = np.random.default_rng([seed, index])
-    out = Path(out_dir)
-    rows, problems = [], []
-    gone = [k for k in ("image", "breast_mask") if not os.path.isfile(str(image[k]))]
-    if gone:  # the manifest is read without its file check: one lost PNG costs one image, not the run
-        return [], [
-            {
-                "file": image["image"],
-                "reason": f"cannot read cached image or mask: {' and '.join(gone)} not found "
-                f"({image[gone[0]]}); re-run `mammo-monai prepare`",
-            }
-        ]
-    try:
-        pixels = _read_png(image["image"])
-        breast = _read_png(image["breast_mask"]) > 0
-    except Exception as err:
-        return [], [{"file": image["image"], "reason": f"cannot read cached image or mask: {err}"}]
-    union = np.zeros(pixels.shape, bool)
+    rng: np.random.Generator,
+    problems: list[dict],
+) -> tuple[list[tuple[int, tuple[int, int], str]], np.ndarray]:
+    """The lesion patches' (label, centre, tag) and the union of the usable ROI masks; a lesion without
+    geometry, with a bad mask or off the breast is reported in ``problems`` and cut no patch."""
+    union = np.zeros(shape, bool)
     draws = []
     for k, lesion in enumerate(lesions):
         path = str(lesion.get("cached_mask") or "")
@@ -152,15 +150,13 @@ def patches_for_image(
             problems.append({"file": image["image"], "reason": f"lesion {k} has no geometry; no patch cut"})
             continue
         roi = _read_png(path) > 0
-        if roi.shape != pixels.shape or not roi.any():
-            problems.append(
-                {
-                    "file": path,
-                    "reason": "empty ROI mask after preprocessing"
-                    if roi.shape == pixels.shape
-                    else "ROI mask size differs from the cached image",
-                }
+        if roi.shape != shape or not roi.any():
+            reason = (
+                "empty ROI mask after preprocessing"
+                if roi.shape == shape
+                else "ROI mask size differs from the cached image"
             )
+            problems.append({"file": path, "reason": reason})
             continue
         union |= roi  # background patches stay clear of it in any case
         if str(lesion.get("outside_breast", "")).lower() in ("true", "1"):
@@ -173,16 +169,14 @@ def patches_for_image(
         else:
             centres = sample_roi_centres(roi, per_roi, size, rng)
         draws += [(label, c, f"roi{k}") for c in centres]
-    n_bg = 1 if scheme == "s" else background
-    bg = sample_background_centres(breast, Overlap(union) if union.any() else None, n_bg, size, rng)
-    if len(bg) < n_bg:
-        problems.append(
-            {
-                "file": image["image"],
-                "reason": f"only {len(bg)} of {n_bg} background patches fit in the breast clear of ROIs",
-            }
-        )
-    draws += [(0, c, "bg") for c in bg]
+    return draws, union
+
+
+def _write_patches(
+    image: dict[str, Any], pixels: np.ndarray, draws: list[tuple[int, tuple[int, int], str]], size: int, out: Path
+) -> list[dict]:
+    """Cut and write each drawn patch under ``out/<split>/<class>/``; the rows of ``patches.csv``."""
+    rows = []
     for j, (label, (r, c), tag) in enumerate(draws):
         path = out / image["split"] / CLASSES[label] / f"{image['image_id']}_{tag}_{j:03d}.png"
         atomic_write_png(path, cut_patch(pixels, r, c, size))
@@ -198,7 +192,39 @@ def patches_for_image(
                 "center_col": c,
             }
         )
-    return rows, problems
+    return rows
+
+
+def patches_for_image(
+    image: dict[str, Any],
+    lesions: list[dict[str, Any]],
+    index: int,
+    out_dir: str,
+    scheme: str,
+    size: int,
+    per_roi: int,
+    background: int,
+    seed: int,
+) -> tuple[list[dict], list[dict]]:
+    """All patches of one image: (patch rows, problems)."""
+    rng = np.random.default_rng([seed, index])
+    read = _read_cached(image)
+    if isinstance(read, dict):
+        return [], [read]
+    pixels, breast = read
+    problems: list[dict] = []
+    draws, union = _lesion_draws(image, lesions, pixels.shape, scheme, size, per_roi, rng, problems)
+    n_bg = 1 if scheme == "s" else background
+    bg = sample_background_centres(breast, Overlap(union) if union.any() else None, n_bg, size, rng)
+    if len(bg) < n_bg:
+        problems.append(
+            {
+                "file": image["image"],
+                "reason": f"only {len(bg)} of {n_bg} background patches fit in the breast clear of ROIs",
+            }
+        )
+    draws += [(0, c, "bg") for c in bg]
+    return _write_patches(image, pixels, draws, size, Path(out_dir)), problems
 
 
 def make_patches(

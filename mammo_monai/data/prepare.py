@@ -1,4 +1,17 @@
-"""``mammo-monai prepare``: dataset on disk -> manifest (images.csv, lesions.csv) + preprocessing cache."""
+"""``mammo-monai prepare``: dataset on disk -> manifest (images.csv, lesions.csv) + preprocessing cache.
+
+:func:`prepare` writes ``images.csv`` and ``lesions.csv`` (pointing at the cached PNGs; lesion geometry
+stays in the original images' pixels), ``errors.csv`` (file, reason), ``cache.json`` (the preprocessing
+settings and version, :class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`) and the
+cache. Re-running into the same folder reuses cached images only when they were made the same way;
+otherwise it refuses, or with ``rebuild`` deletes and remakes them. Labels and splits are derived afresh
+on every run.
+
+With ``shard`` ("K/N") it caches only shard K of N (:mod:`mammo_monai.data.shards`: whole patients,
+balanced) into ``out_dir/shards/K-of-N`` and writes no manifest; with ``merge`` it caches nothing and
+takes every image from its shard, refusing shards that are missing, unfinished or made differently,
+then splits and writes the manifest as above: the same manifest as without shards.
+"""
 
 from __future__ import annotations
 
@@ -199,6 +212,98 @@ def _prepare_shard(
     }
 
 
+def _check_shard_options(shard: str | tuple[int, int] | None, merge: bool) -> None:
+    """Refuse ``shard`` with ``merge``, and a bad shard spec, before the dataset is read."""
+    if shard is not None and merge:
+        raise ValueError("--shard and --merge exclude each other: run the N shards, then one merge")
+    if shard is not None:
+        parse_shard(shard)
+
+
+def _run_record(
+    record: dict[str, Any],
+    split_seed: int,
+    official_split: bool,
+    test_fraction: float,
+    val_fraction: float,
+    shards: int | None,
+    test_dataset: str | None,
+) -> dict[str, Any]:
+    """What ``cache.json`` records of a whole run: the preprocessing and source ``record``, then how the
+    splits were made and, for a merge, how many shards it took."""
+    return {
+        **record,
+        "split_seed": split_seed,
+        "official_split": official_split,
+        # recorded when not the defaults, so caches made before the fractions could be set stay valid
+        **({"test_fraction": test_fraction} if test_fraction != TEST_FRACTION else {}),
+        **({"val_fraction": val_fraction} if val_fraction != VAL_FRACTION else {}),
+        **({"shards": shards} if shards is not None else {}),
+        **({"test_dataset": test_dataset} if test_dataset else {}),
+    }
+
+
+def _write_manifest(
+    out: Path, root: str | os.PathLike, jobs: list[tuple], results: list[tuple], errors: list[dict[str, str]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cached images and lesions of ``results`` as the manifest's two tables, checked and written with
+    ``errors.csv`` (``errors`` gains the problems of ``results``).
+
+    Raises:
+        ValueError: no image could be cached (``errors.csv`` is written first).
+    """
+    rows, lesions = [], []
+    for (image, *_), (cached, kept, problems) in zip(jobs, results):
+        errors += problems
+        if cached is not None:
+            rows.append({**image, **cached})
+            lesions += [{**les, "image_id": image["image_id"]} for les in kept]
+    img_df = pd.DataFrame(rows)
+    les_df = pd.DataFrame(lesions)
+    if img_df.empty:
+        write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
+        raise ValueError(f"{root}: no image could be cached; see {out / 'errors.csv'}")
+    validate(img_df, les_df if not les_df.empty else None, where=str(out))
+    write_manifest(out, img_df, les_df)
+    write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
+    warn_one_class(img_df, out)
+    return img_df, les_df
+
+
+def _manifest_summary(
+    dataset: str | list[DatasetSpec],
+    record: dict[str, Any],
+    img_df: pd.DataFrame,
+    les_df: pd.DataFrame,
+    found: AdapterResult,
+    errors: list[dict[str, str]],
+) -> dict[str, Any]:
+    """:func:`prepare`'s summary of a written manifest: the dataset(s), counts of images, lesions, labels,
+    splits and problems, and the images the adapter found but the manifest lacks."""
+    excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
+    return {
+        "dataset": record["dataset"],
+        **({} if isinstance(dataset, str) else {"datasets": dataset_summary(img_df)}),
+        **({"label_sources": label_rules(img_df)} if label_rules(img_df) else {}),
+        "images": len(img_df),
+        "lesions": len(les_df),
+        "lesions_without_geometry": int(les_df["cached_mask"].fillna("").eq("").sum()) if not les_df.empty else 0,
+        "lesions_outside_breast": int(les_df["outside_breast"].fillna(False).astype(bool).sum())
+        if not les_df.empty
+        else 0,
+        "truth_rows": getattr(found, "truth_rows", None),
+        "problems": len(errors),
+        "failed_images": len(found.images) - len(img_df),
+        "excluded_by_adapter": excluded,
+        "labels": {str(k): int(v) for k, v in img_df["label"].value_counts().sort_index().items()},
+        "splits": img_df["split"].value_counts().to_dict(),
+        "malignant_fraction": round(float(img_df["label"].mean()), 3),
+        "laterality_mismatches": int(
+            img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()
+        ),
+    }
+
+
 def prepare(
     dataset: str,
     root: str | os.PathLike,
@@ -218,27 +323,15 @@ def prepare(
     test_dataset: str | None = None,
     downloads: DownloadCache | None = None,
 ) -> dict[str, Any]:
-    """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest.
-
-    Writes ``images.csv`` and ``lesions.csv`` (pointing at the cached PNGs; lesion geometry stays in
-    the original images' pixels), ``errors.csv`` (file, reason), ``cache.json`` (the preprocessing
-    settings and version, :class:`~mammo_monai.data.preprocessing_settings.PreprocessingSettings`) and
-    the cache under ``out_dir``. Re-running into the same folder reuses cached images only when they
-    were made the same way; otherwise it refuses, or with ``rebuild``
-    deletes and remakes them. Labels and splits are derived afresh on every run.
-
-    With ``shard`` ("K/N") it caches only shard K of N (:mod:`mammo_monai.data.shards`: whole patients,
-    balanced) into ``out_dir/shards/K-of-N`` and writes no manifest; with ``merge`` it caches nothing and
-    takes every image from its shard, refusing shards that are missing, unfinished or made differently,
-    then splits and writes the manifest as above: the same manifest as without shards.
+    """Read ``dataset`` under ``root``, split it by patient, cache every image and write the manifest into
+    ``out_dir`` (what it writes, re-runs and shards: see the module docstring).
 
     Args:
+        dataset: an adapter's name, or several datasets as specs (:mod:`mammo_monai.data.multi_dataset`;
+            ``root`` unused): one manifest with a ``dataset`` column, a summary per dataset under ``datasets``.
         transform_options: preprocessing options (keep_aspect, crop, intensity, threshold, modalities).
-        shard: ``"K/N"`` or ``(K, N)``, K from 1 to N.
+        shard: ``"K/N"`` or ``(K, N)``, K from 1 to N: cache that shard alone, write no manifest.
         merge: merge the shards under ``out_dir/shards`` (run with the shard jobs' arguments).
-        dataset: an adapter's name, or several datasets as specs
-            (:mod:`mammo_monai.data.multi_dataset`; ``root`` unused): one manifest with a ``dataset``
-            column, namespaced patients and a per-dataset summary under ``datasets``.
         test_dataset: several datasets only: this one is the whole test split (leave-one-dataset-out).
         downloads: the cache that URL roots (``s3://``, ``gs://``, ``https://``) are copied into.
 
@@ -250,10 +343,7 @@ def prepare(
         CacheMismatchError: the folder holds a cache made differently and ``rebuild`` is False.
         ShardError: a bad ``shard``, or shards that cannot be merged.
     """
-    if shard is not None and merge:
-        raise ValueError("--shard and --merge exclude each other: run the N shards, then one merge")
-    if shard is not None:
-        parse_shard(shard)  # a bad spec fails before the dataset is read
+    _check_shard_options(shard, merge)
     t0 = time.time()
     settings = PreprocessingSettings.from_options(size, transform_options)
     if not merge and (workers or os.cpu_count() or 1) > 1:
@@ -265,68 +355,14 @@ def prepare(
     if shard is not None:
         return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
     images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction, test_dataset)
-    jobs = _jobs(images, found.lesions, out, settings)
-    shards = None
-    if merge:  # every shard checked before anything is written
-        results, shards = shard_results(out, images, jobs, record)
-    reused = claim_cache(
-        out,
-        {
-            **record,
-            "split_seed": split_seed,
-            "official_split": official_split,
-            # recorded when not the defaults, so caches made before the fractions could be set stay valid
-            **({"test_fraction": test_fraction} if test_fraction != TEST_FRACTION else {}),
-            **({"val_fraction": val_fraction} if val_fraction != VAL_FRACTION else {}),
-            **({"shards": shards} if merge else {}),
-            **({"test_dataset": test_dataset} if test_dataset else {}),
-        },
-        rebuild,
-    )
-    t1 = time.time()
-    if not merge:
-        results = _cache_all(jobs, workers, progress)
-    seconds = time.time() - t1
-    rows, lesions = [], []
-    for (image, *_), (cached, kept, problems) in zip(jobs, results):
-        errors += problems
-        if cached is not None:
-            rows.append({**image, **cached})
-            lesions += [{**les, "image_id": image["image_id"]} for les in kept]
-    img_df = pd.DataFrame(rows)
-    les_df = pd.DataFrame(lesions)
-    if img_df.empty:
-        write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
-        raise ValueError(f"{root}: no image could be cached; see {out / 'errors.csv'}")
-    validate(img_df, les_df if not les_df.empty else None, where=str(out))
-    write_manifest(out, img_df, les_df)
-    write_csv(pd.DataFrame(errors, columns=["file", "reason"]), out / "errors.csv")
-    warn_one_class(img_df, out)
-    failed = len(found.images) - len(rows)
-    excluded = sum(1 for e in found.errors if _LOST.search(str(e.get("reason", ""))))
-    summary = {
-        "dataset": record["dataset"],
-        **({} if isinstance(dataset, str) else {"datasets": dataset_summary(img_df)}),
-        **({"label_sources": label_rules(img_df)} if label_rules(img_df) else {}),
-        "images": len(rows),
-        "lesions": len(lesions),
-        "lesions_without_geometry": int(les_df["cached_mask"].fillna("").eq("").sum()) if not les_df.empty else 0,
-        "lesions_outside_breast": int(les_df["outside_breast"].fillna(False).astype(bool).sum())
-        if not les_df.empty
-        else 0,
-        "truth_rows": getattr(found, "truth_rows", None),
-        "problems": len(errors),
-        "failed_images": failed,
-        "excluded_by_adapter": excluded,
-        "labels": {str(k): int(v) for k, v in img_df["label"].value_counts().sort_index().items()},
-        "splits": img_df["split"].value_counts().to_dict(),
-        "malignant_fraction": round(float(img_df["label"].mean()), 3),
-        "laterality_mismatches": int(
-            img_df.get("laterality_mismatch", pd.Series(dtype=bool)).fillna(False).astype(bool).sum()
-        ),
-        "reused_cache": reused,
-        **({"shards": shards} if merge else {"images_per_second": round(len(jobs) / max(seconds, 1e-9), 2)}),
-        "seconds": round(time.time() - t0, 1),
-    }
+    jobs = _jobs(images, found.lesions, out, settings)  # a merge checks every shard before anything is written:
+    results, shards = shard_results(out, images, jobs, record) if merge else (None, None)
+    run = _run_record(record, split_seed, official_split, test_fraction, val_fraction, shards, test_dataset)
+    reused, t1 = claim_cache(out, run, rebuild), time.time()
+    results = results if merge else _cache_all(jobs, workers, progress)
+    speed = {"shards": shards} if merge else {"images_per_second": round(len(jobs) / max(time.time() - t1, 1e-9), 2)}
+    img_df, les_df = _write_manifest(out, root, jobs, results, errors)
+    summary = _manifest_summary(dataset, record, img_df, les_df, found, errors)
+    summary.update(reused_cache=reused, **speed, seconds=round(time.time() - t0, 1))
     logger.info("prepare: %s", summary)
     return summary

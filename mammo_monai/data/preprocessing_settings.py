@@ -167,15 +167,9 @@ class PreprocessingSettings:
 
     def transform_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`~mammo_monai.transforms.preprocess_transforms` (and of
-        ``eval_transforms`` / ``train_transforms``): size, keep_aspect, crop, intensity, threshold, modalities."""
-        return {
-            "size": list(self.size),
-            "keep_aspect": self.keep_aspect,
-            "crop": self.crop,
-            "intensity": self.intensity,
-            "threshold": self.threshold,
-            "modalities": list(self.modalities) if self.modalities is not None else None,
-        }
+        ``eval_transforms`` / ``train_transforms``): ``size`` and :data:`OPTION_NAMES`, as :meth:`to_record` writes them."""
+        record = self.to_record()
+        return {name: record[name] for name in ("size", *OPTION_NAMES)}
 
     def transforms(self, **kwargs: Any) -> Any:
         """The preprocessing ``Compose`` (file -> masked, chest-wall-left, resized, [0, 1] image and its mask).

@@ -111,6 +111,25 @@ def segmentation_records(
         raise ValueError(f"labelled_fraction must lie in [0, 1], got {labelled_fraction}")
     if normals is not None and float(normals) < 0:
         raise ValueError(f"normals must be >= 0 or None (all), got {normals}")
+    images, lesions, masks = _split_tables(manifest_dir, split)
+    labelled, is_lesion, is_normal = _labelled(images, lesions, set(masks), float(labelled_fraction), seed, normals)
+    if not labelled.any() and not unlabelled:
+        raise ValueError(
+            f"{manifest_dir}: empty selection in split {split!r}: {int(is_lesion.sum())} lesion image(s) with "
+            f"a usable mask, {int(is_normal.sum())} normal(s), labelled_fraction={labelled_fraction}, normals={normals}"
+        )
+    return _records(images, masks, labelled, unlabelled)
+
+
+def _split_tables(
+    manifest_dir: str | os.PathLike, split: str
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[str]]]:
+    """The split's images (index 0..n-1), their lesion rows and ``{image_id: usable cached mask paths}``.
+
+    Raises:
+        FileNotFoundError: no ``lesions.csv``, or a cached mask file is missing.
+        ValueError: no ``cached_mask`` column, or no image in the split.
+    """
     images, lesions = _lesion_table(manifest_dir)
     images = images[images["split"] == split].reset_index(drop=True)
     if images.empty:
@@ -123,26 +142,38 @@ def segmentation_records(
         raise FileNotFoundError(
             f"{missing[0]}: cached lesion mask not found ({len(missing)} missing in split {split!r})"
         )
+    return images, lesions, masks
 
+
+def _labelled(
+    images: pd.DataFrame,
+    lesions: pd.DataFrame,
+    with_masks: set[str],
+    labelled_fraction: float,
+    seed: int,
+    normals: float | None,
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """(labelled, is_lesion, is_normal) per image: the lesion images of the patients chosen for
+    ``labelled_fraction`` and the normals drawn for them (see :func:`segmentation_records`)."""
     patient = images["patient_id"].astype(str)
-    is_lesion = images["image_id"].isin(set(masks))
+    is_lesion = images["image_id"].isin(with_masks)
     # a normal has no lesion row AND label 0: a positive image whose lesion was never drawn is not background
     is_normal = ~images["image_id"].isin(set(lesions["image_id"])) & (
         pd.to_numeric(images["label"], errors="coerce") == 0
     )
-    chosen = _choose_patients(patient[is_lesion], float(labelled_fraction), np.random.default_rng([seed, 0]))
+    chosen = _choose_patients(patient[is_lesion], labelled_fraction, np.random.default_rng([seed, 0]))
     kept = is_lesion & patient.isin(chosen)
     held_out = set(patient[is_lesion]) - chosen
     pool = images.index[is_normal & ~patient.isin(held_out)]
     wanted = len(pool) if normals is None else min(len(pool), int(round(float(normals) * int(kept.sum()))))
     drawn = np.random.default_rng([seed, 1]).permutation(len(pool))[:wanted]
-    labelled = kept | images.index.isin(pool[drawn])
-    if not labelled.any() and not unlabelled:
-        raise ValueError(
-            f"{manifest_dir}: empty selection in split {split!r}: {int(is_lesion.sum())} lesion image(s) with "
-            f"a usable mask, {int(is_normal.sum())} normal(s), labelled_fraction={labelled_fraction}, normals={normals}"
-        )
+    return kept | images.index.isin(pool[drawn]), is_lesion, is_normal
 
+
+def _records(
+    images: pd.DataFrame, masks: dict[str, list[str]], labelled: pd.Series, unlabelled: bool
+) -> list[dict[str, Any]]:
+    """The data dicts of the labelled images (their masks) and, with ``unlabelled``, of the others (none)."""
     exams = table_breast_key(images)
     out = []
     for i, row in images.iterrows():
@@ -154,7 +185,7 @@ def segmentation_records(
                 "masks": list(masks.get(row["image_id"], [])) if labelled[i] else [],
                 "label": int(row["label"]),
                 "image_id": row["image_id"],
-                "patient_id": patient[i],
+                "patient_id": str(row["patient_id"]),
                 "exam": exams[i],
                 "labelled": bool(labelled[i]),
             }

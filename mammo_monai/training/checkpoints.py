@@ -23,6 +23,7 @@ from ignite.handlers.checkpoint import BaseSaveHandler
 
 from mammo_monai.io.atomic import atomic_path, write_json
 from mammo_monai.training.distributed import is_main_process
+from mammo_monai.training.finite_outputs import FiniteOutputs
 from mammo_monai.training.model_meta import BEST_RECORD, best_record
 
 logger = logging.getLogger(__name__)
@@ -116,21 +117,28 @@ class SaveBest:
     A key metric that is not a number (NaN: an AUC on one class) is never the best: MONAI's workflow
     takes the first value it sees as best, NaN included, and no later value beats a NaN. The
     evaluator's ``best_metric`` and ``best_metric_epoch`` are put back to what they were before that
-    validation, so nothing is saved, published, plotted as best or registered from it."""
+    validation, so nothing is saved, published, plotted as best or registered from it.
+
+    NaN or infinite outputs (a diverged network, which MONAI's ``ROCAUC`` still scores with a number)
+    stop the stage before anything is saved: every rank raises the same one-line ``ValueError``
+    (:class:`~mammo_monai.training.finite_outputs.FiniteOutputs`), whatever the handlers' order."""
 
     def __init__(self, save_dir: str, network: torch.nn.Module, filename: str = BEST) -> None:
         self.path = Path(save_dir) / filename
         self.checkpoint = stage_checkpoint({"model": network}, save_dir, filename)
         self._before: tuple[Any, int] = (-1, -1)  # MONAI's "no best yet"
+        self.finite = FiniteOutputs()
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.EPOCH_STARTED, self._remember)
+        self.finite.attach(engine)
         engine.add_event_handler(Events.EPOCH_COMPLETED, self)
 
     def _remember(self, engine: Engine) -> None:
         self._before = (getattr(engine.state, "best_metric", -1), getattr(engine.state, "best_metric_epoch", -1))
 
     def __call__(self, engine: Engine) -> None:
+        self.finite.check(engine)  # every rank, every epoch: a collective under torchrun
         if getattr(engine.state, "best_metric_epoch", -1) != engine.state.epoch:
             return
         if not is_finite_number(engine.state.best_metric):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -146,6 +146,16 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([1 if flag else 0], device=_collective_device())
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def sum_over_ranks(values: Sequence[int]) -> list[int]:
+    """The element-wise sum of ``values`` over every rank, on every rank (``values`` in one process):
+    how a count that each rank makes of its own share becomes one decision that all ranks take."""
+    if not is_distributed():
+        return [int(v) for v in values]
+    total = torch.tensor([int(v) for v in values], dtype=torch.int64, device=_collective_device())
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return [int(v) for v in total.tolist()]
 
 
 def data_parallel(network: torch.nn.Module, device: torch.device | str | None = None) -> torch.nn.Module:

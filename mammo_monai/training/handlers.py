@@ -17,27 +17,18 @@ from ignite.handlers import EarlyStopping
 from mammo_monai.evaluation.metrics import pred_label
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.training.distributed import all_gather_objects, is_distributed, is_main_process, on_rank0
+from mammo_monai.training.finite_outputs import check_finite_outputs, nonfinite_items
 from mammo_monai.training.model_meta import MODEL_META, training_record, write_model_meta
 from mammo_monai.training.selection import read_selection
 
 logger = logging.getLogger(__name__)
 
 
-def check_finite_outputs(probs: np.ndarray, epoch: int) -> None:
-    """Raise a one-line ``ValueError`` when a validation's class probabilities hold NaN (NaN or inf
-    logits: a diverged network), before scikit-learn's ROC refuses them with "Input contains NaN".
-    A NaN *key metric* from finite outputs (one class in the split) is not an error: no best model."""
-    bad = int(np.isnan(probs).any(axis=1).sum())
-    if bad:
-        raise ValueError(
-            f"the network's validation outputs contain NaN (diverged?): {bad} of {len(probs)} images, epoch {epoch}"
-        )
-
-
 class ValidationPlots:
     """After each validation epoch, write ``roc.png`` and ``confusion.png`` (and ``*_best.png`` when
     the key metric improved) into ``output_dir``, from the epoch's outputs. Under ``torchrun`` the
-    outputs of every rank are gathered and rank 0 draws."""
+    outputs of every rank are gathered and rank 0 draws. NaN or infinite outputs on any rank stop every
+    rank with one line (:func:`~mammo_monai.training.finite_outputs.check_finite_outputs`)."""
 
     def __init__(self, output_dir: str, class_names: Sequence[str] | None = None) -> None:
         self.output_dir = Path(output_dir)
@@ -65,6 +56,8 @@ class ValidationPlots:
         self.labels = [t for _, labels in parts for t in labels] if is_main_process() else []
 
     def _plot(self, engine: Engine) -> None:
+        bad, total = nonfinite_items({"pred": torch.cat(self.logits)}) if self.logits else (0, 0)
+        check_finite_outputs(bad, total, engine.state.epoch)  # on every rank, before the gather
         if is_distributed():
             self._gather()
         if not self.logits:
@@ -78,7 +71,6 @@ class ValidationPlots:
             logits = torch.log(torch.cat([1 - positive, positive], 1).clamp_min(1e-12))
         probs = torch.softmax(logits, 1).numpy()
         labels = torch.cat(self.labels).numpy()
-        check_finite_outputs(probs, engine.state.epoch)
         names = self.class_names or [str(i) for i in range(probs.shape[1])]
         plot_roc(probs, labels, names, self.output_dir / "roc.png")
         plot_confusion(probs.argmax(1), labels, names, self.output_dir / "confusion.png")

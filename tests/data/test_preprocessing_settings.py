@@ -3,6 +3,7 @@ declared version that refuses a cache only when its pixels would differ."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -149,3 +150,12 @@ def test_a_model_and_its_data_are_compared_as_settings():
     check_same_preprocessing(model, {**model, "modalities": ["mg"], "preprocessing_version": "old-hash"}, "x")
     with pytest.raises(CacheMismatchError, match=r"x: .*keep_aspect: model False, data True"):
         check_same_preprocessing(model, PreprocessingSettings(size=(64, 48), keep_aspect=True), "x")
+
+
+def test_transform_options_are_the_recorded_settings_preprocess_transforms_takes():
+    """One field list: the options are the record's values, for every recorded setting the transforms take."""
+    settings = PreprocessingSettings(size=(96, 72), crop=True, intensity="percentile", modalities=None, patch_size=48)
+    options, record = settings.transform_options(), settings.to_record()
+    assert options == {k: record[k] for k in options}
+    assert set(options) == set(record) & set(inspect.signature(preprocess_transforms).parameters)
+    assert preprocess_transforms(**options) is not None

@@ -85,5 +85,7 @@ def test_nan_validation_outputs_are_one_line_naming_the_divergence(tmp_path):
     with pytest.raises(ValueError) as raised:
         _validate(evaluator, 1)
     message = describe_error(raised.value)
-    assert message == "ValueError: the network's validation outputs contain NaN (diverged?): 4 of 4 images, epoch 1"
+    assert (
+        message == "ValueError: the network's validation outputs contain NaN or inf (diverged?): 4 of 4 images, epoch 1"
+    )
     assert not (tmp_path / "plots" / "roc.png").exists()
