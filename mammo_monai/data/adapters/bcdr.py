@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name
-from mammo_monai.data.adapters.lesion_shapes import outline_geometry
+from mammo_monai.data.adapters.geometry import outline_geometry
 
 IMG_REQUIRED = ["patient_id", "study_id", "image_filename", "image_type_name"]
 OUTLINE_REQUIRED = ["image_filename", "lw_x_points", "lw_y_points", "classification"]
@@ -88,7 +88,7 @@ def _outlines(path: Path | None, errors: list[dict[str, str]]) -> tuple[dict[str
         try:
             cols = np.array(row["lw_x_points"].split(), float)
             rows = np.array(row["lw_y_points"].split(), float)
-            geometry = outline_geometry(cols, rows) if len(cols) == len(rows) and len(cols) else None
+            geometry = outline_geometry(rows=rows, cols=cols) if len(cols) == len(rows) and len(cols) else None
         except ValueError:
             geometry = None
         if geometry is None:

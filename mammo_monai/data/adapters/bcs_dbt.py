@@ -28,7 +28,7 @@ import pandas as pd
 from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name
 from mammo_monai.data.adapters.dbt_slices import frame_count, was_turned, write_slice
 from mammo_monai.data.adapters.derived_images import derived_dir, is_fresh
-from mammo_monai.data.adapters.lesion_shapes import box_geometry
+from mammo_monai.data.adapters.geometry import sized_box_geometry
 from mammo_monai.io.errors import MammogramError
 
 KEY = ["PatientID", "StudyUID", "View"]
@@ -267,7 +267,7 @@ def _view_images(
                     "lesion_type": "mass",
                     "pathology": _PATHOLOGY[str(box["Class"]).strip().lower()],
                     "mask": "",
-                    **box_geometry(y, x, h, w),
+                    **sized_box_geometry(top=y, left=x, height=h, width=w),
                     "architectural_distortion": str(box.get("AD", "")).strip() in ("1", "1.0", "True"),
                 }
             )

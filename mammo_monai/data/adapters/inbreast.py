@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
+from mammo_monai.data.adapters.geometry import outline_geometry
 
 _NAME = re.compile(r"^(\d+)_([0-9a-f]+)_MG_([LR])_([A-Z]+)_ANON$", re.I)
 _POINT = re.compile(r"\(\s*([-\d.]+)\s*,\s*([-\d.]+)")
@@ -43,7 +44,8 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
     Patient: the hash in the file name (INbreast's study key). Lesions from ``AllXML/<id>.xml``:
     Mass -> mass, Calcification/Cluster -> calc, others skipped; pathology follows the image's
     Bi-Rads (INbreast gives no per-lesion pathology); centre = mean of the outline points,
-    radius = the farthest point (at least 3 px for single-point calcifications). A broken XML keeps
+    radius = the farthest point (at least 3 px for single-point calcifications), bounding box in the box
+    columns (:mod:`~mammo_monai.data.adapters.geometry`). A broken XML keeps
     its image (label from Bi-Rads) without lesions, reported.
 
     Raises:
@@ -100,17 +102,13 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
             kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
             if kind is None:
                 continue
-            center = roi["points"].mean(0)
-            radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
             lesions.append(
                 {
                     "image_id": file_id,
                     "image": str(dcm),
                     "lesion_type": kind,
                     "pathology": "malignant" if label else "benign",
-                    "center_row": round(float(center[0]), 1),
-                    "center_col": round(float(center[1]), 1),
-                    "radius": round(radius, 1),
+                    **outline_geometry(rows=roi["points"][:, 0], cols=roi["points"][:, 1]),
                     "mask": "",
                 }
             )

@@ -27,7 +27,7 @@ from typing import Any
 import pydicom
 
 from mammo_monai.data.adapters.base import AdapterResult, safe_name
-from mammo_monai.data.adapters.lesion_shapes import corners_geometry
+from mammo_monai.data.adapters.geometry import box_geometry
 
 IUID = re.compile(r"^\d+(\.\d+)+$")
 PATHOLOGY_EVENTS = ("SURGERY", "BIOPSYWIDE", "BIOPSYFINE")
@@ -101,7 +101,7 @@ def _lesion(mark: dict[str, Any], malignant: bool) -> dict[str, Any] | None:
     )
     if kind is None:
         return None
-    geometry = corners_geometry(*(float(mark[k]) for k in ("X1", "Y1", "X2", "Y2")))
+    geometry = box_geometry(row0=mark["Y1"], col0=mark["X1"], row1=mark["Y2"], col1=mark["X2"])
     return {
         "lesion_type": kind,
         "pathology": "malignant" if malignant else "benign",
