@@ -4,12 +4,14 @@ images.csv: image, patient_id, laterality (L/R), view, label (0/1: any malignant
 dataset, split (train/val/test), plus image_id (a unique file-name-safe name) and optional
 columns (exam, source, breast_mask, flipped, ...).
 lesions.csv: image_id, image, lesion_type (mass/calc), pathology (malignant/benign), and geometry in
-the ORIGINAL image's pixels, rows from the top: center_row, center_col, radius and/or mask.
+the ORIGINAL image's pixels, rows from the top: center_row, center_col, radius and/or mask; optional
+box columns (BOX_COLUMNS) where the dataset gave a box or an outline.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +20,10 @@ from mammo_monai.io.atomic import write_csv
 
 IMAGE_COLUMNS = ["image_id", "image", "patient_id", "laterality", "view", "label", "dataset", "split"]
 LESION_COLUMNS = ["image_id", "image", "lesion_type", "pathology", "center_row", "center_col", "radius", "mask"]
+#: optional lesion columns, written after LESION_COLUMNS: the box a dataset gave (or an outline's bounding
+#: box) in the ORIGINAL image's pixels, rows from the top, edges as the dataset counts them; one layout for
+#: every adapter (mammo_monai.data.adapters.geometry), empty for a lesion without a box
+BOX_COLUMNS = ["box_row0", "box_col0", "box_row1", "box_col1"]
 LATERALITIES = {"L", "R"}
 SPLITS = {"train", "val", "test"}
 LESION_TYPES = {"mass", "calc"}
@@ -117,12 +123,21 @@ def validate(
         raise ManifestError(where, problems)
 
 
+def lesion_columns(present: Iterable[str]) -> list[str]:
+    """The lesion table's column order: :data:`LESION_COLUMNS` (all of them), then :data:`BOX_COLUMNS` when
+    any of them is ``present``, then the other ``present`` columns in their order."""
+    present = list(present)
+    first = LESION_COLUMNS + (BOX_COLUMNS if set(BOX_COLUMNS) & set(present) else [])
+    return first + [c for c in present if c not in first]
+
+
 def write_manifest(out_dir: str | os.PathLike, images: pd.DataFrame, lesions: pd.DataFrame) -> None:
-    """Write ``images.csv`` and ``lesions.csv`` (contract columns first) through temporary files."""
+    """Write ``images.csv`` and ``lesions.csv`` (contract columns first, then the box columns when any
+    lesion has them) through temporary files."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = images[IMAGE_COLUMNS + [c for c in images.columns if c not in IMAGE_COLUMNS]]
-    lesions = lesions.reindex(columns=LESION_COLUMNS + [c for c in lesions.columns if c not in LESION_COLUMNS])
+    lesions = lesions.reindex(columns=lesion_columns(lesions.columns))
     write_csv(images, out / "images.csv")
     write_csv(lesions, out / "lesions.csv")
 

@@ -46,6 +46,15 @@ def _write_tiff(path: Path, img: np.ndarray, film: bool) -> None:
     Image.fromarray(pixels).save(path)
 
 
+def _outline_line(image: tuple, n: int, cols: np.ndarray, rows: np.ndarray, kind: str, malignant: bool) -> str:
+    """One row of the outlines table: the ``n``-th outline of ``image`` = (patient, study, image type id,
+    file name, density); points as space-separated whole pixels; age and density as in the images table."""
+    pid, study, type_id, file_name, density = image
+    flags = [int(kind == "mass"), 0, int(kind != "mass"), 0, 0, 0]
+    values = [pid, study, 1, n + 1, n + 1, type_id + 1, file_name, " ".join(map(str, cols)), " ".join(map(str, rows))]
+    return _line([*values, 1, *flags, 50 + pid, density, "Malign" if malignant else "Benign"])
+
+
 def _write_set(
     root: Path, name: str, patients: list[int], rng: np.random.Generator, size: tuple[int, int], truth: dict
 ) -> None:
@@ -78,26 +87,8 @@ def _write_set(
             )
             for n, d in enumerate(drawn):
                 cols, rows = d.outline()
-                flags = [int(kind == "mass"), 0, int(kind != "mass"), 0, 0, 0]
                 outline_lines.append(
-                    _line(
-                        [
-                            pid,
-                            study,
-                            1,
-                            n + 1,
-                            n + 1,
-                            type_id + 1,
-                            file_name,
-                            " ".join(map(str, cols)),
-                            " ".join(map(str, rows)),
-                            1,
-                            *flags,
-                            50 + pid,
-                            density,
-                            "Malign" if malignant else "Benign",
-                        ]
-                    )
+                    _outline_line((pid, study, type_id, file_name, density), n, cols, rows, kind, malignant)
                 )
                 truth["lesions"].append(
                     {

@@ -144,6 +144,12 @@ def make_bcs_dbt_tree(
                     "frames": frames,
                 }
             )
+    _write_tables(root, tables)
+    return {"views": truth, "patients": patients}
+
+
+def _write_tables(root: Path, tables: dict[str, dict[str, list]]) -> None:
+    """The file-paths, labels and boxes tables of every set (``-v2`` names), as TCIA ships them."""
     for split, t in tables.items():
         for kind, header in (("paths", PATH_COLUMNS), ("labels", LABEL_COLUMNS), ("boxes", BOX_COLUMNS)):
             name = {"paths": "file-paths", "labels": "labels", "boxes": "boxes"}[kind]
@@ -152,4 +158,3 @@ def make_bcs_dbt_tree(
                 rows = [r[:-1] for r in rows]
             with open(root / f"BCS-DBT {name}-{split}-v2.csv", "w", newline="") as fh:
                 csv.writer(fh).writerows(rows)
-    return {"views": truth, "patients": patients}

@@ -171,8 +171,10 @@ def make_patient(root: Path, seed: int, index: int, opts: SynthOptions) -> list[
     return [copy for r in rows for copy in ([r, dict(r)] if twice.random() < opts.p_duplicate_row else [r])]
 
 
-def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits=None) -> list[dict[str, Any]]:
-    # splits: {kind: split} of every table that lists this film (default {kind: split}); specs carry their kind
+def _film(
+    rng: np.random.Generator, opts: SynthOptions, side: str, view: str, density: int, specs: list[dict]
+) -> tuple[np.ndarray, np.ndarray, bool, tuple | None, list[Lesion]]:
+    """Draw one film: (display pixels, stored pixels, MONOCHROME1?, VOI window or None, its lesions)."""
     img, region, lesions = _render(rng, opts, view, density, specs)
     if side == "RIGHT":  # stored with the chest wall on the right, as in CBIS-DDSM
         img, region = img[:, ::-1].copy(), region[:, ::-1].copy()
@@ -200,6 +202,14 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
             65536 * rng.uniform(1.0, 1.1),
             "LINEAR" if rng.random() < 0.8 else "LINEAR_EXACT",
         )
+    return display, stored, mono1, window, lesions
+
+
+def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, splits=None) -> list[dict[str, Any]]:
+    """Write one film (its full-image DICOM under the case folder of every table that lists it, and an
+    ROI mask and crop per abnormality); return its CSV rows. ``splits``: {kind: split} of every table
+    that lists the film (default ``{kind: split}``); ``specs`` carry their kind."""
+    display, stored, mono1, window, lesions = _film(rng, opts, side, view, density, specs)
     splits = splits or {kind: split}
     folders = {k: _case_folder(k, s, pid, side, view) for k, s in splits.items()}
     study, series = make_uid(pid, side, view, "study"), make_uid(pid, side, view, "series")
@@ -220,78 +230,92 @@ def _write_view(root, rng, opts, kind, split, pid, side, view, density, specs, s
         save_dataset(ds, root / folder / d_study / d_series / "1-1.dcm", codec)
     rows = []
     for k, (spec, les) in enumerate(zip(specs, lesions), start=1):
-        kind = spec["kind"]
-        folder, split = folders[kind], splits[kind]
-        roi_folder = f"{folder}_{k}"
-        r_study, r_series = make_uid(pid, side, view, k, "roi-study"), make_uid(pid, side, view, k, "roi-series")
-        mask = les.mask.astype(np.uint8) * 255
-        if rng.random() < opts.p_mask_off:  # real CBIS masks are sometimes a few pixels off
-            dr, dc = (int(x) for x in rng.integers(-4, 5, 2))
-            mask = np.pad(mask, ((0, max(dr, 0)), (0, max(dc, 0))))[
-                : mask.shape[0] + min(dr, 0) or None, : mask.shape[1] + min(dc, 0) or None
-            ]
-        rr, cc = np.nonzero(les.mask)
-        pad = int(0.2 * (rr.max() - rr.min())) + 8
-        crop = display[max(0, rr.min() - pad) : rr.max() + pad, max(0, cc.min() - pad) : cc.max() + pad]
-        d_rstudy, d_rseries = _tcia_dirs(rng, "ROI mask images")
-        names = ["1-1.dcm", "1-2.dcm"] if rng.random() < 0.5 else ["1-2.dcm", "1-1.dcm"]
-        roi_dir = root / roi_folder / d_rstudy / d_rseries
-        save_dataset(
-            build_dataset(
-                mask,
-                laterality=side[0],
-                view=view,
-                patient_id=roi_folder,
-                study_uid=r_study,
-                series_uid=r_series,
-                series_description="ROI mask images",
-                sop_uid=make_uid(pid, side, view, k, "mask"),
-            ),
-            roi_dir / names[0],
-        )
-        save_dataset(
-            build_dataset(
-                np.ascontiguousarray(crop),
-                laterality=side[0],
-                view=view,
-                patient_id=roi_folder,
-                study_uid=r_study,
-                series_uid=r_series,
-                series_description="cropped images",
-                sop_uid=make_uid(pid, side, view, k, "crop"),
-            ),
-            roi_dir / names[1],
-        )
-        shapes, dists = DESCRIPTORS[(kind, spec["malignant_look"])]
-        malignant = spec["pathology"] == "MALIGNANT"
-        # old-layout paths as in the CSVs; calc files put the crop at 000001, mass files the mask
-        crop_n, mask_n = ("000001", "000000") if kind == "calcification" else ("000000", "000001")
-        crop_path = f"{roi_folder}/{r_study}/{r_series}/{crop_n}.dcm"
-        mask_path = f"{roi_folder}/{r_study}/{r_series}/{mask_n}.dcm"
-        if kind == "calcification":
-            crop_path += "\n"
-        else:
-            mask_path += "\n"
-        rows.append(
-            {
-                "_csv": CSV_NAMES[(kind, split)],
-                "patient_id": pid,
-                DENSITY_COLUMN[kind]: density,
-                "left or right breast": side,
-                "image view": view,
-                "abnormality id": k,
-                "abnormality type": kind,
-                HEADERS[kind][6]: shapes[int(rng.integers(len(shapes)))],
-                HEADERS[kind][7]: dists[int(rng.integers(len(dists)))],
-                "assessment": int(rng.integers(4, 6)) if malignant else int(rng.integers(2, 5)),
-                "pathology": spec["pathology"],
-                "subtlety": spec["subtlety"],
-                "image file path": f"{folder}/{study}/{series}/000000.dcm",
-                "cropped image file path": crop_path,
-                "ROI mask file path": mask_path,
-            }
-        )
+        folder = folders[spec["kind"]]
+        roi_uids = _write_roi(root / f"{folder}_{k}", rng, opts, les, display, (pid, side, view, k))
+        uids = (study, series, *roi_uids)
+        rows.append(_csv_row(rng, spec, (pid, side, view, k), density, splits[spec["kind"]], folder, uids))
     return rows
+
+
+def _write_roi(
+    case: Path, rng: np.random.Generator, opts: SynthOptions, les: Lesion, display: np.ndarray, key: tuple
+) -> tuple[str, str]:
+    """Write one abnormality's ROI mask (sometimes a few pixels off) and crop, in a random order of
+    ``1-1.dcm``/``1-2.dcm``, under ``case`` (``<case folder>_<abnormality id>``); return their study and
+    series UIDs. ``key``: (patient, side, view, abnormality id)."""
+    pid, side, view, k = key
+    r_study, r_series = make_uid(pid, side, view, k, "roi-study"), make_uid(pid, side, view, k, "roi-series")
+    mask = les.mask.astype(np.uint8) * 255
+    if rng.random() < opts.p_mask_off:  # real CBIS masks are sometimes a few pixels off
+        dr, dc = (int(x) for x in rng.integers(-4, 5, 2))
+        mask = np.pad(mask, ((0, max(dr, 0)), (0, max(dc, 0))))[
+            : mask.shape[0] + min(dr, 0) or None, : mask.shape[1] + min(dc, 0) or None
+        ]
+    rr, cc = np.nonzero(les.mask)
+    pad = int(0.2 * (rr.max() - rr.min())) + 8
+    crop = display[max(0, rr.min() - pad) : rr.max() + pad, max(0, cc.min() - pad) : cc.max() + pad]
+    d_rstudy, d_rseries = _tcia_dirs(rng, "ROI mask images")
+    names = ["1-1.dcm", "1-2.dcm"] if rng.random() < 0.5 else ["1-2.dcm", "1-1.dcm"]
+    for pixels, description, role, name in (
+        (mask, "ROI mask images", "mask", names[0]),
+        (np.ascontiguousarray(crop), "cropped images", "crop", names[1]),
+    ):
+        ds = build_dataset(
+            pixels,
+            laterality=side[0],
+            view=view,
+            patient_id=case.name,
+            study_uid=r_study,
+            series_uid=r_series,
+            series_description=description,
+            sop_uid=make_uid(pid, side, view, k, role),
+        )
+        save_dataset(ds, case / d_rstudy / d_rseries / name)
+    return r_study, r_series
+
+
+def _csv_row(
+    rng: np.random.Generator,
+    spec: dict[str, Any],
+    key: tuple,
+    density: int,
+    split: str,
+    folder: str,
+    uids: tuple[str, str, str, str],
+) -> dict[str, Any]:
+    """One abnormality's row of its description CSV (target CSV under ``_csv``), with descriptors drawn
+    for its look and the old-layout file paths the real CSVs carry. ``key``: (patient, side, view, id);
+    ``folder``: the film's case folder; ``uids``: the film's study and series, then its ROI's."""
+    pid, side, view, k = key
+    kind = spec["kind"]
+    shapes, dists = DESCRIPTORS[(kind, spec["malignant_look"])]
+    malignant = spec["pathology"] == "MALIGNANT"
+    # old-layout paths as in the CSVs; calc files put the crop at 000001, mass files the mask
+    study, series, r_study, r_series = uids
+    crop_n, mask_n = ("000001", "000000") if kind == "calcification" else ("000000", "000001")
+    crop_path = f"{folder}_{k}/{r_study}/{r_series}/{crop_n}.dcm"
+    mask_path = f"{folder}_{k}/{r_study}/{r_series}/{mask_n}.dcm"
+    if kind == "calcification":
+        crop_path += "\n"
+    else:
+        mask_path += "\n"
+    return {
+        "_csv": CSV_NAMES[(kind, split)],
+        "patient_id": pid,
+        DENSITY_COLUMN[kind]: density,
+        "left or right breast": side,
+        "image view": view,
+        "abnormality id": k,
+        "abnormality type": kind,
+        HEADERS[kind][6]: shapes[int(rng.integers(len(shapes)))],
+        HEADERS[kind][7]: dists[int(rng.integers(len(dists)))],
+        "assessment": int(rng.integers(4, 6)) if malignant else int(rng.integers(2, 5)),
+        "pathology": spec["pathology"],
+        "subtlety": spec["subtlety"],
+        "image file path": f"{folder}/{study}/{series}/000000.dcm",
+        "cropped image file path": crop_path,
+        "ROI mask file path": mask_path,
+    }
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, Any]]) -> None:

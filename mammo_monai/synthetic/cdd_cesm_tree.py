@@ -94,6 +94,26 @@ def _via_row(filename: str, path: Path, drawn: list, ellipse: bool) -> tuple[dic
     return row, {"box": box, "shape": shape["name"]}
 
 
+def _table_row(rng: np.random.Generator, name: str, key: tuple, cls: str, findings: str) -> dict[str, Any]:
+    """One row of the annotation table; ``key``: (patient, side, view, type). Patient 1's CC names carry
+    a trailing space (a quirk of the real table)."""
+    p, side, view, kind_code = key
+    return {
+        "Image_name": name + (" " if p == 1 and view == "CC" else ""),
+        "Patient_ID": p,
+        "Side": side,
+        "Type": kind_code,
+        "Age": int(rng.integers(30, 75)),
+        "Breast density (ACR)": str(rng.choice(list("ABCD"))),
+        "BIRADS": {"Malignant": 5, "Benign": 2, "Normal": 1}[cls],
+        "Findings": findings,
+        "View": view,
+        "Tags": "",
+        "Machine": "synthetic",
+        "Pathology Classification/ Follow up": cls,
+    }
+
+
 def make_cdd_cesm_tree(
     root: str | os.PathLike, patients: int = 4, seed: int = 0, size: tuple[int, int] = (256, 200)
 ) -> dict[str, Any]:
@@ -122,20 +142,7 @@ def make_cdd_cesm_tree(
                     shown = img if kind_code == "DM" else np.clip(0.6 * img**2, 0, 1)
                     path = base / FOLDERS[kind_code] / f"{name}.jpg"
                     _save_jpeg(shown, path)
-                    row = {
-                        "Image_name": name + (" " if p == 1 and view == "CC" else ""),
-                        "Patient_ID": p,
-                        "Side": side,
-                        "Type": kind_code,
-                        "Age": int(rng.integers(30, 75)),
-                        "Breast density (ACR)": str(rng.choice(list("ABCD"))),
-                        "BIRADS": {"Malignant": 5, "Benign": 2, "Normal": 1}[cls],
-                        "Findings": findings,
-                        "View": view,
-                        "Tags": "",
-                        "Machine": "synthetic",
-                        "Pathology Classification/ Follow up": cls,
-                    }
+                    row = _table_row(rng, name, (p, side, view, kind_code), cls, findings)
                     rows.append(row)
                     if kind and p == 1:  # a second finding row for the same image
                         rows.append({**row, "Findings": "skin thickening"})

@@ -99,6 +99,52 @@ def _write_dicom(path: Path, img: np.ndarray, side: str, view: str, empi: str) -
     save_dataset(ds, path)
 
 
+def _write_view(
+    root: Path, rng: np.random.Generator, size: tuple[int, int], exam: tuple, spec: tuple, two_rois: bool
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Write one image of an exam; return its metadata row, its truth row and its lesions' truth.
+
+    ``exam``: (empi, acc, study UID, series UID, findings); ``spec``: (side, view, image type, spot_mag);
+    ``two_rois``: draw two lesions (match levels 1 and 2) instead of one."""
+    empi, acc, study, series, findings = exam
+    side, view, image_type, spot = spec
+    kind = next((f[2] for k, f in findings.items() if k in (side, "B") and f[2]), None)
+    img, drawn = render_view(rng, size, view, side, [(kind, True)] * (2 if two_rois else 1) if kind else [])
+    name = f"{generate_uid(entropy_srcs=[acc, side, view, image_type, str(spot)])}.dcm"
+    rel = Path("cohort_1") / empi / study / series / name
+    path = root / "images" / rel
+    _write_dicom(path, img, side, view, empi)
+    boxes = [d.box for d in drawn]
+    levels = [1, 2][: len(boxes)]
+    metadata = {
+        "empi_anon": empi,
+        "acc_anon": acc,
+        "anon_dicom_path": f"{SITE_PREFIX}/{rel.as_posix()}",
+        "FinalImageType": image_type,
+        "ImageLateralityFinal": side,
+        "ViewPosition": view,
+        "spot_mag": spot,
+        "num_roi": len(boxes),
+        "ROI_coords": _nested(boxes),
+        "match_level": _nested(levels),
+    }
+    label, source = _label(findings, side)
+    image = {
+        "anon_dicom_path": metadata["anon_dicom_path"],
+        "path": str(path),
+        "patient_id": empi,
+        "exam": acc,
+        "laterality": side,
+        "view": view,
+        "image_type": image_type,
+        "spot_mag": spot,
+        "label": label,
+        "label_source": source,
+    }
+    lesions = [{"path": str(path), "box": b, "match_level": lv, "kind": kind} for b, lv in zip(boxes, levels)]
+    return metadata, image, lesions
+
+
 def make_embed_tree(
     root: str | os.PathLike, patients: int = 4, seed: int = 0, size: tuple[int, int] = (256, 200)
 ) -> dict[str, Any]:
@@ -125,50 +171,13 @@ def make_embed_tree(
         if i % len(EXAMS) == 2:
             views += [("L", "CC", "cview", 0), ("L", "CC", "2D", 1)]
         for side, view, image_type, spot in views:
-            kind = next((f[2] for k, f in findings.items() if k in (side, "B") and f[2]), None)
             two = i % len(EXAMS) == 2 and view == "CC" and image_type == "2D" and not spot
-            img, drawn = render_view(rng, size, view, side, [(kind, True)] * (2 if two else 1) if kind else [])
-            rel = (
-                Path("cohort_1")
-                / empi
-                / study
-                / series
-                / f"{generate_uid(entropy_srcs=[acc, side, view, image_type, str(spot)])}.dcm"
+            made = _write_view(
+                root, rng, size, (empi, acc, study, series, findings), (side, view, image_type, spot), two
             )
-            path = root / "images" / rel
-            _write_dicom(path, img, side, view, empi)
-            boxes = [d.box for d in drawn]
-            levels = [1, 2][: len(boxes)]
-            metadata.append(
-                {
-                    "empi_anon": empi,
-                    "acc_anon": acc,
-                    "anon_dicom_path": f"{SITE_PREFIX}/{rel.as_posix()}",
-                    "FinalImageType": image_type,
-                    "ImageLateralityFinal": side,
-                    "ViewPosition": view,
-                    "spot_mag": spot,
-                    "num_roi": len(boxes),
-                    "ROI_coords": _nested(boxes),
-                    "match_level": _nested(levels),
-                }
-            )
-            label, source = _label(findings, side)
-            images.append(
-                {
-                    "anon_dicom_path": metadata[-1]["anon_dicom_path"],
-                    "path": str(path),
-                    "patient_id": empi,
-                    "exam": acc,
-                    "laterality": side,
-                    "view": view,
-                    "image_type": image_type,
-                    "spot_mag": spot,
-                    "label": label,
-                    "label_source": source,
-                }
-            )
-            lesions += [{"path": str(path), "box": b, "match_level": lv, "kind": kind} for b, lv in zip(boxes, levels)]
+            metadata.append(made[0])
+            images.append(made[1])
+            lesions += made[2]
     write_csv(pd.DataFrame(clinical, columns=CLINICAL_COLUMNS), root / "tables" / "EMBED_OpenData_clinical.csv")
     write_csv(pd.DataFrame(metadata, columns=METADATA_COLUMNS), root / "tables" / "EMBED_OpenData_metadata.csv")
     return {"images": images, "lesions": lesions}

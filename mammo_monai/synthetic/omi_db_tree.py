@@ -54,6 +54,26 @@ def _episode(malignant_side: str | None) -> dict[str, Any]:
     }
 
 
+def _marks(drawn: list) -> dict[str, dict[str, Any]]:
+    """The imagedb marks of one image's drawn lesions: corners ``X1, Y1`` (lower left) and ``X2, Y2``
+    (upper right), as the ``omidb`` package names them."""
+    marks = {}
+    for m, d in enumerate(drawn):
+        top, left, h, w = d.box()
+        marks[str(m)] = {
+            "MarkID": m + 1,
+            "X1": left,
+            "Y1": top + h,
+            "X2": left + w,
+            "Y2": top,
+            "Mass": d.kind == "mass" or None,
+            "WithCalcification": d.kind != "mass" or None,
+            "LinkedNBSSLesionNumber": "1",
+            "Conspicuity": "Obvious",
+        }
+    return marks
+
+
 def make_omi_db_tree(
     root: str | os.PathLike, clients: int = 4, seed: int = 0, size: tuple[int, int] = (96, 72)
 ) -> dict[str, Any]:
@@ -77,30 +97,18 @@ def make_omi_db_tree(
                 uid = make_uid("omi-image", seed, c, e, side, view)
                 json_name = f"{uid}.dcm.json" if c == 1 else f"{uid}.json"
                 _write_image(db, client, study, uid, img, side, view, "FOR PRESENTATION", json_name)
-                marks = {}
-                for m, d in enumerate(drawn):
-                    top, left, h, w = d.box()
-                    marks[str(m)] = {
-                        "MarkID": m + 1,
-                        "X1": left,
-                        "Y1": top + h,
-                        "X2": left + w,
-                        "Y2": top,
-                        "Mass": d.kind == "mass" or None,
-                        "WithCalcification": d.kind != "mass" or None,
-                        "LinkedNBSSLesionNumber": "1",
-                        "Conspicuity": "Obvious",
+                marks = _marks(drawn)
+                truth["lesions"] += [
+                    {
+                        "client": client,
+                        "side": side,
+                        "view": view,
+                        "box": d.box(),
+                        "type": "mass" if d.kind == "mass" else "calc",
+                        "pathology": "malignant",
                     }
-                    truth["lesions"].append(
-                        {
-                            "client": client,
-                            "side": side,
-                            "view": view,
-                            "box": (top, left, h, w),
-                            "type": "mass" if d.kind == "mass" else "calc",
-                            "pathology": "malignant",
-                        }
-                    )
+                    for d in drawn
+                ]
                 entries[uid] = marks or None
                 truth["images"].append(
                     {

@@ -64,7 +64,12 @@ def test_outline_geometry_in_original_pixels(tree):
             cols.mean(), abs=0.05
         )
         assert got["radius"] >= np.hypot(rows - rows.mean(), cols - cols.mean()).max() - 0.05
-        assert (got["box_top"], got["box_left"]) == (rows.min(), cols.min())
+        assert (got["box_row0"], got["box_col0"], got["box_row1"], got["box_col1"]) == (
+            rows.min(),
+            cols.min(),
+            rows.max(),
+            cols.max(),
+        )
 
 
 def test_patients_grouped_and_no_official_split(tree):

@@ -28,6 +28,12 @@ def _load(root, tmp_path, **kw):
     return load_bcs_dbt(root, slice_dir=tmp_path / "slices", **kw)
 
 
+def _edges(box):
+    """The generator's (top, left, height, width) as the manifest's box (row0, col0, row1, col1)."""
+    top, left, h, w = map(float, box)
+    return top, left, top + h, left + w
+
+
 def _copy(tree, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(tree[0], root)
@@ -67,17 +73,17 @@ def test_boxes_apply_to_the_derived_slice_turned_to_the_reference_frame(tree, tm
     )
     got = {
         (r.patient_id, f"{r.laterality.lower()}{r.view.lower()}", r.slice): (
-            r.box_top,
-            r.box_left,
-            r.box_height,
-            r.box_width,
+            r.box_row0,
+            r.box_col0,
+            r.box_row1,
+            r.box_col1,
             r.pathology,
             r.turned,
         )
         for r in lesions.itertuples()
     }
     want = {
-        (v["PatientID"], v["View"], b["slice"]): (*map(float, b["box"]), b["pathology"], v["turned"])
+        (v["PatientID"], v["View"], b["slice"]): (*_edges(b["box"]), b["pathology"], v["turned"])
         for v in truth["views"]
         for b in v["boxes"]
     }
@@ -156,8 +162,7 @@ def test_each_box_frames_its_lesion_in_the_derived_slice(tree, tmp_path):
         other = pydicom.dcmread(row["source_volume"]).pixel_array[(row["slice"] + 1) % row["slices"]].astype(float)
         change = np.abs(slice_ - (other[::-1, ::-1] if row["turned"] else other))  # no lesion on the next slice
         inside = np.zeros(change.shape, bool)
-        top, left = int(les.box_top), int(les.box_left)
-        inside[top : top + int(les.box_height), left : left + int(les.box_width)] = True
+        inside[int(les.box_row0) : int(les.box_row1), int(les.box_col0) : int(les.box_col1)] = True
         assert change[inside].mean() > 5 * change[~inside].mean()
 
 

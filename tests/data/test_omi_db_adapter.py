@@ -21,6 +21,12 @@ def tree(tmp_path_factory):
     return root, make_omi_db_tree(root, clients=4, seed=5)
 
 
+def _edges(box):
+    """The generator's (top, left, height, width) as the manifest's box (row0, col0, row1, col1)."""
+    top, left, h, w = map(float, box)
+    return top, left, top + h, left + w
+
+
 def _copy(tree, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(tree[0], root)
@@ -53,18 +59,17 @@ def test_mark_boxes_in_image_pixels(tree):
             r.patient_id,
             r.laterality,
             r.view,
-            (r.box_top, r.box_left, r.box_height, r.box_width),
+            (r.box_row0, r.box_col0, r.box_row1, r.box_col1),
             r.lesion_type,
             r.pathology,
         )
         for r in les.itertuples()
     )
     want = sorted(
-        (t["client"], t["side"], t["view"], tuple(map(float, t["box"])), t["type"], t["pathology"])
-        for t in truth["lesions"]
+        (t["client"], t["side"], t["view"], _edges(t["box"]), t["type"], t["pathology"]) for t in truth["lesions"]
     )
     assert got == want and len(want) > 0
-    assert (les["center_row"] == les["box_top"] + les["box_height"] / 2).all()
+    assert (les["center_row"] == (les["box_row0"] + les["box_row1"]) / 2).all()
 
 
 def test_patient_is_the_client(tree):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from mammo_monai.data.manifest import IMAGE_COLUMNS, LESION_COLUMNS
+from mammo_monai.data.manifest import IMAGE_COLUMNS, lesion_columns
 from mammo_monai.io.walk import walk_files  # noqa: F401  (re-exported for the adapters)
 
 
@@ -39,15 +39,13 @@ class AdapterResult:
         errors: list[dict[str, str]],
         truth_rows: int | None = None,
     ) -> AdapterResult:
-        """Build a result with the contract columns first (missing ones added empty)."""
+        """Build a result with the contract columns first (missing ones added empty), lesions' box columns next."""
         img = pd.DataFrame(images)
         img = img.reindex(columns=IMAGE_COLUMNS + [c for c in img.columns if c not in IMAGE_COLUMNS]).reset_index(
             drop=True
         )
         les = pd.DataFrame(lesions)
-        les = les.reindex(columns=LESION_COLUMNS + [c for c in les.columns if c not in LESION_COLUMNS]).reset_index(
-            drop=True
-        )
+        les = les.reindex(columns=lesion_columns(les.columns)).reset_index(drop=True)
         return cls(img, les, errors, None if truth_rows is None else int(truth_rows))
 
 

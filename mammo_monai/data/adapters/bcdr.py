@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name
-from mammo_monai.data.adapters.lesion_shapes import outline_geometry
+from mammo_monai.data.adapters.geometry import outline_geometry
 
 IMG_REQUIRED = ["patient_id", "study_id", "image_filename", "image_type_name"]
 OUTLINE_REQUIRED = ["image_filename", "lw_x_points", "lw_y_points", "classification"]
@@ -88,7 +88,7 @@ def _outlines(path: Path | None, errors: list[dict[str, str]]) -> tuple[dict[str
         try:
             cols = np.array(row["lw_x_points"].split(), float)
             rows = np.array(row["lw_y_points"].split(), float)
-            geometry = outline_geometry(cols, rows) if len(cols) == len(rows) and len(cols) else None
+            geometry = outline_geometry(rows=rows, cols=cols) if len(cols) == len(rows) and len(cols) else None
         except ValueError:
             geometry = None
         if geometry is None:
@@ -125,57 +125,67 @@ def load_bcdr(root: str | os.PathLike) -> AdapterResult:
     errors: list[dict[str, str]] = []
     truth_rows = 0
     for name, img_path, outline_path in sets:
-        table = _read(img_path, IMG_REQUIRED)
-        truth_rows += len(table)
-        outlines, unknown = _outlines(outline_path, errors)
-        source = "bcdr: any outline classified Malign = 1, else 0" if outline_path else "bcdr normal set: 0"
-        for row in table.to_dict("records"):
-            file_name = row["image_filename"]
-            where = f"{img_path.name}: {file_name}"
-            side_view = _side_view(row["image_type_name"])
-            if side_view is None:
-                errors.append({"file": where, "reason": f"unknown image_type_name {row['image_type_name']!r}; skipped"})
-                continue
-            if file_name in unknown:
-                continue
-            path = img_path.parent / file_name
-            if not path.is_file():
-                errors.append({"file": str(path), "reason": f"listed in {img_path.name} but not found; skipped"})
-                continue
-            found = outlines.get(file_name, [])
-            image_id = safe_name(f"{name}_{Path(file_name).stem}")
-            images.append(
-                {
-                    "image_id": image_id,
-                    "image": str(path),
-                    "patient_id": row["patient_id"],
-                    "laterality": side_view[0],
-                    "view": side_view[1],
-                    "label": int(any(o["pathology"] == "malignant" for o in found)),
-                    "dataset": "bcdr",
-                    "split": "",
-                    "label_source": source,
-                    "bcdr_set": name,
-                    "acquisition": "film" if name.startswith("BCDR-F") else "digital",
-                    "density": row.get("density", ""),
-                }
-            )
-            for o in found:
-                if o["type"] is None:
-                    continue
-                geometry = o["geometry"] or {
-                    "center_row": float("nan"),
-                    "center_col": float("nan"),
-                    "radius": float("nan"),
-                }
-                lesions.append(
-                    {
-                        "image_id": image_id,
-                        "image": str(path),
-                        "lesion_type": o["type"],
-                        "pathology": o["pathology"],
-                        "mask": "",
-                        **geometry,
-                    }
-                )
+        truth_rows += _read_set(name, img_path, outline_path, images, lesions, errors)
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=truth_rows)
+
+
+def _read_set(
+    name: str,
+    img_path: Path,
+    outline_path: Path | None,
+    images: list[dict[str, Any]],
+    lesions: list[dict[str, Any]],
+    errors: list[dict[str, str]],
+) -> int:
+    """Add set ``name``'s images and lesions to ``images`` and ``lesions`` (problems to ``errors``);
+    return the number of rows of its images table."""
+    table = _read(img_path, IMG_REQUIRED)
+    outlines, unknown = _outlines(outline_path, errors)
+    source = "bcdr: any outline classified Malign = 1, else 0" if outline_path else "bcdr normal set: 0"
+    for row in table.to_dict("records"):
+        file_name = row["image_filename"]
+        side_view = _side_view(row["image_type_name"])
+        if side_view is None:
+            where = f"{img_path.name}: {file_name}"
+            errors.append({"file": where, "reason": f"unknown image_type_name {row['image_type_name']!r}; skipped"})
+            continue
+        if file_name in unknown:
+            continue
+        path = img_path.parent / file_name
+        if not path.is_file():
+            errors.append({"file": str(path), "reason": f"listed in {img_path.name} but not found; skipped"})
+            continue
+        found = outlines.get(file_name, [])
+        image_id = safe_name(f"{name}_{Path(file_name).stem}")
+        images.append(
+            {
+                "image_id": image_id,
+                "image": str(path),
+                "patient_id": row["patient_id"],
+                "laterality": side_view[0],
+                "view": side_view[1],
+                "label": int(any(o["pathology"] == "malignant" for o in found)),
+                "dataset": "bcdr",
+                "split": "",
+                "label_source": source,
+                "bcdr_set": name,
+                "acquisition": "film" if name.startswith("BCDR-F") else "digital",
+                "density": row.get("density", ""),
+            }
+        )
+        lesions += [_lesion(image_id, path, o) for o in found if o["type"] is not None]
+    return len(table)
+
+
+def _lesion(image_id: str, path: Path, outline: dict[str, Any]) -> dict[str, Any]:
+    """The lesion row of one outline (NaN geometry when its points were unreadable)."""
+    nan = float("nan")
+    geometry = outline["geometry"] or {"center_row": nan, "center_col": nan, "radius": nan}
+    return {
+        "image_id": image_id,
+        "image": str(path),
+        "lesion_type": outline["type"],
+        "pathology": outline["pathology"],
+        "mask": "",
+        **geometry,
+    }

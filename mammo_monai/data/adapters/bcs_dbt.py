@@ -13,6 +13,14 @@ Views are ``lcc``, ``lmlo``, ``rcc``, ``rmlo``; a view's volume is one multi-fra
 is missing from some sets' boxes table and not needed: the frame count is read from the volume's header.
 Sources: TCIA's collection page, Buda et al. (JAMA Netw Open 2021), the Duke reference code
 (github.com/mazurowski-lab/duke-dbt-data: ``dcmread_image``, ``read_boxes``).
+
+Orientation: the boxes are given in the frame the Duke reference code ``dcmread_image`` shows, which
+turns a volume by 180 degrees when the breast lies on the other side than the view's laterality (the
+side test: first-column sum < last-column sum means right). The derived slice is written in that
+frame (:mod:`.dbt_slices`; ``turned`` column True when it was turned), so the boxes apply to it as
+given and its chest wall is where its laterality says; the manifest's "original pixels" are the
+derived slice's. Laterality and view come from ``View`` (the DICOM header's laterality is wrong for
+some volumes, TCIA notes).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +37,7 @@ import pandas as pd
 from mammo_monai.data.adapters.base import AdapterResult, read_table, safe_name
 from mammo_monai.data.adapters.dbt_slices import frame_count, was_turned, write_slice
 from mammo_monai.data.adapters.derived_images import derived_dir, is_fresh
-from mammo_monai.data.adapters.lesion_shapes import box_geometry
+from mammo_monai.data.adapters.geometry import sized_box_geometry
 from mammo_monai.io.errors import MammogramError
 
 KEY = ["PatientID", "StudyUID", "View"]
@@ -114,13 +123,7 @@ def load_bcs_dbt(
     mass with ``architectural_distortion`` True). A view without boxes gives the slice at
     ``normal_slice`` of its depth (default 0.5: the central slice, ``frames // 2``).
 
-    Orientation: the boxes are given in the frame the Duke reference code ``dcmread_image`` shows, which
-    turns a volume by 180 degrees when the breast lies on the other side than the view's laterality (the
-    side test: first-column sum < last-column sum means right). The derived slice is written in that
-    frame (:mod:`.dbt_slices`; ``turned`` column True when it was turned), so the boxes apply to it as
-    given and its chest wall is where its laterality says; the manifest's "original pixels" are the
-    derived slice's. Laterality and view come from ``View`` (the DICOM header's laterality is wrong for
-    some volumes, TCIA notes).
+    Orientation: the derived slice is turned into the frame the boxes are given in (module docstring).
 
     Derived slices are single-frame DICOMs (:mod:`.dbt_slices`) in ``slice_dir`` (default:
     :func:`~.derived_images.derived_dir`), made once and reused while newer than their volume. Patient:
@@ -145,35 +148,54 @@ def load_bcs_dbt(
     views = pd.concat(sets, ignore_index=True)
     boxes = _read_boxes(tables, errors)
     out_dir = derived_dir("bcs-dbt", root, slice_dir)
-    source = f"bcs-dbt: Cancer=1; Benign, Normal=0; Actionable={'0' if actionable == 'benign' else 'excluded'}"
+    settings = _Settings(root, out_dir, normal_slice, official_split, actionable, path_column)
     images: list[dict[str, Any]] = []
     lesions: list[dict[str, Any]] = []
     for row in views.to_dict("records"):
-        group = _group(pd.Series(row))
-        where = f"{row['labels_file']}: {row['PatientID']} {row['View']}"
-        if group is None:
-            values = {g: row[g] for g in LABEL_GROUPS}
-            errors.append({"file": where, "reason": f"unknown label value(s) {values}: need one 1 among them; skipped"})
-            continue
-        if group == "actionable" and actionable == "exclude":
-            continue
-        volume = _volume(root, row[path_column])
-        if volume is None:
-            errors.append(
-                {
-                    "file": f"{root / row[path_column]}",
-                    "reason": f"listed in {row['paths_file']} but not found; skipped",
-                }
-            )
-            continue
-        try:
-            made = _view_images(row, group, volume, boxes, out_dir, normal_slice, official_split, source, errors)
-        except MammogramError as err:
-            errors.append({"file": str(volume), "reason": f"{err.problem}; skipped"})
-            continue
+        made = _view(row, boxes, settings, errors)
         images += made[0]
         lesions += made[1]
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(views))
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What every view of one :func:`load_bcs_dbt` call shares (its arguments, the slice folder)."""
+
+    root: Path
+    out_dir: Path
+    normal_slice: float
+    official: bool
+    actionable: str
+    path_column: str
+
+    @property
+    def source(self) -> str:
+        """The ``label_source`` written on every image."""
+        return f"bcs-dbt: Cancer=1; Benign, Normal=0; Actionable={'0' if self.actionable == 'benign' else 'excluded'}"
+
+
+def _view(row: dict, boxes: dict, settings: _Settings, errors: list) -> tuple[list[dict], list[dict]]:
+    """The images and lesions of one table row (a view); none, reported, for an unknown label, a missing
+    or unreadable volume, or a bad ``View`` (an excluded ``Actionable`` view: none, not reported)."""
+    group = _group(pd.Series(row))
+    if group is None:
+        values = {g: row[g] for g in LABEL_GROUPS}
+        where = f"{row['labels_file']}: {row['PatientID']} {row['View']}"
+        errors.append({"file": where, "reason": f"unknown label value(s) {values}: need one 1 among them; skipped"})
+        return [], []
+    if group == "actionable" and settings.actionable == "exclude":
+        return [], []
+    volume = _volume(settings.root, row[settings.path_column])
+    if volume is None:
+        listed = f"listed in {row['paths_file']} but not found; skipped"
+        errors.append({"file": f"{settings.root / row[settings.path_column]}", "reason": listed})
+        return [], []
+    try:
+        return _view_images(row, group, volume, boxes, settings, errors)
+    except MammogramError as err:
+        errors.append({"file": str(volume), "reason": f"{err.problem}; skipped"})
+        return [], []
 
 
 def _read_boxes(tables: dict, errors: list[dict[str, str]]) -> dict[tuple[str, str, str], list[dict]]:
@@ -201,15 +223,7 @@ def _read_boxes(tables: dict, errors: list[dict[str, str]]) -> dict[tuple[str, s
 
 
 def _view_images(
-    row: dict,
-    group: str,
-    volume: Path,
-    boxes: dict,
-    out_dir: Path,
-    normal_slice: float,
-    official: bool,
-    source: str,
-    errors: list,
+    row: dict, group: str, volume: Path, boxes: dict, settings: _Settings, errors: list
 ) -> tuple[list[dict], list[dict]]:
     """The 2-D images (and their lesions) of one view: one per boxed slice, else the default slice."""
     frames = frame_count(volume)
@@ -218,6 +232,38 @@ def _view_images(
         raise MammogramError(volume, f"View {row['View']!r} is not lcc, lmlo, rcc or rmlo")
     side, view = view_code[:1].upper(), view_code[1:].upper()
     study = hashlib.sha1(str(row["StudyUID"]).encode()).hexdigest()[:8]
+    by_slice = _boxes_by_slice(row, boxes, frames, errors)
+    if not by_slice:
+        by_slice = {min(frames - 1, max(0, int(frames * settings.normal_slice))): []}
+    images, lesions = [], []
+    for index, slice_boxes in sorted(by_slice.items()):
+        image_id = safe_name(f"{row['PatientID']}_{study}_{view_code}_s{index:03d}")
+        out = settings.out_dir / f"{image_id}.dcm"
+        turned = _slice_file(volume, index, out, side, view)
+        images.append(
+            {
+                "image_id": image_id,
+                "image": str(out),
+                "patient_id": str(row["PatientID"]),
+                "laterality": side,
+                "view": view,
+                "label": int(group == "cancer"),
+                "dataset": "bcs-dbt",
+                "split": SPLITS[row["set"]] if settings.official else "",
+                "label_source": settings.source,
+                "group": group,
+                "source_volume": str(volume),
+                "slice": index,
+                "slices": frames,
+                "turned": turned,
+            }
+        )
+        lesions += [_box_lesion(image_id, out, box) for box in slice_boxes]
+    return images, lesions
+
+
+def _boxes_by_slice(row: dict, boxes: dict, frames: int, errors: list) -> dict[int, list[dict]]:
+    """The view's boxes by their 0-based ``Slice``; a box outside the volume's ``frames`` is reported."""
     by_slice: dict[int, list[dict]] = {}
     for box in boxes.get((row["PatientID"], row["StudyUID"], row["View"]), []):
         try:
@@ -233,42 +279,18 @@ def _view_images(
             )
             continue
         by_slice.setdefault(index, []).append(box)
-    if not by_slice:
-        by_slice = {min(frames - 1, max(0, int(frames * normal_slice))): []}
-    images, lesions = [], []
-    for index, slice_boxes in sorted(by_slice.items()):
-        image_id = safe_name(f"{row['PatientID']}_{study}_{view_code}_s{index:03d}")
-        out = out_dir / f"{image_id}.dcm"
-        turned = _slice_file(volume, index, out, side, view)
-        images.append(
-            {
-                "image_id": image_id,
-                "image": str(out),
-                "patient_id": str(row["PatientID"]),
-                "laterality": side,
-                "view": view,
-                "label": int(group == "cancer"),
-                "dataset": "bcs-dbt",
-                "split": SPLITS[row["set"]] if official else "",
-                "label_source": source,
-                "group": group,
-                "source_volume": str(volume),
-                "slice": index,
-                "slices": frames,
-                "turned": turned,
-            }
-        )
-        for box in slice_boxes:
-            x, y, w, h = (float(box[k]) for k in ("X", "Y", "Width", "Height"))
-            lesions.append(
-                {
-                    "image_id": image_id,
-                    "image": str(out),
-                    "lesion_type": "mass",
-                    "pathology": _PATHOLOGY[str(box["Class"]).strip().lower()],
-                    "mask": "",
-                    **box_geometry(y, x, h, w),
-                    "architectural_distortion": str(box.get("AD", "")).strip() in ("1", "1.0", "True"),
-                }
-            )
-    return images, lesions
+    return by_slice
+
+
+def _box_lesion(image_id: str, out: Path, box: dict) -> dict[str, Any]:
+    """The lesion row of one box on its derived slice ``out`` (``AD`` = 1: an architectural distortion)."""
+    x, y, w, h = (float(box[k]) for k in ("X", "Y", "Width", "Height"))
+    return {
+        "image_id": image_id,
+        "image": str(out),
+        "lesion_type": "mass",
+        "pathology": _PATHOLOGY[str(box["Class"]).strip().lower()],
+        "mask": "",
+        **sized_box_geometry(top=y, left=x, height=h, width=w),
+        "architectural_distortion": str(box.get("AD", "")).strip() in ("1", "1.0", "True"),
+    }

@@ -113,6 +113,31 @@ def table_columns(t: pd.DataFrame) -> list[str]:
     return [c for c in t.columns if c not in added]
 
 
+def _usable_rows(t: pd.DataFrame, errors: list[dict[str, str]]) -> pd.DataFrame:
+    """The described rows without those lacking patient, side or view, and without the images whose
+    label cannot be known (an unknown pathology and no malignant lesion to settle it); every unknown
+    pathology, skipped row and excluded image is reported."""
+    where = t["csv"] + ": " + t["case"] + " abnormality " + t["abnormality id"].astype(str)
+    unknown = t["pathology_norm"] == ""
+    for w, p in zip(where[unknown], t.loc[unknown, "pathology"]):
+        errors.append({"file": w, "reason": f"unknown pathology {p!r}; lesion dropped"})
+    bad_key = (t["laterality"] == "") | (t["patient_id"] == "") | (t["view"] == "")
+    for w in where[bad_key]:
+        errors.append({"file": w, "reason": "patient, side or view missing; row skipped"})
+    t = t[~bad_key]
+    malignant = t.groupby("image_id")["pathology_norm"].agg(lambda s: (s == "malignant").any())
+    doubtful = t.loc[t["pathology_norm"] == "", "image_id"].unique()
+    excluded = sorted(i for i in doubtful if not malignant[i])
+    for i in excluded:
+        errors.append(
+            {
+                "file": i,
+                "reason": "image label unknown (a lesion's pathology is unknown, none is malignant); image excluded",
+            }
+        )
+    return t[~t["image_id"].isin(excluded)]
+
+
 def merge_images(
     table: pd.DataFrame, official_split: bool = False
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, str]]]:
@@ -134,27 +159,7 @@ def merge_images(
     """
     t = describe_rows(table)
     errors: list[dict[str, str]] = []
-    t = drop_duplicate_rows(t, errors)
-    where = t["csv"] + ": " + t["case"] + " abnormality " + t["abnormality id"].astype(str)
-    unknown = t["pathology_norm"] == ""
-    for w, p in zip(where[unknown], t.loc[unknown, "pathology"]):
-        errors.append({"file": w, "reason": f"unknown pathology {p!r}; lesion dropped"})
-    bad_key = (t["laterality"] == "") | (t["patient_id"] == "") | (t["view"] == "")
-    for w in where[bad_key]:
-        errors.append({"file": w, "reason": "patient, side or view missing; row skipped"})
-    t = t[~bad_key]
-    # an image whose label cannot be known: an unknown pathology and no malignant lesion to settle it
-    malignant = t.groupby("image_id")["pathology_norm"].agg(lambda s: (s == "malignant").any())
-    doubtful = t.loc[t["pathology_norm"] == "", "image_id"].unique()
-    excluded = sorted(i for i in doubtful if not malignant[i])
-    for i in excluded:
-        errors.append(
-            {
-                "file": i,
-                "reason": "image label unknown (a lesion's pathology is unknown, none is malignant); image excluded",
-            }
-        )
-    t = t[~t["image_id"].isin(excluded)]
+    t = _usable_rows(drop_duplicate_rows(t, errors), errors)
     order = t.assign(_mass=t["table"] != "mass").sort_values(["image_id", "_mass", "case"], kind="stable")
     firsts = order.groupby("image_id", sort=True)
     images = firsts.agg(

@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
-from mammo_monai.data.adapters.tables import find_table, outline_geometry, read_sheet
+from mammo_monai.data.adapters.geometry import outline_geometry
+from mammo_monai.data.adapters.tables import find_table, read_sheet
 
 ANNOTATION_NAMES = [
     "Radiology-manual-annotations.xlsx",
@@ -127,7 +128,7 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
                     "image": str(jpegs[name]),
                     "lesion_type": kind,
                     "pathology": "malignant" if img["label"] else "benign",
-                    **outline_geometry(*pts),
+                    **outline_geometry(rows=pts[0], cols=pts[1]),
                     "mask": "",
                 }
             )

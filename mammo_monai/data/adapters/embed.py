@@ -32,7 +32,8 @@ from pathlib import Path
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult
-from mammo_monai.data.adapters.tables import box_geometry, find_table, number, read_sheet
+from mammo_monai.data.adapters.geometry import box_geometry
+from mammo_monai.data.adapters.tables import find_table, number, read_sheet
 
 CLINICAL = ["EMBED_OpenData_clinical.csv", "EMBED_OpenData_clinical_reduced.csv"]
 METADATA = ["EMBED_OpenData_metadata.csv", "EMBED_OpenData_metadata_reduced.csv"]
@@ -195,7 +196,7 @@ def _roi_lesions(r: dict, image: dict, found: pd.DataFrame, match_levels: tuple[
                 "image": image["image"],
                 "lesion_type": "calc" if calc and not mass else "mass",
                 "pathology": "malignant" if image["label"] else "benign",
-                **box_geometry(*roi),
+                **box_geometry(row0=roi[0], col0=roi[1], row1=roi[2], col1=roi[3]),
                 "mask": "",
                 "match_level": level,
             }

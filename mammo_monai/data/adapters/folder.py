@@ -68,47 +68,18 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
     root = Path(root)
     errors: list[dict[str, str]] = []
     patients = read_patients_csv(patients_csv, root) if patients_csv is not None else None
-    suffixes = tuple(DICOM_SUFFIXES) + tuple(RASTER_SUFFIXES)
     images = []
-    top = _subfolders(root, errors)
-    if top and not any(d.name.lower() in SPLIT_NAMES for d in top) and any(d.name.lower() in CLASS_NAMES for d in top):
-        class_dirs = [("", d) for d in top]  # class folders alone: prepare assigns patient-grouped splits
-    else:
-        class_dirs = []
-        for split_dir in top:
-            split = SPLIT_NAMES.get(split_dir.name.lower())
-            if split is None:
-                errors.append(
-                    {"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"}
-                )
-                continue
-            class_dirs += [(split, d) for d in _subfolders(split_dir, errors)]
-    for split, class_dir in class_dirs:
+    for split, class_dir in _class_dirs(root, errors):
         label = CLASS_NAMES.get(class_dir.name.lower())
         if label is None:
             errors.append(
                 {"file": str(class_dir), "reason": f"folder name not a class ({sorted(CLASS_NAMES)}); skipped"}
             )
             continue
-        before = len(images)
-        for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
-            rel = f.relative_to(root)
-            side, view = parse_path(f, levels=len(rel.parts) - (3 if split else 2))
-            images.append(
-                {
-                    "image_id": file_id(rel),
-                    "image": str(f),
-                    "patient_id": file_id(rel),
-                    "laterality": side,
-                    "view": view,
-                    "label": label,
-                    "dataset": "folder",
-                    "split": split,
-                    "file": rel.as_posix(),
-                }
-            )
-        if len(images) == before:  # a class with no image: its split cannot train or validate a binary model
+        found = _class_images(root, split, class_dir, label, errors)
+        if not found:  # a class with no image: its split cannot train or validate a binary model
             errors.append({"file": str(class_dir), "reason": "class folder holds no image file"})
+        images += found
     if not images:
         errors.append({"file": str(root), "reason": "no image found in <split>/<neg|pos>/ or <neg|pos>/ folders"})
         return AdapterResult.from_rows(images, [], errors)
@@ -121,19 +92,69 @@ def load_folder(root: str | os.PathLike, patients_csv: str | os.PathLike | None 
     ]
     table = table[~dup].copy()
     if patients is not None:
-        mapped = table["file"].map(patients)
-        errors += [
-            {"file": f, "reason": "not in the patients CSV; its own patient"} for f in table.loc[mapped.isna(), "image"]
-        ]
-        errors += [
-            {"file": f, "reason": f"listed in {Path(patients_csv).name} but not found under {root}"}
-            for f in sorted(set(patients) - set(table["file"]))
-        ]
-        table["patient_id"] = mapped.fillna(table["patient_id"])
-        splits = table.groupby("patient_id")["split"].agg(lambda s: sorted(set(s)))
-        errors += [
-            {"file": pid, "reason": f"patient {pid} has images in the {' and '.join(s)} folders"}
-            for pid, s in splits.items()
-            if len(s) > 1
-        ]
+        table = _with_patients(table, patients, Path(patients_csv).name, root, errors)
     return AdapterResult.from_rows(table.drop(columns="file"), [], errors)
+
+
+def _class_dirs(root: Path, errors: list[dict[str, str]]) -> list[tuple[str, Path]]:
+    """(split, class folder) pairs below ``root``: ``<split>/<class>``, or ``<class>`` alone with split ""
+    (``prepare`` assigns patient-grouped splits); a folder that is no split is reported."""
+    top = _subfolders(root, errors)
+    if top and not any(d.name.lower() in SPLIT_NAMES for d in top) and any(d.name.lower() in CLASS_NAMES for d in top):
+        return [("", d) for d in top]
+    class_dirs = []
+    for split_dir in top:
+        split = SPLIT_NAMES.get(split_dir.name.lower())
+        if split is None:
+            errors.append(
+                {"file": str(split_dir), "reason": f"folder name not a split ({sorted(SPLIT_NAMES)}); skipped"}
+            )
+            continue
+        class_dirs += [(split, d) for d in _subfolders(split_dir, errors)]
+    return class_dirs
+
+
+def _class_images(root: Path, split: str, class_dir: Path, label: int, errors: list[dict[str, str]]) -> list[dict]:
+    """The image rows of one class folder (any readable type, sub-folders too); each file its own patient."""
+    suffixes = tuple(DICOM_SUFFIXES) + tuple(RASTER_SUFFIXES)
+    images = []
+    for f in walk_files(class_dir, errors, keep=lambda n: n.lower().endswith(suffixes)):
+        rel = f.relative_to(root)
+        side, view = parse_path(f, levels=len(rel.parts) - (3 if split else 2))
+        images.append(
+            {
+                "image_id": file_id(rel),
+                "image": str(f),
+                "patient_id": file_id(rel),
+                "laterality": side,
+                "view": view,
+                "label": label,
+                "dataset": "folder",
+                "split": split,
+                "file": rel.as_posix(),
+            }
+        )
+    return images
+
+
+def _with_patients(
+    table: pd.DataFrame, patients: dict[str, str], csv_name: str, root: Path, errors: list[dict[str, str]]
+) -> pd.DataFrame:
+    """``table`` with ``patient_id`` from the patients CSV; files it does not list (their own patient),
+    rows it lists that are not found, and patients in several split folders are reported."""
+    mapped = table["file"].map(patients)
+    errors += [
+        {"file": f, "reason": "not in the patients CSV; its own patient"} for f in table.loc[mapped.isna(), "image"]
+    ]
+    errors += [
+        {"file": f, "reason": f"listed in {csv_name} but not found under {root}"}
+        for f in sorted(set(patients) - set(table["file"]))
+    ]
+    table["patient_id"] = mapped.fillna(table["patient_id"])
+    splits = table.groupby("patient_id")["split"].agg(lambda s: sorted(set(s)))
+    errors += [
+        {"file": pid, "reason": f"patient {pid} has images in the {' and '.join(s)} folders"}
+        for pid, s in splits.items()
+        if len(s) > 1
+    ]
+    return table

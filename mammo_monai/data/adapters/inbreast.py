@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
+from mammo_monai.data.adapters.geometry import outline_geometry
 
 _NAME = re.compile(r"^(\d+)_([0-9a-f]+)_MG_([LR])_([A-Z]+)_ANON$", re.I)
 _POINT = re.compile(r"\(\s*([-\d.]+)\s*,\s*([-\d.]+)")
@@ -37,14 +38,45 @@ def read_xml_rois(path: Path) -> list[dict]:
     return rois
 
 
+def _lesions(xml: Path | None, file_id: str, dcm: Path, label: int, errors: list[dict[str, str]]) -> list[dict]:
+    """The mass and calcification ROIs of image ``file_id`` (from its ``xml``, when it has one) as lesion
+    rows with the image's pathology; an unreadable XML is reported and gives none."""
+    try:
+        rois = read_xml_rois(xml) if xml is not None else []
+    except Exception as err:  # plistlib raises InvalidFileException, ExpatError or ValueError
+        errors.append(
+            {
+                "file": str(xml),
+                "reason": f"ROI file cannot be read ({type(err).__name__}: {err}); image kept without lesions",
+            }
+        )
+        return []
+    lesions = []
+    for roi in rois:
+        kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
+        if kind is not None:
+            lesions.append(
+                {
+                    "image_id": file_id,
+                    "image": str(dcm),
+                    "lesion_type": kind,
+                    "pathology": "malignant" if label else "benign",
+                    **outline_geometry(rows=roi["points"][:, 0], cols=roi["points"][:, 1]),
+                    "mask": "",
+                }
+            )
+    return lesions
+
+
 def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult:
     """Read INbreast. Label: 1 when Bi-Rads >= ``birads_cut`` (4: 4a/4b/4c, 5, 6).
 
     Patient: the hash in the file name (INbreast's study key). Lesions from ``AllXML/<id>.xml``:
     Mass -> mass, Calcification/Cluster -> calc, others skipped; pathology follows the image's
-    Bi-Rads (INbreast gives no per-lesion pathology); centre = mean of the outline points,
-    radius = the farthest point (at least 3 px for single-point calcifications). A broken XML keeps
-    its image (label from Bi-Rads) without lesions, reported.
+    Bi-Rads (INbreast gives no per-lesion pathology); centre = mean of the outline points, radius = the
+    farthest point (at least 3 px for single-point calcifications), bounding box in the box columns
+    (:mod:`~mammo_monai.data.adapters.geometry`). A broken XML keeps its image (label from Bi-Rads)
+    without lesions, reported.
 
     Raises:
         FileNotFoundError: no ``INbreast.csv`` in ``root`` or one folder down.
@@ -86,32 +118,5 @@ def load_inbreast(root: str | os.PathLike, birads_cut: int = 4) -> AdapterResult
                 "birads": score,
             }
         )
-        try:
-            rois = read_xml_rois(xmls[file_id]) if file_id in xmls else []
-        except Exception as err:  # plistlib raises InvalidFileException, ExpatError or ValueError
-            errors.append(
-                {
-                    "file": str(xmls[file_id]),
-                    "reason": f"ROI file cannot be read ({type(err).__name__}: {err}); image kept without lesions",
-                }
-            )
-            rois = []
-        for roi in rois:
-            kind = {"mass": "mass", "calcification": "calc", "cluster": "calc"}.get(roi["name"].lower())
-            if kind is None:
-                continue
-            center = roi["points"].mean(0)
-            radius = max(3.0, float(np.hypot(*(roi["points"] - center).T).max()))
-            lesions.append(
-                {
-                    "image_id": file_id,
-                    "image": str(dcm),
-                    "lesion_type": kind,
-                    "pathology": "malignant" if label else "benign",
-                    "center_row": round(float(center[0]), 1),
-                    "center_col": round(float(center[1]), 1),
-                    "radius": round(radius, 1),
-                    "mask": "",
-                }
-            )
+        lesions += _lesions(xmls.get(file_id), file_id, dcm, label, errors)
     return AdapterResult.from_rows(images, lesions, errors, truth_rows=len(table))

@@ -43,10 +43,37 @@ def _category(path: Path, root: Path) -> tuple[Path, str] | None:
     return None
 
 
-def _to_png(src: Path, out: Path) -> None:
-    if not is_fresh(out, src):
-        with Image.open(src) as im:
-            atomic_write_png(out, np.asarray(im.convert("L")))
+def _to_png(src: Path, out: Path, errors: list[dict[str, str]]) -> Path | None:
+    """``out``: ``src`` decoded to 8-bit grey, unless a fresh copy is there; None (reported) when it cannot be read."""
+    try:
+        if not is_fresh(out, src):
+            with Image.open(src) as im:
+                atomic_write_png(out, np.asarray(im.convert("L")))
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        errors.append(
+            {"file": str(src), "reason": f"cannot be read as an image ({type(err).__name__}: {err}); skipped"}
+        )
+        return None
+    return out
+
+
+def _image_row(path: Path, image_id: str, png: Path, birads: int, birads_cut: int, case_re: re.Pattern) -> dict:
+    """The manifest row of one image: patient from ``case_re``, side and view from the file name."""
+    case = case_re.search(path.stem)
+    side_view = _SIDE_VIEW.search(path.stem)
+    return {
+        "image_id": image_id,
+        "image": str(png),
+        "patient_id": case.group(1) if case and case.groups() else (case.group(0) if case else path.stem),
+        "laterality": side_view.group(1)[0].upper() if side_view else "",
+        "view": side_view.group(2).upper() if side_view else "",
+        "label": int(birads >= birads_cut),
+        "dataset": "kau-bcmd",
+        "split": "",
+        "label_source": f"kau-bcmd: case BI-RADS folder >= {birads_cut} = 1",
+        "birads": birads,
+        "source_jpeg": str(path),
+    }
 
 
 def load_kau_bcmd(
@@ -100,34 +127,12 @@ def load_kau_bcmd(
                 )
                 bad_folders.add(folder)
             continue
-        case = case_re.search(path.stem)
-        side_view = _SIDE_VIEW.search(path.stem)
         image_id = safe_name(f"birads{birads}_{'_'.join(rel_parts[len(folder.relative_to(root).parts) :])}").rsplit(
             ".", 1
         )[0]
-        png = out_dir / f"{image_id}.png"
-        try:
-            _to_png(path, png)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
-            errors.append(
-                {"file": str(path), "reason": f"cannot be read as an image ({type(err).__name__}: {err}); skipped"}
-            )
-            continue
-        images.append(
-            {
-                "image_id": image_id,
-                "image": str(png),
-                "patient_id": case.group(1) if case and case.groups() else (case.group(0) if case else path.stem),
-                "laterality": side_view.group(1)[0].upper() if side_view else "",
-                "view": side_view.group(2).upper() if side_view else "",
-                "label": int(birads >= birads_cut),
-                "dataset": "kau-bcmd",
-                "split": "",
-                "label_source": f"kau-bcmd: case BI-RADS folder >= {birads_cut} = 1",
-                "birads": birads,
-                "source_jpeg": str(path),
-            }
-        )
+        png = _to_png(path, out_dir / f"{image_id}.png", errors)
+        if png is not None:
+            images.append(_image_row(path, image_id, png, birads, birads_cut, case_re))
     if not found_any:
         raise FileNotFoundError(f"{root}: no BI-RADS folder (BIRAD1, Birad3, ...) with images below it")
     return AdapterResult.from_rows(images, [], errors, truth_rows=None)

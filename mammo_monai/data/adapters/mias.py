@@ -63,23 +63,9 @@ def _height(path: Path) -> tuple[int | None, str]:
         return None, f"cannot be read ({type(err).__name__}: {err}); image skipped"
 
 
-def load_mias(root: str | os.PathLike) -> AdapterResult:
-    """Read mini-MIAS.
-
-    x, y in ``Info.txt`` count from the BOTTOM-left corner; they become ``center_row = height - y``,
-    ``center_col = x``. A lesion row without coordinates, or with a note in their place (e.g.
-    ``mdb239 D CALC M *NOTE 3*``: calcifications spread over the breast), keeps the lesion without
-    geometry and the image with its label (reported). All views are MLO. Patient: mdb001 and mdb002
-    are one woman's two breasts, so ``(n + 1) // 2``. Laterality is not in the files: left empty here
-    and inferred from the tissue when the cache is built. CALC -> calc; CIRC, SPIC, MISC, ARCH, ASYM
-    -> mass (the patch classes have no architectural distortion or asymmetry). Label: 1 if any row
-    is M. An image whose label cannot be known (an unparsable or severity-less abnormal row and no
-    M row) is excluded and reported, as is an image whose file cannot be read.
-    """
-    root = Path(root)
-    info = find_info(root)
-    errors: list[dict[str, str]] = []
-    pgms = {p.stem.lower(): p for p in walk_files(root, errors, keep=lambda n: n.lower().endswith(".pgm"))}
+def _read_info(info: Path, errors: list[dict[str, str]]) -> tuple[dict[str, list[dict]], dict[str, str], int]:
+    """``Info.txt`` as (reference -> its parsed rows, reference -> why its label is doubtful, rows read);
+    an unparsable row is reported and makes its image's label doubtful."""
     rows: dict[str, list[dict]] = {}
     doubtful: dict[str, str] = {}
     truth_rows = 0
@@ -97,6 +83,55 @@ def load_mias(root: str | os.PathLike) -> AdapterResult:
             continue
         row["where"] = where
         rows.setdefault(row["ref"], []).append(row)
+    return rows, doubtful, truth_rows
+
+
+def _lesions(ref: str, refs: list[dict], image: str, height: int, errors: list[dict[str, str]]) -> list[dict]:
+    """The lesion rows of image ``ref`` (``height`` rows tall): centre flipped to rows from the top; a row
+    without severity is skipped, one without coordinates kept without geometry (both reported)."""
+    lesions = []
+    for r in refs:
+        if r["cls"] == "NORM":
+            continue
+        if not r["severity"]:
+            errors.append({"file": r["where"], "reason": f"{ref}: abnormal row without severity; lesion skipped"})
+            continue
+        lesion = {
+            "image_id": ref,
+            "image": image,
+            "lesion_type": "calc" if r["cls"] == "CALC" else "mass",
+            "pathology": "malignant" if r["severity"] == "M" else "benign",
+            "mias_class": r["cls"],
+            "mask": "",
+            "note": r["note"],
+        }
+        if r["x"] is None:
+            what = f"note {r['note']!r} instead of coordinates" if r["note"] else "no coordinates"
+            errors.append({"file": r["where"], "reason": f"{ref}: {what}; lesion kept without geometry"})
+        else:
+            lesion.update(center_row=height - r["y"], center_col=r["x"], radius=r["radius"])
+        lesions.append(lesion)
+    return lesions
+
+
+def load_mias(root: str | os.PathLike) -> AdapterResult:
+    """Read mini-MIAS.
+
+    x, y in ``Info.txt`` count from the BOTTOM-left corner; they become ``center_row = height - y``,
+    ``center_col = x``. A lesion row without coordinates, or with a note in their place (e.g.
+    ``mdb239 D CALC M *NOTE 3*``: calcifications spread over the breast), keeps the lesion without
+    geometry and the image with its label (reported). All views are MLO. Patient: mdb001 and mdb002
+    are one woman's two breasts, so ``(n + 1) // 2``. Laterality is not in the files: left empty here
+    and inferred from the tissue when the cache is built. CALC -> calc; CIRC, SPIC, MISC, ARCH, ASYM
+    -> mass (the patch classes have no architectural distortion or asymmetry). Label: 1 if any row
+    is M. An image whose label cannot be known (an unparsable or severity-less abnormal row and no
+    M row) is excluded and reported, as is an image whose file cannot be read.
+    """
+    root = Path(root)
+    info = find_info(root)
+    errors: list[dict[str, str]] = []
+    pgms = {p.stem.lower(): p for p in walk_files(root, errors, keep=lambda n: n.lower().endswith(".pgm"))}
+    rows, doubtful, truth_rows = _read_info(info, errors)
     images, lesions = [], []
     for ref, refs in rows.items():
         malignant = any(r["severity"] == "M" for r in refs)
@@ -131,27 +166,7 @@ def load_mias(root: str | os.PathLike) -> AdapterResult:
                 "background_tissue": refs[0]["tissue"] if refs else "",
             }
         )
-        for r in refs:
-            if r["cls"] == "NORM":
-                continue
-            if not r["severity"]:
-                errors.append({"file": r["where"], "reason": f"{ref}: abnormal row without severity; lesion skipped"})
-                continue
-            lesion = {
-                "image_id": ref,
-                "image": str(pgms[ref]),
-                "lesion_type": "calc" if r["cls"] == "CALC" else "mass",
-                "pathology": "malignant" if r["severity"] == "M" else "benign",
-                "mias_class": r["cls"],
-                "mask": "",
-                "note": r["note"],
-            }
-            if r["x"] is None:
-                what = f"note {r['note']!r} instead of coordinates" if r["note"] else "no coordinates"
-                errors.append({"file": r["where"], "reason": f"{ref}: {what}; lesion kept without geometry"})
-            else:
-                lesion.update(center_row=height - r["y"], center_col=r["x"], radius=r["radius"])
-            lesions.append(lesion)
+        lesions += _lesions(ref, refs, str(pgms[ref]), height, errors)
     listed = set(rows)
     errors += [
         {"file": str(p), "reason": "not listed in Info.txt; skipped"}

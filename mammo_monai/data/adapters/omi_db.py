@@ -21,13 +21,14 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydicom
 
 from mammo_monai.data.adapters.base import AdapterResult, safe_name
-from mammo_monai.data.adapters.lesion_shapes import corners_geometry
+from mammo_monai.data.adapters.geometry import box_geometry
 
 IUID = re.compile(r"^\d+(\.\d+)+$")
 PATHOLOGY_EVENTS = ("SURGERY", "BIOPSYWIDE", "BIOPSYFINE")
@@ -101,7 +102,7 @@ def _lesion(mark: dict[str, Any], malignant: bool) -> dict[str, Any] | None:
     )
     if kind is None:
         return None
-    geometry = corners_geometry(*(float(mark[k]) for k in ("X1", "Y1", "X2", "Y2")))
+    geometry = box_geometry(row0=mark["Y1"], col0=mark["X1"], row1=mark["Y2"], col1=mark["X2"])
     return {
         "lesion_type": kind,
         "pathology": "malignant" if malignant else "benign",
@@ -134,68 +135,74 @@ def load_omi_db(root: str | os.PathLike, presentation_only: bool = True) -> Adap
     db = find_db(root)
     if db is None:
         raise FileNotFoundError(f"{root}: no OMI-DB 'data' and 'images' folders here or three folders down")
-    data, image_dir = db / "data", db / "images"
+    read = _Read(db / "data", db / "images", presentation_only)
     images: list[dict[str, Any]] = []
     lesions: list[dict[str, Any]] = []
-    errors: list[dict[str, str]] = []
-    counts = {"processing": 0, "studies": 0}
-    for client in sorted(p for p in data.iterdir() if p.is_dir()):
-        imagedb_path, nbss_path = _client_json(client, "imagedb"), _client_json(client, "nbss")
-        if imagedb_path is None or nbss_path is None:
-            missing = "imagedb" if imagedb_path is None else "nbss"
-            errors.append(
-                {"file": str(client), "reason": f"no {missing}_{client.name}.json (the whole client); skipped"}
-            )
-            continue
-        imagedb, nbss = _load_json(imagedb_path, errors, "client"), _load_json(nbss_path, errors, "client")
-        if imagedb is None or nbss is None:
-            continue
-        if not isinstance(nbss, dict):
-            errors.append(
-                {"file": str(nbss_path), "reason": "not a JSON object of episodes (the whole client); skipped"}
-            )
-            continue
-        if not isinstance(imagedb, dict) or not isinstance(imagedb.get("STUDIES"), dict):
-            errors.append({"file": str(imagedb_path), "reason": "missing key 'STUDIES' (the whole client); skipped"})
-            continue
-        for study_id, study in imagedb["STUDIES"].items():
-            counts["studies"] += 1
-            if not isinstance(study, dict):
-                errors.append({"file": str(imagedb_path), "reason": "a study entry is not a JSON object; skipped"})
-                continue
-            made = _study(
-                client.name, study_id, study, nbss, imagedb_path, data, image_dir, presentation_only, errors, counts
-            )
-            images += made[0]
-            lesions += made[1]
-    if counts["processing"]:
-        errors.append(
+    for client in sorted(p for p in read.data.iterdir() if p.is_dir()):
+        made = _client(client, read)
+        images += made[0]
+        lesions += made[1]
+    if read.counts["processing"]:
+        read.errors.append(
             {
-                "file": str(data),
-                "reason": f"{counts['processing']} 'FOR PROCESSING' images left out (presentation_only)",
+                "file": str(read.data),
+                "reason": f"{read.counts['processing']} 'FOR PROCESSING' images left out (presentation_only)",
             }
         )
-    return AdapterResult.from_rows(images, lesions, errors, truth_rows=counts["studies"])
+    return AdapterResult.from_rows(images, lesions, read.errors, truth_rows=read.counts["studies"])
+
+
+@dataclass
+class _Read:
+    """What every client of one :func:`load_omi_db` call shares: the folders, the option, the problems
+    found so far and the counts (studies read, "FOR PROCESSING" images left out)."""
+
+    data: Path
+    image_dir: Path
+    presentation_only: bool
+    errors: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: {"processing": 0, "studies": 0})
+
+
+def _client(client: Path, read: _Read) -> tuple[list[dict], list[dict]]:
+    """Image and lesion rows of one client folder; none (reported) when its JSON files are missing or
+    malformed."""
+    errors = read.errors
+    imagedb_path, nbss_path = _client_json(client, "imagedb"), _client_json(client, "nbss")
+    if imagedb_path is None or nbss_path is None:
+        missing = "imagedb" if imagedb_path is None else "nbss"
+        errors.append({"file": str(client), "reason": f"no {missing}_{client.name}.json (the whole client); skipped"})
+        return [], []
+    imagedb, nbss = _load_json(imagedb_path, errors, "client"), _load_json(nbss_path, errors, "client")
+    if imagedb is None or nbss is None:
+        return [], []
+    if not isinstance(nbss, dict):
+        errors.append({"file": str(nbss_path), "reason": "not a JSON object of episodes (the whole client); skipped"})
+        return [], []
+    if not isinstance(imagedb, dict) or not isinstance(imagedb.get("STUDIES"), dict):
+        errors.append({"file": str(imagedb_path), "reason": "missing key 'STUDIES' (the whole client); skipped"})
+        return [], []
+    images, lesions = [], []
+    for study_id, study in imagedb["STUDIES"].items():
+        read.counts["studies"] += 1
+        if not isinstance(study, dict):
+            errors.append({"file": str(imagedb_path), "reason": "a study entry is not a JSON object; skipped"})
+            continue
+        made = _study(client.name, study_id, study, nbss, imagedb_path, read)
+        images += made[0]
+        lesions += made[1]
+    return images, lesions
 
 
 def _study(
-    client: str,
-    study_id: str,
-    study: dict,
-    nbss: dict,
-    imagedb_path: Path,
-    data: Path,
-    image_dir: Path,
-    presentation_only: bool,
-    errors: list,
-    counts: dict,
+    client: str, study_id: str, study: dict, nbss: dict, imagedb_path: Path, read: _Read
 ) -> tuple[list[dict], list[dict]]:
-    """Image and lesion rows of one study."""
+    """Image and lesion rows of one study; none (reported) when its NBSS episode is missing."""
     episode_id = str(study.get("EpisodeID") or "")
     episode = nbss.get(episode_id)
     where = f"{imagedb_path.name}: study {safe_name(study_id)[-12:]}"
     if not isinstance(episode, dict):
-        errors.append(
+        read.errors.append(
             {
                 "file": where,
                 "reason": f"episode {episode_id or '(none)'!r} not in the NBSS file (the whole study); skipped",
@@ -209,49 +216,61 @@ def _study(
         for image_uid, marks in series.items():
             if not IUID.match(image_uid):
                 continue
-            path = image_dir / client / study_id / f"{image_uid}.dcm"
-            if not path.is_file():
-                errors.append({"file": str(path), "reason": f"listed in {imagedb_path.name} but not found; skipped"})
-                continue
-            attrs = _attributes(data, image_dir, client, study_id, image_uid)
-            if presentation_only and attrs["presentation"] == "FOR PROCESSING":
-                counts["processing"] += 1
-                continue
-            label = side_label(episode, attrs["laterality"])
-            if isinstance(label, str):
-                errors.append(
-                    {
-                        "file": f"{client}/nbss episode {episode_id}",
-                        "reason": f"unknown side opinion {label!r} for image {path.name}; skipped",
-                    }
-                )
-                continue
-            image_id = f"{client}_{hashlib.sha1(image_uid.encode()).hexdigest()[:10]}"
-            images.append(
-                {
-                    "image_id": image_id,
-                    "image": str(path),
-                    "patient_id": client,
-                    "laterality": attrs["laterality"] if attrs["laterality"] in ("L", "R") else "",
-                    "view": attrs["view"],
-                    "label": label,
-                    "dataset": "omi-db",
-                    "split": "",
-                    "label_source": LABEL_SOURCE,
-                    "episode_type": str(episode.get("EpisodeType") or ""),
-                }
-            )
-            for mark in (marks or {}).values() if isinstance(marks, dict) else []:
-                try:
-                    row = _lesion(mark, bool(label))
-                except (KeyError, TypeError, ValueError):
-                    errors.append(
-                        {
-                            "file": f"{imagedb_path.name}: mark {mark.get('MarkID', '?') if isinstance(mark, dict) else '?'}",
-                            "reason": "no usable X1, Y1, X2, Y2; lesion skipped",
-                        }
-                    )
-                    continue
-                if row is not None:
-                    lesions.append({"image_id": image_id, "image": str(path), **row})
+            image = _image(client, study_id, image_uid, episode_id, episode, imagedb_path, read)
+            if image is not None:
+                images.append(image)
+                lesions += _mark_lesions(marks, image, imagedb_path, read.errors)
     return images, lesions
+
+
+def _image(
+    client: str, study_id: str, image_uid: str, episode_id: str, episode: dict, imagedb_path: Path, read: _Read
+) -> dict[str, Any] | None:
+    """One image's row; None when its file is missing (reported), it is "FOR PROCESSING" (counted) or
+    its side's opinion is unknown (reported)."""
+    path = read.image_dir / client / study_id / f"{image_uid}.dcm"
+    if not path.is_file():
+        read.errors.append({"file": str(path), "reason": f"listed in {imagedb_path.name} but not found; skipped"})
+        return None
+    attrs = _attributes(read.data, read.image_dir, client, study_id, image_uid)
+    if read.presentation_only and attrs["presentation"] == "FOR PROCESSING":
+        read.counts["processing"] += 1
+        return None
+    label = side_label(episode, attrs["laterality"])
+    if isinstance(label, str):
+        read.errors.append(
+            {
+                "file": f"{client}/nbss episode {episode_id}",
+                "reason": f"unknown side opinion {label!r} for image {path.name}; skipped",
+            }
+        )
+        return None
+    return {
+        "image_id": f"{client}_{hashlib.sha1(image_uid.encode()).hexdigest()[:10]}",
+        "image": str(path),
+        "patient_id": client,
+        "laterality": attrs["laterality"] if attrs["laterality"] in ("L", "R") else "",
+        "view": attrs["view"],
+        "label": label,
+        "dataset": "omi-db",
+        "split": "",
+        "label_source": LABEL_SOURCE,
+        "episode_type": str(episode.get("EpisodeType") or ""),
+    }
+
+
+def _mark_lesions(marks: Any, image: dict[str, Any], imagedb_path: Path, errors: list) -> list[dict[str, Any]]:
+    """The lesion rows of one image's marks (a mark without usable corners is reported and skipped)."""
+    lesions = []
+    for mark in (marks or {}).values() if isinstance(marks, dict) else []:
+        try:
+            row = _lesion(mark, bool(image["label"]))
+        except (KeyError, TypeError, ValueError):
+            mark_id = mark.get("MarkID", "?") if isinstance(mark, dict) else "?"
+            errors.append(
+                {"file": f"{imagedb_path.name}: mark {mark_id}", "reason": "no usable X1, Y1, X2, Y2; lesion skipped"}
+            )
+            continue
+        if row is not None:
+            lesions.append({"image_id": image["image_id"], "image": image["image"], **row})
+    return lesions

@@ -1,5 +1,5 @@
-"""What the adapters of the newer datasets share: finding their tables, reading spreadsheets, and lesion
-geometry from boxes and outlines in the manifest's columns."""
+"""What the adapters of the newer datasets share: finding their tables, reading spreadsheets and numbers.
+Lesion geometry lives in :mod:`mammo_monai.data.adapters.geometry`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mammo_monai.data.adapters.base import DatasetTableError, read_table, require_columns
-
-#: extra lesion columns that keep a box as the dataset gave it (original pixels, rows from the top)
-BOX_COLUMNS = ["box_row0", "box_col0", "box_row1", "box_col1"]
 
 
 def find_table(root: Path, names: Sequence[str], depth: int = 4) -> Path | None:
@@ -59,36 +55,3 @@ def number(value: Any) -> float:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return float("nan")
-
-
-def box_geometry(row0: float, col0: float, row1: float, col1: float) -> dict[str, float]:
-    """Manifest geometry of a box (original pixels): its centre, the radius of the circle through its
-    corners (so the lesion disk covers the whole box) and the box itself (:data:`BOX_COLUMNS`)."""
-    r0, r1 = sorted((float(row0), float(row1)))
-    c0, c1 = sorted((float(col0), float(col1)))
-    return {
-        "center_row": round((r0 + r1) / 2, 1),
-        "center_col": round((c0 + c1) / 2, 1),
-        "radius": round(max(1.0, float(np.hypot(r1 - r0, c1 - c0)) / 2), 1),
-        "box_row0": r0,
-        "box_col0": c0,
-        "box_row1": r1,
-        "box_col1": c1,
-    }
-
-
-def outline_geometry(rows: Sequence[float], cols: Sequence[float]) -> dict[str, float]:
-    """Manifest geometry of an outline: centre = mean of its points, radius = the farthest point (at
-    least 3 px, as for INbreast's single-point ROIs), and its bounding box."""
-    pts = np.column_stack([np.asarray(rows, float), np.asarray(cols, float)])
-    center = pts.mean(0)
-    radius = max(3.0, float(np.hypot(*(pts - center).T).max()))
-    return {
-        "center_row": round(float(center[0]), 1),
-        "center_col": round(float(center[1]), 1),
-        "radius": round(radius, 1),
-        "box_row0": float(pts[:, 0].min()),
-        "box_col0": float(pts[:, 1].min()),
-        "box_row1": float(pts[:, 0].max()),
-        "box_col1": float(pts[:, 1].max()),
-    }

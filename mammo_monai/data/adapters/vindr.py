@@ -24,7 +24,8 @@ from pathlib import Path
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table
-from mammo_monai.data.adapters.tables import box_geometry, find_table, number
+from mammo_monai.data.adapters.geometry import box_geometry
+from mammo_monai.data.adapters.tables import find_table, number
 
 BREAST_CSV = "breast-level_annotations.csv"
 FINDING_CSV = "finding_annotations.csv"
@@ -150,7 +151,7 @@ def _lesions(findings: pd.DataFrame, images: pd.DataFrame, cut: int) -> list[dic
                 "image": img["image"],
                 "lesion_type": kinds[0],
                 "pathology": "malignant" if score == score and score >= cut else "benign",
-                **box_geometry(*clipped),
+                **box_geometry(row0=clipped[0], col0=clipped[1], row1=clipped[2], col1=clipped[3]),
                 "mask": "",
                 "pathology_source": f"finding_birads>={cut}",
                 "finding_birads": int(score) if score == score else "",
