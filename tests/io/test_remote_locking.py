@@ -1,5 +1,6 @@
 """Two processes share one download cache: each file is downloaded once, by one of them, while the other
-waits for it and then reuses it (no file written twice into one partial file, none requested twice)."""
+waits for it and then reuses it (no file written twice into one partial file, none requested twice); and
+eviction leaves the blobs a running fetch has pinned."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import os
 
 import pytest
 
-from mammo_monai.io.remote import file_sha256
+from mammo_monai.io.cache_locks import Pin, cache_lock
+from mammo_monai.io.remote import DownloadCache, file_sha256
 from tests.io.cache_child import fetch
 from tests.io.http_site import HttpSite
 
@@ -48,3 +50,21 @@ def test_two_processes_fetching_one_dataset_download_each_file_once(tmp_path):
     assert not list((tmp_path / "cache" / "partial").iterdir()) and not list(
         (tmp_path / "cache" / "pins").glob("*.txt")
     )
+
+
+def test_eviction_leaves_the_blobs_a_running_fetch_pinned_and_clears_a_dead_ones_pin(tmp_path):
+    cache = DownloadCache(tmp_path / "cache", max_bytes=2000)
+    blobs = {}
+    for age, name in enumerate("abc"):
+        blobs[name] = cache.blob(name * 64)
+        blobs[name].parent.mkdir(parents=True)
+        blobs[name].write_bytes(b"x" * 800)
+        os.utime(blobs[name], (age + 1, age + 1))  # a is the least recently used
+    (tmp_path / "cache" / "pins").mkdir()
+    (tmp_path / "cache" / "pins" / "ended.txt").write_text("c" * 64)  # its process died without removing it
+    with Pin(cache.folder) as pin:  # a fetch under way (its lock held: a live pin, as in another process)
+        with cache_lock(cache.folder):
+            pin.add({"a" * 64})
+        deleted = cache.evict(1500)
+    assert blobs["a"].exists() and deleted == [blobs["b"], blobs["c"]]
+    assert not list((tmp_path / "cache" / "pins").iterdir())
