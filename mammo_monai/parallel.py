@@ -126,6 +126,82 @@ class _Worker:
         self.conn.close()
 
 
+class _Dispatcher:
+    """The parent's side of a pool of :class:`_Worker`: hands out one item at a time, collects the results,
+    and replaces a worker that died (its item retried first, up to ``retries`` times)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        jobs: Sequence[tuple],
+        workers: int,
+        retries: int,
+        results: list[Any],
+        fail: Callable[[int, BaseException], None],
+        bar: Any,
+    ) -> None:
+        self.fn, self.jobs, self.workers, self.retries = fn, jobs, workers, retries
+        self.results, self.fail, self.bar = results, fail, bar
+        self.ctx = _context(fn.__module__)
+        self.queue: deque[int] = deque(range(len(jobs)))
+        self.attempts = [0] * len(jobs)
+        self.pool: list[_Worker] = []
+
+    def run(self) -> None:
+        try:
+            while self.queue or any(w.item is not None for w in self.pool):
+                self._hand_out()
+                busy = [w for w in self.pool if w.item is not None]
+                ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
+                for w in busy:
+                    if w.conn in ready or w.process.sentinel in ready:
+                        self._collect(w)
+        finally:
+            for w in self.pool:
+                w.stop()
+
+    def _hand_out(self) -> None:
+        for w in [w for w in self.pool if w.item is None and not w.process.is_alive()]:
+            self._died(w)  # died between items: nothing lost, replaced below
+        outstanding = len(self.queue) + sum(w.item is not None for w in self.pool)
+        while len(self.pool) < min(self.workers, outstanding):
+            self.pool.append(_Worker(self.ctx, self.fn))
+        for w in self.pool:
+            if w.item is None and self.queue:
+                i = self.queue.popleft()
+                self.attempts[i] += 1
+                w.give(i, self.jobs[i])
+
+    def _collect(self, w: _Worker) -> None:
+        try:
+            index, ok, value = w.conn.recv()
+        except (EOFError, OSError):  # the worker is gone: its pipe closed
+            self._died(w)
+            return
+        w.item = None
+        if ok:
+            self.results[index] = value
+        else:
+            self.fail(index, value)
+        self.bar.update()
+
+    def _died(self, w: _Worker) -> None:
+        w.process.join()
+        self.pool.remove(w)
+        w.conn.close()
+        index, w.item = w.item, None
+        if index is None:
+            return
+        if self.attempts[index] <= self.retries:
+            self.queue.appendleft(index)  # retried first, in a fresh worker
+        else:
+            attempts = self.attempts[index]
+            self.fail(
+                index, WorkerDied(f"worker {describe_exit(w.process.exitcode)} on this item ({attempts} attempts)")
+            )
+            self.bar.update()
+
+
 def run_parallel(
     fn: Callable[..., Any],
     jobs: Sequence[tuple],
@@ -156,67 +232,16 @@ def run_parallel(
             raise err
         results[i] = on_error(jobs[i], err)
 
-    if workers == 1:  # in-process: no start-up cost, but no protection from a native crash either
-        for i, job in enumerate(jobs):
+    try:
+        if workers > 1:
+            _Dispatcher(fn, jobs, workers, retries, results, _fail, bar).run()
+            return results
+        for i, job in enumerate(jobs):  # in-process: no start-up cost, but no protection from a native crash
             try:
                 results[i] = fn(*job)
             except Exception as err:
                 _fail(i, err)
             bar.update()
-        bar.close()
-        return results
-
-    ctx = _context(fn.__module__)
-    queue: deque[int] = deque(range(len(jobs)))
-    attempts = [0] * len(jobs)
-    pool: list[_Worker] = []
-
-    def _died(w: _Worker) -> None:
-        w.process.join()
-        pool.remove(w)
-        w.conn.close()
-        index, w.item = w.item, None
-        if index is None:
-            return
-        if attempts[index] <= retries:
-            queue.appendleft(index)  # retried first, in a fresh worker
-        else:
-            _fail(
-                index,
-                WorkerDied(f"worker {describe_exit(w.process.exitcode)} on this item ({attempts[index]} attempts)"),
-            )
-            bar.update()
-
-    try:
-        while queue or any(w.item is not None for w in pool):
-            for w in [w for w in pool if w.item is None and not w.process.is_alive()]:
-                _died(w)  # died between items: nothing lost, replaced below
-            outstanding = len(queue) + sum(w.item is not None for w in pool)
-            while len(pool) < min(workers, outstanding):
-                pool.append(_Worker(ctx, fn))
-            for w in pool:
-                if w.item is None and queue:
-                    i = queue.popleft()
-                    attempts[i] += 1
-                    w.give(i, jobs[i])
-            busy = [w for w in pool if w.item is not None]
-            ready = wait([w.conn for w in busy] + [w.process.sentinel for w in busy])
-            for w in busy:
-                if w.conn not in ready and w.process.sentinel not in ready:
-                    continue
-                try:
-                    index, ok, value = w.conn.recv()
-                except (EOFError, OSError):  # the worker is gone: its pipe closed
-                    _died(w)
-                    continue
-                w.item = None
-                if ok:
-                    results[index] = value
-                else:
-                    _fail(index, value)
-                bar.update()
     finally:
-        for w in pool:
-            w.stop()
         bar.close()
     return results

@@ -12,7 +12,9 @@ Layout of the cache folder (default ``~/.cache/mammo-monai/downloads``, or ``$MA
   request) and is renamed into ``blobs/`` only when complete and checked (size; the S3 ETag where it is
   the object's MD5);
 - ``trees/<hash of the URL>/...``: the dataset's folder tree, symlinks to the blobs, that the adapters
-  walk.
+  walk;
+- ``locks/``, ``cache.lock``, ``pins/``: several processes may share one cache (:mod:`.cache_locks`): a file
+  is downloaded by one of them while the others wait for it, and no process evicts a blob another is using.
 
 Files are streamed in chunks (:data:`CHUNK` bytes; never a whole file in memory). The cache holds at most
 ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 200 GiB, or ``$MAMMO_MONAI_DOWNLOAD_CACHE_SIZE`` such as
@@ -31,8 +33,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from mammo_monai.io.atomic import atomic_path
+from mammo_monai.io.cache_locks import Pin, cache_lock, entry_lock, pinned
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +119,7 @@ class DownloadCache:
             raise ValueError(f"{url}: cannot be listed ({type(err).__name__}: {err})") from err
         if not listing:
             raise ValueError(f"{url}: no files found there")
-        listing = {p: _with_size(fs, p, i) for p, i in listing.items()}  # an HTTP listing gives no sizes
+        listing = {p: _with_size(fs, p, i) for p, i in listing.items()}  # an HTTP listing gives names only
         total = sum(int(i.get("size") or 0) for i in listing.values())
         if total > self.max_bytes:
             raise ValueError(
@@ -124,29 +128,38 @@ class DownloadCache:
             )
         self.stats = {"downloaded": 0, "resumed": 0, "reused": 0, "corrupt": 0, "bytes": 0}
         keys = {p: self._key(fs, p, i) for p, i in listing.items()}
-        known = {self._indexed(k) for k in keys.values()} - {None}
-        self.evict(total, keep={self.blob(s) for s in known})
         tree = self.folder / "trees" / _sha(url.rstrip("/"))[:16]
-        for path, info in sorted(listing.items()):
-            rel = os.path.relpath(path, base.rstrip("/") or "/")
-            if os.path.isabs(rel) or rel == ".." or rel.startswith(f"..{os.sep}"):
-                raise ValueError(f"{url}: a listed file ({rel}) lies outside that location; refusing it")
-            blob = self._fetch(fs, path, info, keys[path])
-            _link(tree / rel, blob)
+        with Pin(self.folder) as pin:
+            with cache_lock(self.folder):
+                known = {self._indexed(k) for k in keys.values()} - {None}
+                pin.add(known)  # before evicting: no other process evicts them either
+                self._evict(total, keep={self.blob(s) for s in known})
+            for path, info in sorted(listing.items()):
+                rel = os.path.relpath(path, base.rstrip("/") or "/")
+                rel = unquote(rel) if _is_http(fs) else rel  # an HTTP listing gives URLs: %20 for a space
+                if os.path.isabs(rel) or rel == ".." or rel.startswith(f"..{os.sep}"):
+                    raise ValueError(f"{url}: a listed file ({rel}) lies outside that location; refusing it")
+                with entry_lock(self.folder, keys[path]):  # a second process wants it: it waits, then reuses it
+                    _link(tree / rel, self._fetch(fs, path, info, keys[path], pin))
         logger.info("download cache %s: %s", self.folder, self.stats)
         return tree
 
     def _key(self, fs: Any, path: str, info: dict[str, Any]) -> str:
-        etag = str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or info.get("mtime") or "")
+        changed = ("ETag", "etag", "md5Hash", "mtime", "Last-Modified")  # the first the store gives
+        etag = str(next((info[k] for k in changed if info.get(k)), ""))
         return _sha(f"{fs.unstrip_protocol(path)}\0{info.get('size')}\0{etag}")
 
     def _indexed(self, key: str) -> str | None:
         entry = self.folder / "index" / key
         return entry.read_text().strip() if entry.is_file() else None
 
-    def _fetch(self, fs: Any, path: str, info: dict[str, Any], key: str) -> Path:
-        """The blob of one remote file: reused when indexed and intact, else downloaded (resumed)."""
+    def _fetch(self, fs: Any, path: str, info: dict[str, Any], key: str, pin: Pin) -> Path:
+        """The blob of one remote file: reused when indexed and intact, else downloaded (resumed). Called
+        holding the entry's lock; takes the cache's lock to pin, rename and index."""
         sha = self._indexed(key)
+        if sha:
+            with cache_lock(self.folder):
+                pin.add({sha})  # indexed by another process since this run began: pinned before it is checked
         if sha and self.blob(sha).is_file():
             if file_sha256(self.blob(sha)) == sha:
                 os.utime(self.blob(sha))  # most recently used
@@ -154,21 +167,27 @@ class DownloadCache:
                 return self.blob(sha)
             logger.warning("download cache: %s is corrupt (checksum); downloading it again", self.blob(sha))
             self.stats["corrupt"] += 1
-            self.blob(sha).unlink()
+            with cache_lock(self.folder):
+                self.blob(sha).unlink(missing_ok=True)
+        part = self.folder / "partial" / f"{key}.part"
         try:
-            sha = self._download(fs, path, info, key)
+            sha = self._download(fs, path, info, part)
         except _Corrupt:  # a resumed part that was not a prefix of the object: once more from the start
-            sha = self._download(fs, path, info, key)
-        with atomic_path(self.folder / "index" / key) as tmp:
-            Path(tmp).write_text(sha)
+            sha = self._download(fs, path, info, part)
+        with cache_lock(self.folder):
+            self.blob(sha).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(part, self.blob(sha))
+            with atomic_path(self.folder / "index" / key) as tmp:
+                Path(tmp).write_text(sha)
+            pin.add({sha})
+        self.stats["downloaded"] += 1
         return self.blob(sha)
 
-    def _download(self, fs: Any, path: str, info: dict[str, Any], key: str) -> str:
-        """Stream ``path`` into ``partial/<key>.part`` (from its length, if a download was interrupted),
-        check it and rename it into ``blobs/``; return its SHA-256."""
+    def _download(self, fs: Any, path: str, info: dict[str, Any], part: Path) -> str:
+        """Stream ``path`` into ``part`` (from its length, if a download was interrupted) and check it;
+        return its SHA-256."""
         size, md5 = info.get("size"), _etag_md5(info)
         size = None if size is None else int(size)  # None: the store does not say (some HTTP servers)
-        part = self.folder / "partial" / f"{key}.part"
         part.parent.mkdir(parents=True, exist_ok=True)
         have = part.stat().st_size if part.is_file() else 0
         if have and (size is None or have > size):  # no length to resume against, or not a prefix of the object
@@ -181,29 +200,38 @@ class DownloadCache:
                 while chunk := fh.read(CHUNK):
                     sha.update(chunk)
                     md.update(chunk)
-        with fs.open(path, "rb") as src, open(part, "ab") as dst:
-            src.seek(have)
-            while chunk := src.read(CHUNK):
-                dst.write(chunk)
-                sha.update(chunk)
-                md.update(chunk)
-                self.stats["bytes"] += len(chunk)
         url = fs.unstrip_protocol(path)
+        try:
+            with fs.open(path, "rb") as src, open(part, "ab") as dst:
+                src.seek(have)
+                while chunk := src.read(CHUNK):
+                    dst.write(chunk)
+                    sha.update(chunk)
+                    md.update(chunk)
+                    self.stats["bytes"] += len(chunk)
+        except ValueError as err:  # fsspec's HTTP file, when the server ignores range requests
+            if not have:
+                raise
+            part.unlink()
+            raise _Corrupt(f"{url}: cannot resume ({err})") from err
         got = part.stat().st_size
         if (size is not None and got != size) or (md5 and md.hexdigest() != md5):
             part.unlink()
             what = f"{got} bytes, expected {size}" if got != size else "its MD5 differs from the store's ETag"
             error = _Corrupt if have else ValueError
             raise error(f"{url}: download is corrupt ({what}); run again to download it afresh")
-        blob = self.blob(sha.hexdigest())
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, blob)
-        self.stats["downloaded"] += 1
         return sha.hexdigest()
 
     def evict(self, incoming: int, keep: set[Path] = frozenset()) -> list[Path]:
-        """Delete the least recently used blobs (not in ``keep``) until ``incoming`` more bytes fit under
-        the bound; returns the deleted blobs. Their tree links dangle until their dataset is fetched again."""
+        """Delete the least recently used blobs (not in ``keep``, not pinned by a running process) until
+        ``incoming`` more bytes fit under the bound; returns the deleted blobs. Their tree links dangle until
+        their dataset is fetched again."""
+        with cache_lock(self.folder):
+            return self._evict(incoming, keep)
+
+    def _evict(self, incoming: int, keep: set[Path]) -> list[Path]:
+        """:meth:`evict`, holding the cache's lock."""
+        keep = set(keep) | {self.blob(s) for s in pinned(self.folder)}
         blobs = [(p.stat().st_mtime, p.stat().st_size, p) for p in (self.folder / "blobs").glob("*/*") if p.is_file()]
         used = sum(s for _, s, p in blobs if p not in keep)
         deleted = []
@@ -232,6 +260,11 @@ def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
         raise ValueError(f"{url}: no filesystem for this URL ({err}); pip install 'mammo-monai[cloud]'") from err
 
 
+def _is_http(fs: Any) -> bool:
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    return bool(protocols & {"http", "https"})
+
+
 def _link(link: Path, target: Path) -> None:
     """Point ``link`` at ``target`` (a symlink, replaced atomically when it pointed elsewhere)."""
     if link.is_symlink() and os.readlink(link) == str(target):
@@ -245,10 +278,12 @@ def _link(link: Path, target: Path) -> None:
 
 def _with_size(fs: Any, path: str, info: dict[str, Any]) -> dict[str, Any]:
     """``info`` with the file's ``size`` asked of the store when the listing left it out (None if it still
-    does not say: the download is then checked by its checksum only and the cache bound by what arrives)."""
-    if info.get("size") is not None:
+    does not say: the download is then checked by its checksum only and the cache bound by what arrives).
+    An HTTP listing is always asked again (a HEAD request): its index pages give names only, and a size
+    fsspec remembered from an earlier listing comes without the ``Last-Modified`` date the key needs."""
+    if info.get("size") is not None and not _is_http(fs):
         return info
     try:
-        return {**info, "size": fs.info(path).get("size")}
+        return {**info, **fs.info(path)}
     except (OSError, ValueError):
         return info

@@ -1,0 +1,52 @@
+"""A folder served over HTTP on loopback by Python's ``http.server`` (in a thread), as a plain web server
+serves a dataset: directory index pages, ``Content-Length`` and ``Last-Modified`` headers, no range
+requests. It counts the GET requests of each file and can answer each one late."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self) -> None:
+        if Path(self.translate_path(self.path)).is_file():
+            with self.server.count_lock:
+                self.server.gets[self.path.split("?")[0]] += 1
+            time.sleep(self.server.delay)
+        super().do_GET()
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+
+class HttpSite:
+    """Serve ``folder`` at ``http://127.0.0.1:<port>/``; a context manager.
+
+    Args:
+        folder: the folder served.
+        delay: seconds each file's GET waits before it is answered.
+    """
+
+    def __init__(self, folder: Path, delay: float = 0.0) -> None:
+        handler = functools.partial(_Handler, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.gets, self.server.count_lock, self.server.delay = Counter(), threading.Lock(), delay
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    @property
+    def gets(self) -> Counter:
+        """GET requests per file (its URL path)."""
+        return self.server.gets
+
+    def __enter__(self) -> HttpSite:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
