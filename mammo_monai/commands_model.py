@@ -219,6 +219,15 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         "validation images, else OpenVINO fp32), eager PyTorch (bf16 autocast where the CPU has it), ONNX Runtime, or "
         "OpenVINO (bf16 where the CPU has it)",
     )
+    _add_predict_outputs(p)
+    add_accept_modality(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.epilog = EXIT_CODES
+    p.set_defaults(func=predict)
+
+
+def _add_predict_outputs(p: argparse.ArgumentParser) -> None:
+    """``predict``'s options for the outputs beside the CSV: the NYU tables and the DICOM results."""
     p.add_argument(
         "--exam-list",
         default=None,
@@ -243,10 +252,6 @@ def add_predict(sub: argparse._SubParsersAction) -> None:
         help="with --dicom-out: write none of the source's identifiers (new study, stand-in patient, no reference to "
         "the source image: a PACS cannot attach them to the source study)",
     )
-    add_accept_modality(p)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.epilog = EXIT_CODES
-    p.set_defaults(func=predict)
 
 
 def predict(args: argparse.Namespace) -> int:

@@ -1,6 +1,17 @@
 """``mammo-monai evaluate``: per-image and per-exam figures of a whole-image bundle on a manifest split,
 with 4-flip test-time augmentation and model averaging. AUC intervals resample patients; operating
-thresholds are chosen on the validation split and applied to the evaluated one."""
+thresholds are chosen on the validation split and applied to the evaluated one.
+
+A bundle that declares ``pipeline: segment_then_classify`` is evaluated with its partner classifier
+``patch_bundle`` (:class:`~mammo_monai.inference.segment_classify.SegmentThenClassify`: an image is as
+suspicious as its most suspicious candidate lesion); no TTA or ensembles there. A bundle that declares
+a ``decision_rule`` adds its per-breast figures under ``decision``.
+
+A calibrated bundle (``models/calibration.json``) adds ``calibration``: its ECE and log-loss before and
+after calibration on ``split`` and each operating point's sensitivity, specificity and recall rate there
+(:func:`~mammo_monai.evaluation.calibrated_figures.calibrated_figures`), the calibrated columns of
+``predictions.csv`` and ``reliability.png`` (before and after).
+"""
 
 from __future__ import annotations
 
@@ -65,44 +76,22 @@ def evaluate(
     threshold_split: str | None = "val",
     patch_bundle: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a whole-image bundle (folder or exported zip) on ``split`` of a prepared manifest.
-
-    A bundle that declares ``pipeline: segment_then_classify`` is evaluated with its partner classifier
-    ``patch_bundle`` (:class:`~mammo_monai.inference.segment_classify.SegmentThenClassify`: an image is as
-    suspicious as its most suspicious candidate lesion); no TTA or ensembles there. A bundle that declares
-    a ``decision_rule`` adds its per-breast figures under ``decision``.
+    """Evaluate a whole-image bundle (folder or exported zip) on ``split`` of a prepared manifest
+    (segment-then-classify, decision-rule and calibrated bundles: the module docstring).
 
     The images of ``threshold_split`` (validation) are predicted too, with the same networks and
     TTA, to choose the Youden and best-pF1 thresholds that are then applied to ``split``; the
     thresholds tuned on ``split`` itself are reported apart, under ``oracle``. No threshold split
     (None, absent from the manifest, or ``split`` itself) leaves only the oracle figures.
 
-    A calibrated bundle (``models/calibration.json``) adds ``calibration``: its ECE and log-loss before and
-    after calibration on ``split`` and each operating point's sensitivity, specificity and recall rate there
-    (:func:`~mammo_monai.evaluation.calibrated_figures.calibrated_figures`), the calibrated columns of
-    ``predictions.csv`` and ``reliability.png`` (before and after).
-
     Writes ``metrics.json``, ``predictions.csv`` (and ``predictions_<threshold_split>.csv``) and
     ``roc.png`` into ``out_dir`` and, with ``track``, one MLflow run in the experiment
     ``<bundle>-evaluation``. Returns the metrics.
     """
-    from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
     from mammo_monai.evaluation.calibrated_figures import calibrated_figures
-    from mammo_monai.evaluation.plots import plot_roc
 
     images_csv = Path(manifest_dir) / "images.csv"
-    # the checks `train` makes (a patient in several splits, no rows, labels other than 0/1, image files
-    # gone), each naming the table, the split and the rows, before any bundle is opened
-    records(images_csv, split, 2, both_classes=False)
-    images = pd.read_csv(images_csv, dtype={"patient_id": str})
-    table = images[images["split"] == split].reset_index(drop=True)
-    tuning = (
-        images[images["split"] == threshold_split].reset_index(drop=True)
-        if threshold_split and threshold_split != split
-        else None
-    )
-    if tuning is not None and not tuning.empty:
-        records(images_csv, str(threshold_split), 2, both_classes=False)
+    table, tuning = _split_tables(images_csv, split, threshold_split)
     with tempfile.TemporaryDirectory() as tmp:
         opened = open_bundle(bundle, tmp, partner=patch_bundle)
         opened.check_request(tta, ensemble)
@@ -111,35 +100,64 @@ def evaluate(
         )
         score, models = _image_scorer(opened, ensemble, tta, batch_size, tmp)
         table["probability"] = _scored(score, table, f"{images_csv}: split {split!r}")
-        if tuning is not None and not tuning.empty:
+        if tuning is not None:
             tuning["probability"] = _scored(score, tuning, f"{images_csv}: split {threshold_split!r}")
-    has_tuning = tuning is not None and not tuning.empty
     metrics = {
         "split": split,
         "tta": tta,
         "models": models,
-        "thresholds_from": threshold_split if has_tuning else None,
-        **split_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
+        "thresholds_from": threshold_split if tuning is not None else None,
+        **split_metrics(table, tuning, str(threshold_split), seed),
         **opened.decision_rule.metrics(table),
-        **per_dataset_metrics(table, tuning if has_tuning else None, str(threshold_split), seed),
+        **per_dataset_metrics(table, tuning, str(threshold_split), seed),
     }
     table["exam"] = table_breast_key(table)
     if opened.calibration is not None:  # the bundle's calibration and operating points on this split
         metrics["calibration"] = calibrated_figures(opened.calibration, table["probability"], table["label"])
     out = Path(out_dir or Path(manifest_dir) / "evaluation" / f"{split}{'-tta' if tta else ''}")
+    _write_outputs(opened, table, tuning, metrics, split, threshold_split, out)
+    if track:
+        log_evaluation(opened.name, metrics, out)
+    return metrics
+
+
+def _split_tables(
+    images_csv: Path, split: str, threshold_split: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The rows of ``split`` and of ``threshold_split`` (None when it is not given, is ``split`` or has no
+    rows), after the checks ``train`` makes (a patient in several splits, no rows, labels other than 0/1,
+    image files gone), each naming the table, the split and the rows, before any bundle is opened."""
+    records(images_csv, split, 2, both_classes=False)
+    images = pd.read_csv(images_csv, dtype={"patient_id": str})
+    table = images[images["split"] == split].reset_index(drop=True)
+    if not threshold_split or threshold_split == split:
+        return table, None
+    tuning = images[images["split"] == threshold_split].reset_index(drop=True)
+    if tuning.empty:
+        return table, None
+    records(images_csv, str(threshold_split), 2, both_classes=False)
+    return table, tuning
+
+
+def _write_outputs(
+    opened: OpenedBundle, table: pd.DataFrame, tuning: pd.DataFrame | None, metrics: dict[str, Any], split: str,
+    threshold_split: str | None, out: Path,
+) -> None:  # fmt: skip
+    """``predictions.csv`` (with the calibrated columns), ``predictions_<threshold_split>.csv``, ``metrics.json``,
+    ``roc.png`` and, for a calibrated bundle, ``reliability.png`` into ``out``."""
+    from mammo_monai.evaluation.calibrated_columns import with_calibrated_columns
+    from mammo_monai.evaluation.plots import plot_roc
+
     out.mkdir(parents=True, exist_ok=True)
     columns = ["image_id", "exam", "label", "probability"]
     write_csv(with_calibrated_columns(table[columns], opened.calibration), out / "predictions.csv")
-    if has_tuning:
+    if tuning is not None:
         write_csv(tuning.assign(exam=table_breast_key(tuning))[columns], out / f"predictions_{threshold_split}.csv")
     write_json(metrics, out / "metrics.json")
     probs2 = np.stack([1 - table["probability"], table["probability"]], 1)
     plot_roc(probs2, table["label"].to_numpy(), ["benign", "malignant"], out / "roc.png")
     if opened.calibration is not None:
         _plot_calibration(opened, table, split, out)
-    if track:
-        log_evaluation(opened.name, metrics, out)
-    return metrics
 
 
 def _plot_calibration(opened: OpenedBundle, table: pd.DataFrame, split: str, out: Path) -> None:

@@ -94,37 +94,17 @@ def export_bundle(
     net = opened.network
     h, w = opened.input_size
     example = torch.rand(1, 1, int(h), int(w))
-    with torch.no_grad():
-        traced = torch.jit.trace(net, example)
-        if not torch.allclose(traced(example), net(example), atol=1e-5):
-            raise RuntimeError(f"{bundle}: TorchScript output differs from the network's")
+    traced = _traced(net, example, bundle)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}-{version}.zip"
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / name
-        for item in KEEP:
-            src = bundle / item
-            if src.is_dir():
-                shutil.copytree(src, stage / item)
-            elif src.is_file():
-                shutil.copy2(src, stage / item)
+        _copy_kept(bundle, stage)
         (stage / "models").mkdir(parents=True)
         trained_meta = trained_metadata(opened)
         write_trained_files(net, opened, stage, trained_meta)
-        try:
-            onnx_file = export_onnx(net, example, stage / "models" / "model.onnx")
-            check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
-            trained_meta["onnx"] = {
-                "file": "models/model.onnx",
-                "weights_key": weights_key(net, example.shape[-2:]),  # used only with these weights
-                "opset": ONNX_OPSET,
-                "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
-            }
-        except Exception as err:  # noqa: BLE001 - ONNX is an extra: model.ts stays the bundle's network
-            (stage / "models" / "model.onnx").unlink(missing_ok=True)
-            trained_meta["onnx"] = {"file": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
-            logger.warning("%s: no models/model.onnx in the export: %s", bundle.name, trained_meta["onnx"]["reason"])
+        trained_meta["onnx"] = _onnx_export(net, example, stage / "models" / "model.onnx", bundle.name)
         if validation_manifest is not None:  # the backend `predict --backend auto` runs, chosen per bundle
             onnx_path = stage / "models" / "model.onnx"
             trained_meta[RECORD_KEY] = backend_record(
@@ -134,18 +114,61 @@ def export_bundle(
         required = {k: v for k, v in trained_meta.get("required_packages_version", {}).items() if k != "mammo-monai"}
         trained_meta["required_packages_version"] = {**required, **runtime_requirements()}
         (stage / "configs" / "metadata.json").write_text(json.dumps(trained_meta, indent=2))
-        inference = ConfigParser.load_config_files(config_files(bundle, "inference"))  # merged, common first
-        # as monai.bundle ckpt_export does: metadata and the inference config travel inside model.ts
-        save_net_with_metadata(
-            traced,
-            str(stage / "models" / "model"),
-            include_config_vals=False,
-            append_timestamp=False,
-            meta_values=trained_meta,
-            more_extra_files={"inference.json": json.dumps(inference).encode()},
-        )
+        _save_torchscript(traced, bundle, stage, trained_meta)
         with atomic_path(target) as part, zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED) as zf:
             for f in sorted(stage.rglob("*")):
                 if f.is_file():
                     zf.write(f, f.relative_to(Path(tmp)))
     return target
+
+
+def _traced(net: torch.nn.Module, example: torch.Tensor, bundle: Path) -> torch.jit.ScriptModule:
+    """``net`` traced with TorchScript on ``example``; raises ``RuntimeError`` when the trace's output differs."""
+    with torch.no_grad():
+        traced = torch.jit.trace(net, example)
+        if not torch.allclose(traced(example), net(example), atol=1e-5):
+            raise RuntimeError(f"{bundle}: TorchScript output differs from the network's")
+    return traced
+
+
+def _copy_kept(bundle: Path, stage: Path) -> None:
+    """Copy the folders and files of :data:`KEEP` that ``bundle`` has into ``stage``."""
+    for item in KEEP:
+        src = bundle / item
+        if src.is_dir():
+            shutil.copytree(src, stage / item)
+        elif src.is_file():
+            shutil.copy2(src, stage / item)
+
+
+def _onnx_export(net: torch.nn.Module, example: torch.Tensor, onnx_path: Path, name: str) -> dict:
+    """Export ``net`` to ``onnx_path``, checked with ONNX Runtime at batch 1 and 3; returns ``metadata.json``'s
+    ``onnx`` record, ``{"file": None, "reason"}`` (and a warning, and no file) when the export or check fails."""
+    try:
+        onnx_file = export_onnx(net, example, onnx_path)
+        check_onnx(onnx_file, net, [example, torch.rand(3, *example.shape[1:])], atol=1e-4)
+        return {
+            "file": "models/model.onnx",
+            "weights_key": weights_key(net, example.shape[-2:]),  # used only with these weights
+            "opset": ONNX_OPSET,
+            "dynamic_axes": {k: list(v) for k, v in DYNAMIC_AXES.items()},
+        }
+    except Exception as err:  # noqa: BLE001 - ONNX is an extra: model.ts stays the bundle's network
+        onnx_path.unlink(missing_ok=True)
+        record = {"file": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+        logger.warning("%s: no models/model.onnx in the export: %s", name, record["reason"])
+        return record
+
+
+def _save_torchscript(traced: torch.jit.ScriptModule, bundle: Path, stage: Path, trained_meta: dict) -> None:
+    """``models/model.ts`` with the metadata and the merged inference config inside, as ``monai.bundle
+    ckpt_export`` writes it."""
+    inference = ConfigParser.load_config_files(config_files(bundle, "inference"))  # merged, common first
+    save_net_with_metadata(
+        traced,
+        str(stage / "models" / "model"),
+        include_config_vals=False,
+        append_timestamp=False,
+        meta_values=trained_meta,
+        more_extra_files={"inference.json": json.dumps(inference).encode()},
+    )

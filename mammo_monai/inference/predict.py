@@ -1,4 +1,43 @@
-"""``mammo-monai predict``: a folder of mammograms -> probabilities (and optional heatmaps)."""
+"""``mammo-monai predict``: a folder of mammograms -> probabilities (and optional heatmaps).
+
+Images are preprocessed exactly as the model's training data were (size, aspect, crop, intensity scaling,
+accepted modalities: :func:`model_preprocessing`); unreadable files get an error row.
+
+Rows (:data:`COLUMNS`): one per image (``level`` "image"), then one per breast ("breast") and one per exam
+("exam"), even of one image (:func:`~mammo_monai.evaluation.exam_rows.breast_and_exam_rows`). An exam is a
+DICOM study, else what a file name pattern names, else the file alone (:mod:`mammo_monai.io.exam_key`);
+``patient`` and ``exam`` are salted hashes, never a UID or an ID, and ``grouped_by`` says which rule applied.
+A breast scores the mean of its views (``n_views``), an exam its most suspicious breast. A bundle that
+declares a ``decision_rule`` (e.g. the operating point stored with its weights) aggregates each breast its way
+(mean or max) and, when its ``outputs`` name ``decision``, adds that column (1: recall) at its threshold
+(:mod:`~mammo_monai.inference.opened_bundle`). A bundle that carries a calibration (``mammo-monai calibrate``)
+adds ``probability_calibrated`` and ``decision@<name>`` per operating point to every scored row, breasts
+calibrated after aggregating their raw probabilities
+(:func:`~mammo_monai.evaluation.calibrated_columns.with_calibrated_columns`). A bundle that declares
+``segment_then_classify`` scores its candidate lesions with the patch bundle (and writes its lesion maps
+with ``heatmaps``).
+
+Backends: "eager" PyTorch (bf16 autocast where the CPU has it), "onnxruntime", "openvino" (reading the
+exported bundle's ``model.onnx``, else an export cached per weights), or "auto": the backend chosen for this
+bundle on its validation images and recorded at export (:mod:`~mammo_monai.inference.backend_choice`), else
+the fastest of ``scripts/bench_infer.py`` (see :func:`~mammo_monai.inference.onnx_runtime.inference_backend`;
+eager with a warning when its package is missing or the export fails). The heatmaps' patch classifier runs on
+the same backend ("auto": its own bundle's recorded choice, else OpenVINO at the CPU's precision), its windows
+in batches of :data:`~mammo_monai.inference.heatmaps.HEATMAP_BATCH`
+(:func:`~mammo_monai.inference.heatmaps.heatmap_network`); the segmenter stays eager.
+
+Beside ``out_csv`` go ``<stem>_breasts.csv`` and ``<stem>_exams.csv`` and the aggregation they used in
+``<stem>.json`` (:func:`~mammo_monai.evaluation.prediction_tables.write_prediction_tables`). With an
+``exam_list`` (the NYU metarepository's ``data.pkl``), the images it names are predicted (found under
+``inputs``) and its ``image_predictions.csv`` / ``breast_predictions.csv`` written beside ``out_csv``;
+``nyu_tables`` writes those for a folder too (:mod:`~mammo_monai.evaluation.nyu_tables`).
+
+DICOM outputs (``dicom_out``): for each scored input DICOM a Structured Report (``<name>_sr.dcm``: the
+image's and its breast's probability, calibrated when the bundle carries a calibration, and the decision at
+each operating point) and, where a lesion map on the original grid exists, a Segmentation
+(``<name>_seg.dcm``), both referencing the source (:mod:`~mammo_monai.inference.dicom_results`);
+``anonymous_outputs`` writes none of the source's identifiers into them.
+"""
 
 from __future__ import annotations
 
@@ -109,61 +148,33 @@ def predict(
     dicom_out: str | os.PathLike | None = None,
     anonymous_outputs: bool = False,
 ) -> pd.DataFrame:
-    """Predict P(malignant) for every readable mammogram in ``inputs``; unreadable files get an
-    error row. With ``heatmaps``, also run the patch classifier of ``patch_bundle`` as a sliding
-    window (``stride`` px, default a quarter patch) and save the maps (see :func:`save_heatmaps`).
-    Images are preprocessed exactly as the model's training data were (size, aspect, crop,
-    intensity scaling, accepted modalities: :func:`model_preprocessing`).
+    """Predict P(malignant) for every readable mammogram in ``inputs`` into ``out_csv`` (module docstring:
+    the rows, the backends, the tables and DICOM files written beside it).
 
-    Rows (:data:`COLUMNS`): one per image (``level`` "image"), then one per breast ("breast") and one
-    per exam ("exam"), even of one image (:func:`~mammo_monai.evaluation.exam_rows.breast_and_exam_rows`).
-    An exam is a DICOM study, else what a file name pattern names, else the file alone
-    (:mod:`mammo_monai.io.exam_key`); ``patient`` and ``exam`` are salted hashes, never a UID or an ID,
-    and ``grouped_by`` says which rule applied. A breast scores the mean of its views (``n_views``),
-    an exam its most suspicious breast. A bundle that declares a ``decision_rule`` (e.g. the operating
-    point stored with its weights) aggregates each breast its way (mean or max) and, when its ``outputs``
-    name ``decision``, adds that column (1: recall) at its threshold
-    (:mod:`~mammo_monai.inference.opened_bundle`). A bundle that carries a calibration
-    (``mammo-monai calibrate``) adds ``probability_calibrated`` and ``decision@<name>`` per operating point
-    to every scored row, breasts calibrated after aggregating their raw probabilities
-    (:func:`~mammo_monai.evaluation.calibrated_columns.with_calibrated_columns`). A bundle that declares
-    ``segment_then_classify`` scores its candidate lesions with ``patch_bundle`` (and writes its lesion maps with ``heatmaps``).
+    Args:
+        bundle: the classifier's bundle folder or archive.
+        inputs: files or folders of DICOM / PNG / PGM / TIFF images.
+        out_csv: the image, breast and exam rows (:data:`COLUMNS`).
+        tta: average the probability of the image and its flip.
+        heatmaps: a folder for the sliding-window maps of ``patch_bundle`` (or a segmenter's lesion maps).
+        stride: the heatmaps' window step in pixels (default: a quarter patch).
+        patch_bundle: the patch classifier (heatmaps; the candidate scorer of segment-then-classify).
+        batch_size: images per forward pass.
+        progress: show a progress bar.
+        modalities: the accepted modalities ("model": those the model was trained on).
+        backend: "eager", "onnxruntime", "openvino" or "auto".
+        exam_list: the NYU metarepository's ``data.pkl``; its images are looked up under ``inputs``.
+        nyu_tables: write the NYU ``image_predictions.csv`` / ``breast_predictions.csv`` for a folder too.
+        dicom_out: a folder for each scored input DICOM's Structured Report and Segmentation.
+        anonymous_outputs: write none of the source's identifiers into the DICOM outputs.
 
-    ``backend`` runs the classifier with "eager" PyTorch (bf16 autocast where the CPU has it),
-    "onnxruntime", "openvino" (reading the exported bundle's ``model.onnx``, else an export cached per
-    weights), or "auto": the backend chosen for this bundle on its validation images and recorded at export
-    (:mod:`~mammo_monai.inference.backend_choice`), else the fastest of ``scripts/bench_infer.py`` (see
-    :func:`~mammo_monai.inference.onnx_runtime.inference_backend`; eager with a warning when its package
-    is missing or the export fails). The heatmaps' patch classifier runs on the same ``backend`` ("auto": its own
-    bundle's recorded choice, else OpenVINO at the CPU's precision), its windows in batches of
-    :data:`~mammo_monai.inference.heatmaps.HEATMAP_BATCH` (:func:`~mammo_monai.inference.heatmaps.heatmap_network`);
-    the segmenter stays eager.
-
-    Beside ``out_csv`` go ``<stem>_breasts.csv`` and ``<stem>_exams.csv`` and the aggregation they used in
-    ``<stem>.json`` (:func:`~mammo_monai.evaluation.prediction_tables.write_prediction_tables`). With an
-    ``exam_list`` (the NYU metarepository's ``data.pkl``), the images it names are predicted (found under
-    ``inputs``) and its ``image_predictions.csv`` / ``breast_predictions.csv`` written beside ``out_csv``;
-    ``nyu_tables`` writes those for a folder too (:mod:`~mammo_monai.evaluation.nyu_tables`).
-
-    ``dicom_out``: a folder for each scored input DICOM's Structured Report (``<name>_sr.dcm``: the image's
-    and its breast's probability, calibrated when the bundle carries a calibration, and the decision at each
-    operating point) and, where a lesion map on the original grid exists, its Segmentation (``<name>_seg.dcm``),
-    both referencing the source (:mod:`~mammo_monai.inference.dicom_results`); ``anonymous_outputs`` writes
-    none of the source's identifiers into them. How many were written is in ``table.attrs["dicom_written"]``
-    and the error lines of files whose outputs failed in ``table.attrs["dicom_errors"]``.
+    Returns:
+        The table written to ``out_csv``; ``attrs`` "dicom_written" (a count) and "dicom_errors" with ``dicom_out``.
     """
-    if heatmaps and not patch_bundle:
-        raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
-    if anonymous_outputs and not dicom_out:
-        raise ValueError("--anonymous-outputs needs --dicom-out (the folder of the DICOM outputs it anonymises)")
+    _check_options(heatmaps, patch_bundle, dicom_out, anonymous_outputs)
     problems: list[dict[str, str]] = []
     exams, named = exam_list_files(exam_list, inputs) if exam_list else (None, None)
-    inputs = sorted(set(named.values())) if named is not None else inputs
-    files = find_images(
-        [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems
-    )  # (file, unique name)
-    if not files:
-        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
+    files = _input_files(sorted(set(named.values())) if named is not None else inputs, problems)
     with tempfile.TemporaryDirectory() as tmp:
         opened = open_bundle(bundle, Path(tmp) / "whole", partner=patch_bundle)
         opened.check_request(tta, heatmaps=bool(heatmaps))
@@ -178,11 +189,39 @@ def predict(
         write_csv(table, out_csv)
         write_prediction_tables(table, rows, out_csv, opened, exams=exams, named=named, nyu=nyu_tables)
         if dicom_out:
-            from mammo_monai.inference.dicom_results import write_dicom_outputs  # highdicom: only when asked
-
-            written, errors = write_dicom_outputs(table, files, maps, dicom_out, opened, anonymous_outputs)
-            table.attrs.update(dicom_written=written, dicom_errors=errors)
+            table.attrs.update(_dicom_outputs(table, files, maps, dicom_out, opened, anonymous_outputs))
     return table
+
+
+def _check_options(heatmaps: Any, patch_bundle: Any, dicom_out: Any, anonymous_outputs: bool) -> None:
+    """Raise ``ValueError`` for an option that needs another one that was not given."""
+    if heatmaps and not patch_bundle:
+        raise ValueError("--heatmaps needs --patch-bundle (the patch classifier that draws them)")
+    if anonymous_outputs and not dicom_out:
+        raise ValueError("--anonymous-outputs needs --dicom-out (the folder of the DICOM outputs it anonymises)")
+
+
+def _dicom_outputs(
+    table: pd.DataFrame, files: list[tuple[Path, str]], maps: Any, dicom_out: str | os.PathLike, opened: OpenedBundle,
+    anonymous: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Write each scored DICOM's SR (and SEG) into ``dicom_out``; returns ``dicom_written`` and ``dicom_errors``."""
+    from mammo_monai.inference.dicom_results import write_dicom_outputs  # highdicom: only when asked
+
+    written, errors = write_dicom_outputs(table, files, maps, dicom_out, opened, anonymous)
+    return {"dicom_written": written, "dicom_errors": errors}
+
+
+def _input_files(inputs: str | os.PathLike | Sequence[str], problems: list[dict[str, str]]) -> list[tuple[Path, str]]:
+    """The (file, unique name) pairs of the images found in ``inputs``; what cannot be read goes to ``problems``.
+
+    Raises:
+        FileNotFoundError: when no image is found.
+    """
+    files = find_images([inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs), problems)
+    if not files:
+        raise FileNotFoundError(f"{inputs}: no DICOM / PNG / PGM / TIFF file found")
+    return files
 
 
 def _score_files(

@@ -136,6 +136,19 @@ def read_dicom(
             multi-frame, undecodable or too large file (Rows x Columns x frames over the limit of
             :mod:`mammo_monai.io.limits`, checked before decoding), or one of another modality.
     """
+    ds = _checked_header(path, modalities)
+    arr = _pixels(ds, path)
+    out, (lo, hi) = _grayscale(ds, arr, path, apply_voi)
+    meta = dicom_metadata(ds, path)
+    meta["intensity_range"] = [float(lo), float(hi)]
+    meta["container_range"] = [float(lo), float(hi)]
+    meta["original_shape"] = [int(arr.shape[0]), int(arr.shape[1])]
+    return out[None], meta
+
+
+def _checked_header(path: str | os.PathLike, modalities: Sequence[str] | None) -> pydicom.Dataset:
+    """The parsed DICOM, checked before any pixel is decoded: present, parsable, not truncated, of an accepted
+    size, with pixel data, of an accepted modality, greyscale; else a :class:`MammogramError` naming the file."""
     if not os.path.isfile(path):
         raise MammogramError(path, "file not found")
     try:
@@ -159,6 +172,11 @@ def read_dicom(
     photometric = str(ds.get("PhotometricInterpretation", ""))
     if photometric not in ("MONOCHROME1", "MONOCHROME2"):
         raise MammogramError(path, f"photometric interpretation {photometric or 'missing'!r} is not greyscale")
+    return ds
+
+
+def _pixels(ds: pydicom.Dataset, path: str | os.PathLike) -> np.ndarray:
+    """The stored pixel values of a one-frame image, decoded; a :class:`MammogramError` when they cannot be."""
     try:
         arr = ds.pixel_array
     except Exception as err:
@@ -169,7 +187,14 @@ def read_dicom(
         raise MammogramError(path, f"expected one 2D frame, got pixel array of shape {tuple(arr.shape)}")
     if arr.size == 0:
         raise MammogramError(path, "image has no pixels")
+    return arr
 
+
+def _grayscale(
+    ds: pydicom.Dataset, arr: np.ndarray, path: str | os.PathLike, apply_voi: bool
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """``arr`` through the Modality LUT, the first VOI LUT or window (``apply_voi``) and the MONOCHROME1
+    inversion, as float32, with the range of values it can take."""
     lo, hi = _modality_range(ds)
     out = apply_modality_lut(arr, ds)
     if apply_voi and (ds.get("VOILUTSequence") or "WindowCenter" in ds):
@@ -179,10 +204,6 @@ def read_dicom(
             raise MammogramError(path, f"invalid VOI LUT / window: {err}") from None
         lo, hi = _voi_range(ds, (lo, hi))
     out = np.asarray(out, dtype=np.float32)
-    if photometric == "MONOCHROME1":
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
         out = (lo + hi) - out
-    meta = dicom_metadata(ds, path)
-    meta["intensity_range"] = [float(lo), float(hi)]
-    meta["container_range"] = [float(lo), float(hi)]
-    meta["original_shape"] = [int(arr.shape[0]), int(arr.shape[1])]
-    return out[None], meta
+    return out, (lo, hi)

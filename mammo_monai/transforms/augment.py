@@ -74,37 +74,17 @@ class RandMammoAugmentd(Randomizable, MapTransform):
 
     Args:
         keys: image keys.
-        mask_keys, prob_flip, rotate_deg, zoom, shear_deg, prob_affine, intensity_shift, prob_intensity:
-            see :func:`mammo_augmentation`.
+        mask_keys: keys moved with the image but never interpolated.
+        allow_missing_keys: skip a key the data lack.
+        settings: ``prob_flip``, ``rotate_deg``, ``zoom``, ``shear_deg``, ``prob_affine``, ``intensity_shift``,
+            ``prob_intensity``: the keyword arguments (and defaults) of :func:`mammo_augmentation`.
     """
 
     def __init__(
-        self,
-        keys: KeysCollection,
-        mask_keys: Sequence[str] = (),
-        prob_flip: float = 0.5,
-        rotate_deg: float = 25.0,
-        zoom: Sequence[float] = (0.8, 1.2),
-        shear_deg: float = 12.0,
-        prob_affine: float = 0.9,
-        intensity_shift: float = 0.2,
-        prob_intensity: float = 0.5,
-        allow_missing_keys: bool = False,
+        self, keys: KeysCollection, mask_keys: Sequence[str] = (), *, allow_missing_keys: bool = False, **settings: Any
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.pipeline = Compose(
-            mammo_augmentation(
-                self.keys,
-                mask_keys,
-                prob_flip=prob_flip,
-                rotate_deg=rotate_deg,
-                zoom=zoom,
-                shear_deg=shear_deg,
-                prob_affine=prob_affine,
-                intensity_shift=intensity_shift,
-                prob_intensity=prob_intensity,
-            )
-        )
+        self.pipeline = Compose(mammo_augmentation(self.keys, mask_keys, **settings))
 
     def set_random_state(
         self, seed: int | None = None, state: np.random.RandomState | None = None

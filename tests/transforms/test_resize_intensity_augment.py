@@ -85,3 +85,25 @@ def test_container_mode_scales_our_own_cache_by_the_full_16_bit_range():
     np.testing.assert_allclose(
         ScaleMammogram("bit_depth")(img)[0, 0].numpy(), [0, 15000 / 32767, 30000 / 32767], rtol=1e-6
     )
+
+
+def test_dictionary_augment_takes_mammo_augmentations_settings():
+    """:class:`RandMammoAugmentd` builds :func:`mammo_augmentation`'s steps from the same settings; a misspelt
+    setting is refused rather than ignored."""
+    import math
+
+    import pytest
+
+    from mammo_monai.transforms.augment import mammo_augmentation
+
+    settings = {"prob_flip": 0.25, "rotate_deg": 10.0, "zoom": (0.9, 1.3), "shear_deg": 5.0, "intensity_shift": 0.1}
+    steps = RandMammoAugmentd("image", mask_keys=["mask"], **settings).pipeline.transforms
+    listed = mammo_augmentation("image", ["mask"], **settings)
+    assert [type(t) for t in steps] == [type(t) for t in listed]
+    grid = steps[2].rand_affine.rand_affine_grid
+    assert steps[0].prob == steps[1].prob == 0.25
+    assert math.isclose(grid.rotate_range[0], math.radians(10.0))
+    assert np.allclose(np.ravel(grid.scale_range), np.ravel(listed[2].rand_affine.rand_affine_grid.scale_range))
+    assert steps[2].keys == ("image", "mask") and tuple(steps[3].shifter.offsets) == (-0.1, 0.1)
+    with pytest.raises(TypeError):
+        RandMammoAugmentd("image", rotate_degrees=10.0)
