@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from skimage.draw import disk
 
+from mammo_monai.data.manifest import MIN_RADIUS
 from mammo_monai.data.preprocessing_settings import PreprocessingSettings
 from mammo_monai.io.atomic import write_json
 from mammo_monai.io.errors import MammogramError, describe_error
@@ -101,7 +102,7 @@ def lesion_mask(lesion: dict[str, Any], shape: tuple[int, int], notes: list[str]
             lesion.get("image"), f"lesion centre ({r:g}, {c:g}) lies outside the {shape[0]}x{shape[1]} image"
         )
     m = np.zeros(shape, bool)
-    m[disk((r, c), max(rad if not np.isnan(rad) else 3.0, 1.0), shape=shape)] = True
+    m[disk((r, c), max(rad if not np.isnan(rad) else MIN_RADIUS, 1.0), shape=shape)] = True
     return m
 
 

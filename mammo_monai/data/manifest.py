@@ -21,9 +21,16 @@ from mammo_monai.io.atomic import write_csv
 IMAGE_COLUMNS = ["image_id", "image", "patient_id", "laterality", "view", "label", "dataset", "split"]
 LESION_COLUMNS = ["image_id", "image", "lesion_type", "pathology", "center_row", "center_col", "radius", "mask"]
 #: optional lesion columns, written after LESION_COLUMNS: the box a dataset gave (or an outline's bounding
-#: box) in the ORIGINAL image's pixels, rows from the top, edges as the dataset counts them; one layout for
-#: every adapter (mammo_monai.data.adapters.geometry), empty for a lesion without a box
+#: box) in the ORIGINAL image's pixels, rows from the top, HALF-OPEN like numpy slicing: the box is
+#: ``image[box_row0:box_row1, box_col0:box_col1]`` (``box_row1 = top + height``, one past the last row).
+#: One layout for every adapter (mammo_monai.data.adapters.geometry converts each dataset's form), empty
+#: for a lesion without a box.
 BOX_COLUMNS = ["box_row0", "box_col0", "box_row1", "box_col1"]
+#: The smallest lesion radius (px): written by every adapter (mammo_monai.data.adapters.geometry) and
+#: assumed by the lesion cache (data/cache.py) for a lesion without one. A single-point mark (INbreast's
+#: calcification points, a VIA ``point`` in CDD-CESM) or a box clipped to a line would otherwise give a
+#: radius of 0 or 1: a disk that no patch-overlap test accepts.
+MIN_RADIUS = 3.0
 LATERALITIES = {"L", "R"}
 SPLITS = {"train", "val", "test"}
 LESION_TYPES = {"mass", "calc"}

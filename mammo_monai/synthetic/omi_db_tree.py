@@ -56,15 +56,16 @@ def _episode(malignant_side: str | None) -> dict[str, Any]:
 
 def _marks(drawn: list) -> dict[str, dict[str, Any]]:
     """The imagedb marks of one image's drawn lesions: corners ``X1, Y1`` (lower left) and ``X2, Y2``
-    (upper right), as the ``omidb`` package names them."""
+    (upper right), as the ``omidb`` package names them; each the corner's own pixel (the box's last row
+    and column are ``Y1`` and ``X2``)."""
     marks = {}
     for m, d in enumerate(drawn):
         top, left, h, w = d.box()
         marks[str(m)] = {
             "MarkID": m + 1,
             "X1": left,
-            "Y1": top + h,
-            "X2": left + w,
+            "Y1": top + h - 1,
+            "X2": left + w - 1,
             "Y2": top,
             "Mass": d.kind == "mass" or None,
             "WithCalcification": d.kind != "mass" or None,

@@ -79,6 +79,7 @@ def _findings(
         return [{**common, "finding_categories": "['No Finding']", "finding_birads": ""}], None
     les = drawn[0]
     r0, c0, r1, c1 = les.box
+    r1, c1 = r1 + 1, c1 + 1  # VinDr's xmax/ymax are edges (floats): one past the last pixel
     cats = ["Mass"] if les.kind == "mass" else ["Suspicious Calcification"]
     if les.kind == "mass" and rng.random() < 0.5:
         cats.append("Skin Retraction")

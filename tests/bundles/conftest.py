@@ -1,6 +1,7 @@
 """The Shen recipe's two bundles trained once on a tiny synthetic CBIS-DDSM, shared by ``test_bundles.py`` and
 ``test_bundles_outputs.py`` (package scope: one training for both files). Other files here that define their
-own ``trained`` fixture use theirs."""
+own ``trained`` fixture use theirs (``test_shen_variants.py`` trains its own bundle copies on this workspace's
+manifest and patches)."""
 
 from __future__ import annotations
 

@@ -10,22 +10,18 @@ import pytest
 import torch
 from monai.bundle import ConfigParser
 
-from mammo_monai.data.patches import make_patches
-from mammo_monai.data.prepare import prepare
 from mammo_monai.inference.bundle import build_inference_network, config_files
 from mammo_monai.networks import IMAGENET_GREY, VGGBlock, patch_vgg
 from mammo_monai.networks.weights import load_weights
-from mammo_monai.synthetic import make_cbis_tree
 from mammo_monai.training.workflow import train_bundle
 from tests.conftest import BUNDLES, TINY, use_mlflow_store
 
 
 @pytest.fixture(scope="module")
-def trained_vgg(tmp_path_factory):
+def trained_vgg(tmp_path_factory, shen_workspace):
+    """Both bundles trained with VGG on the shared workspace's manifest and patches (conftest.py), in
+    bundle copies and an MLflow store of their own (the workspace's bundles train the ResNet recipe)."""
     base = tmp_path_factory.mktemp("shen_variants")
-    make_cbis_tree(base / "raw", patients=14, seed=5, size=(128, 100), workers=1)
-    prepare("cbis-ddsm", base / "raw", base / "manifest", size=(128, 100), workers=1, progress=False)
-    make_patches(base / "manifest", base / "patches", size=32, per_roi=3, background=3, workers=1, progress=False)
     for name in ("patch_classifier", "whole_image_classifier"):
         shutil.copytree(BUNDLES / name, base / name)
     mp = pytest.MonkeyPatch()
@@ -41,7 +37,7 @@ def trained_vgg(tmp_path_factory):
             ["demo.yaml"],
             {
                 **TINY,
-                "dataset_dir": str(base / "patches"),
+                "dataset_dir": str(shen_workspace / "patches"),
                 "arch": "vgg-tiny",
                 "pretrained_weights": str(weights),
                 "stages": {"1": stage},
@@ -53,7 +49,7 @@ def trained_vgg(tmp_path_factory):
             {
                 **TINY,
                 "batch_size": 4,
-                "dataset_dir": str(base / "manifest"),
+                "dataset_dir": str(shen_workspace / "manifest"),
                 "image_size": [128, 100],
                 "patch_checkpoint": str(base / "patch_classifier" / "models" / "model.pt"),
                 "arch": "vgg-tiny",

@@ -67,8 +67,8 @@ def test_outline_geometry_in_original_pixels(tree):
         assert (got["box_row0"], got["box_col0"], got["box_row1"], got["box_col1"]) == (
             rows.min(),
             cols.min(),
-            rows.max(),
-            cols.max(),
+            rows.max() + 1,  # the outline's pixels: the half-open box ends one past the last
+            cols.max() + 1,
         )
 
 

@@ -13,6 +13,7 @@ from mammo_monai.data.adapters import ADAPTERS, DatasetTableError
 from mammo_monai.data.adapters.bcs_dbt import load_bcs_dbt
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic.bcs_dbt_tree import make_bcs_dbt_tree
+from tests.data.boxes import half_open_box
 
 SIZE = (96, 72)
 
@@ -26,12 +27,6 @@ def tree(tmp_path_factory):
 
 def _load(root, tmp_path, **kw):
     return load_bcs_dbt(root, slice_dir=tmp_path / "slices", **kw)
-
-
-def _edges(box):
-    """The generator's (top, left, height, width) as the manifest's box (row0, col0, row1, col1)."""
-    top, left, h, w = map(float, box)
-    return top, left, top + h, left + w
 
 
 def _copy(tree, tmp_path):
@@ -83,7 +78,7 @@ def test_boxes_apply_to_the_derived_slice_turned_to_the_reference_frame(tree, tm
         for r in lesions.itertuples()
     }
     want = {
-        (v["PatientID"], v["View"], b["slice"]): (*_edges(b["box"]), b["pathology"], v["turned"])
+        (v["PatientID"], v["View"], b["slice"]): (*half_open_box(b["box"]), b["pathology"], v["turned"])
         for v in truth["views"]
         for b in v["boxes"]
     }

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -7,6 +8,7 @@ import pandas as pd
 import pytest
 
 from mammo_monai.data.adapters import ADAPTERS, DatasetTableError, load_cdd_cesm
+from mammo_monai.data.adapters.cdd_cesm import shape_geometry
 from mammo_monai.data.prepare import prepare
 from mammo_monai.io.atomic import atomic_path
 from mammo_monai.synthetic.cdd_cesm_tree import make_cdd_cesm_tree
@@ -68,7 +70,10 @@ def test_outlines_give_lesions_in_the_jpeg_pixels(tree):
     assert len(lesions) == len(want) > 0 and {"polygon", "ellipse"} <= {t["shape"] for t in want.values()}
     for r in lesions.itertuples():
         t = want[r.image_id]  # 'P1_L_DM_MLO .jpg' in the segmentation table is matched too
-        assert (r.box_row0, r.box_col0, r.box_row1, r.box_col1) == pytest.approx(t["box"], abs=0.06)
+        row0, col0, row1, col1 = t["box"]  # the outline's extreme points: the box ends one past them
+        assert (r.box_row0, r.box_col0, r.box_row1, r.box_col1) == pytest.approx(
+            (row0, col0, row1 + 1, col1 + 1), abs=0.06
+        )
         assert r.lesion_type == t["kind"]
         assert r.pathology == ("malignant" if t["name"] in _malignant(truth) else "benign")
 
@@ -106,3 +111,21 @@ def test_prepare_reads_the_jpegs(tree, tmp_path):
     summary = prepare("cdd-cesm", root, tmp_path / "out", size=(64, 48), workers=1, progress=False)
     assert summary["images"] == 12 and summary["failed_images"] == 0
     assert set(pd.read_csv(tmp_path / "out" / "images.csv")["label_source"]) == {"pathology"}
+
+
+def test_a_polygon_with_unequal_point_lists_is_reported_and_the_rest_kept(tree, copy):
+    root, _ = copy
+    path = root / "CDD-CESM" / "Radiology_hand_drawn_segmentations_v2.csv"
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    broken = {"name": "polygon", "all_points_x": [10, 20, 30], "all_points_y": [10, 20]}
+    extra = table.iloc[[0]].assign(region_shape_attributes=json.dumps(broken), **{"#filename": "P1_L_DM_CC.jpg"})
+    pd.concat([table, extra]).to_csv(path, index=False)
+    found = load_cdd_cesm(root)
+    assert [e["reason"] for e in found.errors] == ["unreadable shape (3 x and 2 y points); skipped"]
+    assert f"row {len(table) + 2} (P1_L_DM_CC)" in found.errors[0]["file"]
+    assert len(found.images) == 12 and len(found.lesions) == len(load_cdd_cesm(tree[0]).lesions)
+
+
+def test_a_via_rect_is_a_top_left_and_size_box():
+    got = shape_geometry({"name": "rect", "x": 20, "y": 10, "width": 40, "height": 30})
+    assert [got[c] for c in ("box_row0", "box_col0", "box_row1", "box_col1")] == [10.0, 20.0, 40.0, 60.0]

@@ -73,7 +73,8 @@ def test_roi_boxes_kept_by_match_level(tree):
     assert len(lesions) == len(want) == 7
     got = {(r.image, r.box_row0, r.box_col0, r.box_row1, r.box_col1): r for r in lesions.itertuples()}
     for t in want:
-        r = got[(t["path"], *map(float, t["box"]))]
+        row0, col0, row1, col1 = map(float, t["box"])  # the ROI's corner pixels: the manifest ends one past
+        r = got[(t["path"], row0, col0, row1 + 1, col1 + 1)]
         assert r.lesion_type == t["kind"] and r.match_level == t["match_level"]
         assert r.pathology == ("malignant" if kept[t["path"]]["label"] else "benign")
     primary = load_embed(root, roi_match_levels=(1,)).lesions

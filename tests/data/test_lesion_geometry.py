@@ -12,6 +12,7 @@ from mammo_monai.data.adapters.geometry import (
     MIN_RADIUS,
     box_geometry,
     outline_geometry,
+    pixel_box_geometry,
     sized_box_geometry,
 )
 from mammo_monai.data.manifest import BOX_COLUMNS, LESION_COLUMNS
@@ -39,7 +40,33 @@ def test_outline_centre_enclosing_radius_and_bounding_box():
     got = outline_geometry(rows=rows, cols=cols)
     assert (got["center_row"], got["center_col"]) == (20.0, 25.0)
     assert got["radius"] == pytest.approx(np.hypot(10, 20), abs=0.05)
-    assert [got[c] for c in BOX_COLUMNS] == [10.0, 5.0, 30.0, 45.0]
+    assert [got[c] for c in BOX_COLUMNS] == [10.0, 5.0, 31.0, 46.0]  # one past the last outline pixel
+
+
+def test_every_form_gives_a_half_open_box_that_slices_the_lesion():
+    lesion = np.zeros((64, 80), bool)
+    lesion[10:40, 20:60] = True  # rows 10..39, columns 20..59
+    forms = {
+        "edges": box_geometry(row0=10, col0=20, row1=40, col1=60),
+        "top-left + size": sized_box_geometry(top=10, left=20, height=30, width=40),
+        "corner pixels": pixel_box_geometry(row0=39, col0=59, row1=10, col1=20),
+        "outline": outline_geometry(rows=[10, 10, 39, 39], cols=[20, 59, 59, 20]),
+    }
+    for form, got in forms.items():
+        r0, c0, r1, c1 = (int(got[c]) for c in BOX_COLUMNS)
+        assert (r0, c0, r1, c1) == (10, 20, 40, 60), form
+        assert lesion[r0:r1, c0:c1].all() and lesion[r0:r1, c0:c1].sum() == lesion.sum(), form
+    assert (forms["corner pixels"]["center_row"], forms["corner pixels"]["center_col"]) == (24.5, 39.5)
+
+
+def test_the_minimum_radius_is_one_constant_for_adapters_and_the_lesion_cache(monkeypatch):
+    from mammo_monai.data import cache, manifest
+    from mammo_monai.data.adapters import geometry
+
+    assert geometry.MIN_RADIUS is manifest.MIN_RADIUS
+    monkeypatch.setattr(cache, "MIN_RADIUS", 6.0)
+    mask = cache.lesion_mask({"center_row": 20, "center_col": 20, "radius": ""}, (41, 41), [])
+    assert mask[20].sum() == 11  # a disk of radius 6 (row 20: columns 15..25), not the old literal 3
 
 
 def test_points_and_tiny_boxes_get_the_minimum_radius():

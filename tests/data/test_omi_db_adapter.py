@@ -11,6 +11,7 @@ from mammo_monai.data.adapters import ADAPTERS
 from mammo_monai.data.adapters.omi_db import load_omi_db
 from mammo_monai.data.prepare import prepare
 from mammo_monai.synthetic.omi_db_tree import make_omi_db_tree
+from tests.data.boxes import half_open_box
 
 DATA = "image_db/sharing/standard/data"
 
@@ -19,12 +20,6 @@ DATA = "image_db/sharing/standard/data"
 def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("omi")
     return root, make_omi_db_tree(root, clients=4, seed=5)
-
-
-def _edges(box):
-    """The generator's (top, left, height, width) as the manifest's box (row0, col0, row1, col1)."""
-    top, left, h, w = map(float, box)
-    return top, left, top + h, left + w
 
 
 def _copy(tree, tmp_path):
@@ -66,10 +61,12 @@ def test_mark_boxes_in_image_pixels(tree):
         for r in les.itertuples()
     )
     want = sorted(
-        (t["client"], t["side"], t["view"], _edges(t["box"]), t["type"], t["pathology"]) for t in truth["lesions"]
+        (t["client"], t["side"], t["view"], half_open_box(t["box"]), t["type"], t["pathology"])
+        for t in truth["lesions"]
     )
     assert got == want and len(want) > 0
-    assert (les["center_row"] == (les["box_row0"] + les["box_row1"]) / 2).all()
+    # X2, Y2 are the last pixel: the centre is the middle of the corner pixels, the box ends one past them
+    assert (les["center_row"] == (les["box_row0"] + les["box_row1"] - 1) / 2).all()
 
 
 def test_patient_is_the_client(tree):

@@ -90,6 +90,8 @@ def test_inbreast_birads_cut_patient_key_and_xml_outline(tmp_path):
     lesion = found.lesions.iloc[0]
     assert len(found.lesions) == 1 and lesion["lesion_type"] == "mass" and lesion["pathology"] == "malignant"
     assert (lesion["center_row"], lesion["center_col"]) == (round(80 / 3, 1), 20.0)
+    # Point_px (x, y): rows 20..40, columns 10..30 are outline pixels; the half-open box ends one past them
+    assert [lesion[c] for c in ("box_row0", "box_col0", "box_row1", "box_col1")] == [20.0, 10.0, 41.0, 31.0]
     assert any("badname.dcm" in e["file"] for e in found.errors)
     assert load_inbreast(root, birads_cut=3).images.set_index("image_id").loc["33333333", "label"] == 1
 

@@ -154,8 +154,23 @@ def test_a_model_and_its_data_are_compared_as_settings():
 
 def test_transform_options_are_the_recorded_settings_preprocess_transforms_takes():
     """One field list: the options are the record's values, for every recorded setting the transforms take."""
-    settings = PreprocessingSettings(size=(96, 72), crop=True, intensity="percentile", modalities=None, patch_size=48)
+    settings = PreprocessingSettings(
+        size=(96, 72),
+        keep_aspect=True,
+        crop=True,
+        intensity="percentile",
+        threshold=0.1,
+        modalities=None,
+        patch_size=48,
+    )
     options, record = settings.transform_options(), settings.to_record()
-    assert options == {k: record[k] for k in options}
+    assert options == {
+        "size": [96, 72],
+        "keep_aspect": True,
+        "crop": True,
+        "intensity": "percentile",
+        "threshold": 0.1,
+        "modalities": None,
+    }  # patch_size and the version are recorded but are no transform option
     assert set(options) == set(record) & set(inspect.signature(preprocess_transforms).parameters)
     assert preprocess_transforms(**options) is not None

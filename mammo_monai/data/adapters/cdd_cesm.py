@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult, read_table, walk_files
-from mammo_monai.data.adapters.geometry import outline_geometry
+from mammo_monai.data.adapters.geometry import outline_geometry, sized_box_geometry
 from mammo_monai.data.adapters.tables import find_table, read_sheet
 
 ANNOTATION_NAMES = [
@@ -55,14 +55,30 @@ def shape_points(shape: dict) -> tuple[list[float], list[float]] | None:
         ry = float(shape.get("ry", shape.get("r", 0.0)))
         t = np.linspace(0, 2 * np.pi, 16, endpoint=False)
         return list(cy + ry * np.sin(t)), list(cx + rx * np.cos(t))
-    if kind == "rect":
-        x, y, w, h = (float(shape[k]) for k in ("x", "y", "width", "height"))
-        return [y, y, y + h, y + h], [x, x + w, x + w, x]
     return None
 
 
-def _outlines(root: Path, errors: list[dict[str, str]]) -> dict[str, list[tuple[list[float], list[float]]]]:
-    """Image name -> outlines (rows, cols) from the segmentation table; {} (reported) without one."""
+def shape_geometry(shape: dict) -> dict[str, float] | None:
+    """Manifest geometry of one VIA shape: a ``rect`` is a top-left + size box (its end edge exclusive),
+    every other shape an outline of pixels; None for a shape type not known here.
+
+    Raises:
+        ValueError: a polygon or polyline with more x than y points or the reverse (or none).
+    """
+    if str(shape.get("name", "")).lower() == "rect":
+        x, y, w, h = (float(shape[k]) for k in ("x", "y", "width", "height"))
+        return sized_box_geometry(top=y, left=x, height=h, width=w)
+    pts = shape_points(shape)
+    if pts is None or not pts[0]:
+        return None
+    if len(pts[0]) != len(pts[1]):
+        raise ValueError(f"{len(pts[1])} x and {len(pts[0])} y points")
+    return outline_geometry(rows=pts[0], cols=pts[1])
+
+
+def _outlines(root: Path, errors: list[dict[str, str]]) -> dict[str, list[dict[str, float]]]:
+    """Image name -> the geometry of its shapes in the segmentation table; {} (reported) without one.
+    A shape that cannot be read is reported and skipped; the others are kept."""
     path = find_table(root, SEGMENTATION_NAMES)
     if path is None:
         errors.append({"file": str(root), "reason": "Radiology_hand_drawn_segmentations_v2.csv not found; no lesions"})
@@ -75,14 +91,14 @@ def _outlines(root: Path, errors: list[dict[str, str]]) -> dict[str, list[tuple[
         if not text or text == "{}":
             continue
         try:
-            pts = shape_points(json.loads(text))
+            geometry = shape_geometry(json.loads(text))
         except (ValueError, KeyError, TypeError) as err:
             errors.append({"file": f"{path.name}: row {i} ({name})", "reason": f"unreadable shape ({err}); skipped"})
             continue
-        if pts is None or not pts[0]:
+        if geometry is None:
             errors.append({"file": f"{path.name}: row {i} ({name})", "reason": f"unknown shape {text[:40]!r}; skipped"})
             continue
-        outlines.setdefault(name, []).append(pts)
+        outlines.setdefault(name, []).append(geometry)
     return outlines
 
 
@@ -121,14 +137,14 @@ def load_cdd_cesm(root: str | os.PathLike, include_cesm: bool = False, official_
             continue
         findings = img["findings"].lower()
         kind = "calc" if "calcif" in findings and "mass" not in findings else "mass"
-        for pts in outlines.get(name, []):
+        for geometry in outlines.get(name, []):
             lesions.append(
                 {
                     "image_id": name,
                     "image": str(jpegs[name]),
                     "lesion_type": kind,
                     "pathology": "malignant" if img["label"] else "benign",
-                    **outline_geometry(rows=pts[0], cols=pts[1]),
+                    **geometry,
                     "mask": "",
                 }
             )

@@ -18,7 +18,8 @@ image's laterality, or ``B``, or empty (all images of the exam).
 Not verified without the real files: that ``ROI_coords`` are in the DICOM's pixels in this release
 (a later release has ``DCM_ROI_coords`` beside ``PNG_ROI_coords``, flipped for the PNGs; the DCM
 column is preferred when present), the match-level column's name (``match_level`` or
-``ROI_match_level``), and the spelling of the C-view image type (``cview`` in the notebooks,
+``ROI_match_level``), whether a ROI's ``ymax, xmax`` is its last pixel (read so: the manifest's
+half-open box ends one past it, at worst one pixel too large), and the spelling of the C-view image type (``cview`` in the notebooks,
 ``C-view`` in the descriptor; both accepted).
 """
 
@@ -32,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from mammo_monai.data.adapters.base import AdapterResult
-from mammo_monai.data.adapters.geometry import box_geometry
+from mammo_monai.data.adapters.geometry import pixel_box_geometry
 from mammo_monai.data.adapters.tables import find_table, number, read_sheet
 
 CLINICAL = ["EMBED_OpenData_clinical.csv", "EMBED_OpenData_clinical_reduced.csv"]
@@ -196,7 +197,7 @@ def _roi_lesions(r: dict, image: dict, found: pd.DataFrame, match_levels: tuple[
                 "image": image["image"],
                 "lesion_type": "calc" if calc and not mass else "mass",
                 "pathology": "malignant" if image["label"] else "benign",
-                **box_geometry(row0=roi[0], col0=roi[1], row1=roi[2], col1=roi[3]),
+                **pixel_box_geometry(row0=roi[0], col0=roi[1], row1=roi[2], col1=roi[3]),
                 "mask": "",
                 "match_level": level,
             }

@@ -28,7 +28,7 @@ from typing import Any
 import pydicom
 
 from mammo_monai.data.adapters.base import AdapterResult, safe_name
-from mammo_monai.data.adapters.geometry import box_geometry
+from mammo_monai.data.adapters.geometry import pixel_box_geometry
 
 IUID = re.compile(r"^\d+(\.\d+)+$")
 PATHOLOGY_EVENTS = ("SURGERY", "BIOPSYWIDE", "BIOPSYFINE")
@@ -102,7 +102,7 @@ def _lesion(mark: dict[str, Any], malignant: bool) -> dict[str, Any] | None:
     )
     if kind is None:
         return None
-    geometry = box_geometry(row0=mark["Y1"], col0=mark["X1"], row1=mark["Y2"], col1=mark["X2"])
+    geometry = pixel_box_geometry(row0=mark["Y1"], col0=mark["X1"], row1=mark["Y2"], col1=mark["X2"])
     return {
         "lesion_type": kind,
         "pathology": "malignant" if malignant else "benign",
@@ -120,7 +120,8 @@ def load_omi_db(root: str | os.PathLike, presentation_only: bool = True) -> Adap
     (benign ``OB``, normal, or an episode without such events; interval-cancer episodes follow the same
     rule). An opinion outside OB/OM/ON/OS/OU is an unknown label: the image is reported and skipped.
     Lesions: one per mark that is a ``Mass`` (mass) or has calcifications (calc), its box from the
-    corners ``X1, Y1, X2, Y2`` (columns, rows from the top; taken in either order), pathology = the
+    corner pixels ``X1, Y1, X2, Y2`` (columns, rows from the top; either order; ``X2, Y2`` the last pixel,
+    so the manifest's half-open box ends at ``X2 + 1, Y2 + 1``), pathology = the
     breast's label; marks of other findings are left out. Patient: the client folder name. OMI-DB has no
     split. With ``presentation_only`` "FOR PROCESSING" images are left out (counted in one line).
 

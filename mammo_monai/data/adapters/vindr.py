@@ -10,7 +10,9 @@ as ``['Mass', 'Skin Retraction']`` or ``['No Finding']``, ``finding_birads``, an
 ``images/<study_id>/<image_id>.dicom``. ``metadata.csv`` is not needed.
 
 Not verified without the real files: whether any box reaches outside the image (some users report
-negative coordinates; boxes are clipped to ``height`` x ``width`` and flagged ``box_clipped``), and
+negative coordinates; boxes are clipped to ``height`` x ``width`` and flagged ``box_clipped``), that
+``xmax``/``ymax`` are edges one past the last pixel (float coordinates; kept as the manifest's
+half-open box end), and
 whether a woman can have more than one study (no patient id is published; ``study_id`` is used).
 """
 
