@@ -162,11 +162,12 @@ class DownloadCache:
         together = {**self._session_bytes, **{x.url: x.total for x in listings}}
         total = sum(together.values())
         if total > self.max_bytes:
-            what = f"{len(together)} datasets of this run" if len(together) > 1 else listings[0].url
+            several = len(together) > 1
+            what = f"{len(together)} datasets of this run" if several else listings[0].url
+            why = "; a run keeps all its datasets there until it ends" if several else ""
             raise ValueError(
                 f"{what}: {_human(total)} of files, more than the download cache holds "
-                f"({_human(self.max_bytes)}; a run keeps all its datasets there until it ends); "
-                "raise --download-cache-size"
+                f"({_human(self.max_bytes)}{why}); raise --download-cache-size"
             )
         self._session_bytes = together
 
@@ -193,7 +194,7 @@ class DownloadCache:
 
     def _say_waiting(self) -> None:
         if not self.stats["waits"]:  # once a run
-            logger.info("waiting for another process downloading the same file into %s", self.folder)
+            logger.warning("waiting for another process downloading the same file into %s", self.folder)
         self.stats["waits"] += 1
 
     def _key(self, fs: Any, path: str, info: dict[str, Any]) -> str:
