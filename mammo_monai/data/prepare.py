@@ -122,9 +122,11 @@ def _read_dataset(
     specs reads each dataset and joins them (:func:`~mammo_monai.data.multi_dataset.join_results`); a
     URL root is first copied into the download cache (:class:`~mammo_monai.io.remote.DownloadCache`)."""
     downloads = downloads or DownloadCache()
-    if not isinstance(dataset, str):
+    if not isinstance(dataset, str):  # every URL listed, and bounded together, before anything is downloaded
+        local = downloads.local_roots([str(s.root) for s in dataset if is_url(str(s.root))])
         read = {
-            s.name: _read_dataset(s.adapter, s.root, s.adapter_options(), s.official_split, downloads) for s in dataset
+            s.name: _read_dataset(s.adapter, local.get(str(s.root), s.root), s.adapter_options(), s.official_split)
+            for s in dataset
         }
         found, images = join_results({name: (f, i) for name, (f, i, _) in read.items()})
         return found, images, [e for *_, errs in read.values() for e in errs]
@@ -348,18 +350,20 @@ def prepare(
     settings = PreprocessingSettings.from_options(size, transform_options)
     if not merge and (workers or os.cpu_count() or 1) > 1:
         warm_up(cache_image)  # the workers' imports overlap reading the dataset
-    found, images, errors = _read_dataset(dataset, root, adapter_options, official_split, downloads)
-    out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
-    # png_options: how the PNGs are compressed; lossless, so never compared, never a reason to remake a cache
-    record = {**settings.to_record(), **_source_record(dataset, root), "png_options": PNG_OPTIONS}
-    if shard is not None:
-        return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
-    images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction, test_dataset)
-    jobs = _jobs(images, found.lesions, out, settings)  # a merge checks every shard before anything is written:
-    results, shards = shard_results(out, images, jobs, record) if merge else (None, None)
-    run = _run_record(record, split_seed, official_split, test_fraction, val_fraction, shards, test_dataset)
-    reused, t1 = claim_cache(out, run, rebuild), time.time()
-    results = results if merge else _cache_all(jobs, workers, progress)
+    downloads = downloads or DownloadCache()
+    with downloads.session():  # files downloaded stay in the cache until every image is read
+        found, images, errors = _read_dataset(dataset, root, adapter_options, official_split, downloads)
+        out = Path(out_dir).resolve()  # absolute paths in the manifest: training may run from another directory
+        # png_options: how the PNGs are compressed; lossless, so never compared, never a reason to remake a cache
+        record = {**settings.to_record(), **_source_record(dataset, root), "png_options": PNG_OPTIONS}
+        if shard is not None:
+            return _prepare_shard(shard, images, found, out, settings, record, rebuild, workers, progress)
+        images = split_images(images, dataset, split_seed, official_split, test_fraction, val_fraction, test_dataset)
+        jobs = _jobs(images, found.lesions, out, settings)  # a merge checks every shard before anything is written:
+        results, shards = shard_results(out, images, jobs, record) if merge else (None, None)
+        run = _run_record(record, split_seed, official_split, test_fraction, val_fraction, shards, test_dataset)
+        reused, t1 = claim_cache(out, run, rebuild), time.time()
+        results = results if merge else _cache_all(jobs, workers, progress)
     speed = {"shards": shards} if merge else {"images_per_second": round(len(jobs) / max(time.time() - t1, 1e-9), 2)}
     img_df, les_df = _write_manifest(out, root, jobs, results, errors)
     summary = _manifest_summary(dataset, record, img_df, les_df, found, errors)

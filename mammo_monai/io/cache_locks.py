@@ -3,17 +3,20 @@ download cache (:mod:`mammo_monai.io.remote`) through ``filelock``'s operating-s
 system releases when a process dies, so a crash never leaves the cache locked:
 
 - ``locks/<key>.lock``, one per entry: held while a file is checked, downloaded and linked, so a second
-  process that wants the same file waits and then reuses it instead of writing the same partial file;
+  process that wants the same file says once that it waits, waits, and then reuses it instead of writing
+  the same partial file;
 - ``cache.lock``, one for the cache: held while blobs are evicted, renamed into place or indexed, and while
   a process pins the blobs it is about to link;
 - ``pins/<token>.txt`` with ``pins/<token>.lock``: the blobs one running process uses, held for the whole
-  run; eviction by any process leaves them alone. A pin whose lock nobody holds belongs to a process that
+  run (a ``DownloadCache.session``: ``prepare`` holds it until every image is read); eviction by any process leaves them alone. A pin whose lock nobody holds belongs to a process that
   ended without removing it and is cleared by the next eviction.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -23,6 +26,20 @@ def entry_lock(folder: Path, key: str) -> FileLock:
     """The lock of one cache entry (a remote file's ``key``)."""
     (folder / "locks").mkdir(parents=True, exist_ok=True)
     return FileLock(folder / "locks" / f"{key}.lock")
+
+
+@contextmanager
+def held(lock: FileLock, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold ``lock``; when another process holds it, call ``on_wait`` (to say so) before waiting for it."""
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        on_wait()
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def cache_lock(folder: Path) -> FileLock:

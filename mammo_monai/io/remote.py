@@ -14,12 +14,17 @@ Layout of the cache folder (default ``~/.cache/mammo-monai/downloads``, or ``$MA
 - ``trees/<hash of the URL>/...``: the dataset's folder tree, symlinks to the blobs, that the adapters
   walk;
 - ``locks/``, ``cache.lock``, ``pins/``: several processes may share one cache (:mod:`.cache_locks`): a file
-  is downloaded by one of them while the others wait for it, and no process evicts a blob another is using.
+  is downloaded by one of them while the others wait for it (saying so once), and no process evicts a blob
+  that a running :meth:`DownloadCache.session` (``prepare``, until its last image is read) has pinned.
+
+A listed name is decoded (``%2F``, ``%2E``) before it is tidied; one that would lie outside its tree is
+refused. Only an S3 ETag is taken for the object's MD5 (a web server's ETag is an opaque tag).
 
 Files are streamed in chunks (:data:`CHUNK` bytes; never a whole file in memory). The cache holds at most
 ``max_bytes`` (default :data:`DEFAULT_MAX_BYTES`, 200 GiB, or ``$MAMMO_MONAI_DOWNLOAD_CACHE_SIZE`` such as
 ``500G``): before a dataset is fetched, the least recently used blobs of other datasets are deleted to make
-room, and a dataset larger than the bound is refused. Credentials and endpoints come from the store's own
+room, and datasets larger together than the bound (all those of one session: they stay pinned until it
+ends) are refused before anything is downloaded. Credentials and endpoints come from the store's own
 configuration (``~/.aws``, ``AWS_ENDPOINT_URL`` for an S3-compatible server, ...). ``file://`` URLs are read
 in place. Needs the ``[cloud]`` extra (fsspec, s3fs; gcsfs for ``gs://``).
 """
@@ -29,14 +34,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import re
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from mammo_monai.io.atomic import atomic_path
-from mammo_monai.io.cache_locks import Pin, cache_lock, entry_lock, pinned
+from mammo_monai.io.cache_locks import Pin, cache_lock, entry_lock, held, pinned
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +82,11 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _etag_md5(info: dict[str, Any]) -> str | None:
-    """The object's MD5 where its ETag is one (S3, single-part uploads), else None."""
+def _etag_md5(fs: Any, info: dict[str, Any]) -> str | None:
+    """The object's MD5 where its ETag is one (S3, single-part uploads), else None. Only S3 promises it:
+    a web server's ETag is any opaque tag, even one of 32 hex digits."""
+    if not _protocols(fs) & {"s3", "s3a"}:
+        return None
     etag = str(info.get("ETag") or info.get("etag") or "").strip('"').lower()
     return etag if re.fullmatch(r"[0-9a-f]{32}", etag) else None
 
@@ -93,8 +104,12 @@ class DownloadCache:
     folder: Path | None = None
     max_bytes: int | None = None
     storage_options: dict[str, Any] = field(default_factory=dict)
-    #: what the last :meth:`local_root` did: files downloaded, resumed, reused, found corrupt; bytes fetched
+    #: what the last :meth:`local_roots` did: files downloaded, resumed, reused, found corrupt; bytes
+    #: fetched; files it waited for while another process downloaded them
     stats: dict[str, int] = field(default_factory=dict)
+    _session: ExitStack | None = field(default=None, init=False, repr=False, compare=False)
+    _pin: Pin | None = field(default=None, init=False, repr=False, compare=False)
+    _session_bytes: dict[str, int] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         default = Path(os.environ.get("MAMMO_MONAI_DOWNLOAD_CACHE", "~/.cache/mammo-monai/downloads"))
@@ -106,43 +121,81 @@ class DownloadCache:
         """Where the file whose SHA-256 is ``sha`` is kept."""
         return self.folder / "blobs" / sha[:2] / sha
 
+    @contextmanager
+    def session(self) -> Iterator[DownloadCache]:
+        """Keep every file fetched inside it pinned (no process evicts it) until it ends, and bound the
+        datasets it fetches together: wrap both fetching the datasets and reading their files (``prepare``
+        does). Nested sessions are one session."""
+        if self._session is not None:
+            yield self
+            return
+        self._session, self._session_bytes = ExitStack(), {}
+        try:
+            with self._session:
+                yield self
+        finally:
+            self._session, self._pin = None, None
+
     def local_root(self, url: str) -> Path:
         """Copy every file under ``url`` into the cache (what is there and intact is reused) and return
-        the local folder tree that mirrors it. Raises one ``ValueError`` line for an empty or unreadable
-        location, or a dataset larger than the cache's bound."""
-        if url.startswith("file://"):
-            return Path(url[len("file://") :])
-        fs, base = _filesystem(url, self.storage_options)
-        try:
-            listing = {p: i for p, i in fs.find(base, detail=True).items() if i.get("type", "file") == "file"}
-        except (OSError, ValueError) as err:
-            raise ValueError(f"{url}: cannot be listed ({type(err).__name__}: {err})") from err
-        if not listing:
-            raise ValueError(f"{url}: no files found there")
-        listing = {p: _with_size(fs, p, i) for p, i in listing.items()}  # an HTTP listing gives names only
-        total = sum(int(i.get("size") or 0) for i in listing.values())
+        the local folder tree that mirrors it (see :meth:`local_roots`)."""
+        return self.local_roots([url])[url]
+
+    def local_roots(self, urls: list[str]) -> dict[str, Path]:
+        """The local folder tree of each URL, its files copied into the cache: every location is listed
+        before anything is downloaded. Raises one ``ValueError`` line for an empty or unreadable location,
+        a listed name that would lie outside its tree, or datasets larger together (with those fetched
+        before in this :meth:`session`) than the cache's bound. Outside a session the files stay pinned
+        until it returns only."""
+        roots = {u: Path(u[len("file://") :]) for u in urls if u.startswith("file://")}
+        listings = [_list(u, self.storage_options) for u in dict.fromkeys(urls) if u not in roots]
+        if not listings:
+            return roots
+        with self.session():
+            self._check_bound(listings)
+            self.stats = {"downloaded": 0, "resumed": 0, "reused": 0, "corrupt": 0, "bytes": 0, "waits": 0}
+            for listing in listings:
+                roots[listing.url] = self._fetch_tree(listing)
+        return roots
+
+    def _check_bound(self, listings: list[_Listing]) -> None:
+        together = {**self._session_bytes, **{x.url: x.total for x in listings}}
+        total = sum(together.values())
         if total > self.max_bytes:
+            several = len(together) > 1
+            what = f"{len(together)} datasets of this run" if several else listings[0].url
+            why = "; a run keeps all its datasets there until it ends" if several else ""
             raise ValueError(
-                f"{url}: {total / 2**30:.1f} GiB of files, more than the download cache holds "
-                f"({self.max_bytes / 2**30:.1f} GiB); raise --download-cache-size"
+                f"{what}: {_human(total)} of files, more than the download cache holds "
+                f"({_human(self.max_bytes)}{why}); raise --download-cache-size"
             )
-        self.stats = {"downloaded": 0, "resumed": 0, "reused": 0, "corrupt": 0, "bytes": 0}
-        keys = {p: self._key(fs, p, i) for p, i in listing.items()}
-        tree = self.folder / "trees" / _sha(url.rstrip("/"))[:16]
-        with Pin(self.folder) as pin:
-            with cache_lock(self.folder):
-                known = {self._indexed(k) for k in keys.values()} - {None}
-                pin.add(known)  # before evicting: no other process evicts them either
-                self._evict(total, keep={self.blob(s) for s in known})
-            for path, info in sorted(listing.items()):
-                rel = os.path.relpath(path, base.rstrip("/") or "/")
-                rel = unquote(rel) if _is_http(fs) else rel  # an HTTP listing gives URLs: %20 for a space
-                if os.path.isabs(rel) or rel == ".." or rel.startswith(f"..{os.sep}"):
-                    raise ValueError(f"{url}: a listed file ({rel}) lies outside that location; refusing it")
-                with entry_lock(self.folder, keys[path]):  # a second process wants it: it waits, then reuses it
-                    _link(tree / rel, self._fetch(fs, path, info, keys[path], pin))
+        self._session_bytes = together
+
+    def _fetch_tree(self, listing: _Listing) -> Path:
+        """Fetch one listed location into its tree, pinned for the session."""
+        if self._pin is None:
+            self._pin = self._session.enter_context(Pin(self.folder))
+        pin, fs, files = self._pin, listing.fs, listing.files
+        keys = {p: self._key(fs, p, i) for p, i in files.items()}
+        tree = (self.folder / "trees" / _sha(listing.url.rstrip("/"))[:16]).resolve()
+        with cache_lock(self.folder):
+            known = {self._indexed(k) for k in keys.values()} - {None}
+            pin.add(known)  # before evicting: no other process evicts them either
+            present = sum(self.blob(s).stat().st_size for s in known if self.blob(s).is_file())
+            self._evict(max(listing.total - present, 0), keep={self.blob(s) for s in known})
+        for path, info in sorted(files.items()):
+            link = tree / listing.rels[path]
+            if not link.parent.resolve().is_relative_to(tree):  # through a link an earlier name made
+                raise ValueError(f"{listing.url}: a listed file ({listing.rels[path]}) lies outside that location")
+            with held(entry_lock(self.folder, keys[path]), self._say_waiting):  # another process fetching it
+                _link(link, self._fetch(fs, path, info, keys[path], pin))
         logger.info("download cache %s: %s", self.folder, self.stats)
         return tree
+
+    def _say_waiting(self) -> None:
+        if not self.stats["waits"]:  # once a run
+            logger.warning("waiting for another process downloading the same file into %s", self.folder)
+        self.stats["waits"] += 1
 
     def _key(self, fs: Any, path: str, info: dict[str, Any]) -> str:
         changed = ("ETag", "etag", "md5Hash", "mtime", "Last-Modified")  # the first the store gives
@@ -186,7 +239,7 @@ class DownloadCache:
     def _download(self, fs: Any, path: str, info: dict[str, Any], part: Path) -> str:
         """Stream ``path`` into ``part`` (from its length, if a download was interrupted) and check it;
         return its SHA-256."""
-        size, md5 = info.get("size"), _etag_md5(info)
+        size, md5 = info.get("size"), _etag_md5(fs, info)
         size = None if size is None else int(size)  # None: the store does not say (some HTTP servers)
         part.parent.mkdir(parents=True, exist_ok=True)
         have = part.stat().st_size if part.is_file() else 0
@@ -233,7 +286,7 @@ class DownloadCache:
         """:meth:`evict`, holding the cache's lock."""
         keep = set(keep) | {self.blob(s) for s in pinned(self.folder)}
         blobs = [(p.stat().st_mtime, p.stat().st_size, p) for p in (self.folder / "blobs").glob("*/*") if p.is_file()]
-        used = sum(s for _, s, p in blobs if p not in keep)
+        used = sum(s for _, s, _ in blobs)  # kept blobs take room too
         deleted = []
         for _, size, path in sorted(blobs):
             if used + incoming <= self.max_bytes:
@@ -260,9 +313,60 @@ def _filesystem(url: str, storage_options: dict[str, Any]) -> tuple[Any, str]:
         raise ValueError(f"{url}: no filesystem for this URL ({err}); pip install 'mammo-monai[cloud]'") from err
 
 
+def _protocols(fs: Any) -> set[str]:
+    return {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+
+
 def _is_http(fs: Any) -> bool:
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    return bool(protocols & {"http", "https"})
+    return bool(_protocols(fs) & {"http", "https"})
+
+
+@dataclass
+class _Listing:
+    """One location's files: their fsspec info (sizes asked of the store) and their names in its tree."""
+
+    url: str
+    fs: Any
+    files: dict[str, dict[str, Any]]
+    rels: dict[str, str]
+
+    @property
+    def total(self) -> int:
+        return sum(int(i.get("size") or 0) for i in self.files.values())
+
+
+def _list(url: str, storage_options: dict[str, Any]) -> _Listing:
+    """List ``url``'s files, one ``ValueError`` line when it cannot be listed, holds none, or names a file
+    outside it."""
+    fs, base = _filesystem(url, storage_options)
+    try:
+        found = {p: i for p, i in fs.find(base, detail=True).items() if i.get("type", "file") == "file"}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{url}: cannot be listed ({type(err).__name__}: {err})") from err
+    if not found:
+        raise ValueError(f"{url}: no files found there")
+    files = {p: _with_size(fs, p, i) for p, i in found.items()}  # an HTTP listing gives names only
+    return _Listing(url, fs, files, {p: _relative(url, fs, p, base) for p in files})
+
+
+def _relative(url: str, fs: Any, path: str, base: str) -> str:
+    """``path``'s name under ``base``: decoded first (an HTTP listing gives URLs: %20 for a space, and
+    %2F%2E%2E for /..), then tidied; a name that is absolute or climbs out is refused in one line."""
+    rel = posixpath.relpath(path, base.rstrip("/") or "/")
+    name = unquote(rel) if _is_http(fs) else rel
+    tidy = posixpath.normpath(name)
+    if posixpath.isabs(tidy) or tidy in (".", "..") or tidy.startswith("../"):
+        raise ValueError(f"{url}: a listed file ({name}) lies outside that location; refusing it")
+    return tidy
+
+
+def _human(size: float) -> str:
+    """Bytes as ``"1.5 GiB"``."""
+    for unit in ("B", "KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
 
 
 def _link(link: Path, target: Path) -> None:
