@@ -54,6 +54,7 @@ class DemoPlan:
     val_fraction: float
     per_roi: int
     background: int
+    intensity: str
 
     @property
     def bundles(self) -> tuple[Path, Path]:
@@ -76,6 +77,7 @@ def run_demo(
     val_fraction: float = 0.2,
     per_roi: int = 5,
     background: int = 5,
+    intensity: str = "bit_depth",
 ) -> dict[str, Any]:
     """Synthesise, prepare, cut S10-style patches, train every stage of both bundles (demo overlays),
     evaluate the whole-image model on the test split with and without TTA next to the best AUC any model
@@ -114,6 +116,7 @@ def run_demo(
         val_fraction,
         per_roi,
         background,
+        intensity,
     )
     plan.work.mkdir(parents=True, exist_ok=True)
     prep = _synthesise_and_prepare(plan)  # steps 1-2
@@ -158,6 +161,7 @@ def _synthesise_and_prepare(plan: DemoPlan) -> dict[str, Any]:
         rebuild=True,  # the demo owns its work folder: a cache from another run is remade
         test_fraction=plan.test_patients / everyone,
         val_fraction=plan.val_fraction,
+        transform_options={"intensity": plan.intensity},
     )
 
 
@@ -328,6 +332,7 @@ def _summary(
         "patients": plan.patients,
         "test_patients": plan.test_patients,
         "lesion_scale": plan.lesion_scale,
+        "intensity": plan.intensity,
         "images": prep["images"],
         "splits": prep["splits"],
         "patches": results["patches"]["patches"],
