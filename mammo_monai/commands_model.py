@@ -340,6 +340,12 @@ def add_demo(sub: argparse._SubParsersAction) -> None:
         help="patch side in pixels (default: 112, half of Shen's 224 as the size is halved)",
     )
     p.add_argument(
+        "--intensity",
+        choices=["bit_depth", "percentile"],
+        default="bit_depth",
+        help="intensity scaling of the cache, as prepare's (default: bit_depth)",
+    )
+    p.add_argument(
         "--no-patch-pretraining", action="store_true", help="ablation: train the whole-image network from scratch"
     )
     p.set_defaults(func=demo)
@@ -360,5 +366,6 @@ def demo(args: argparse.Namespace) -> int:
         lesion_scale=args.lesion_scale,
         per_roi=args.patches_per_lesion,
         background=args.patches_per_lesion,
+        intensity=args.intensity,
     )
     return 0 if summary["test_auc"] == summary["test_auc"] else 1  # NaN: the test split had one class only

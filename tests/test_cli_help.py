@@ -39,7 +39,7 @@ LISTED_BEFORE = {
     | {"--dicom-out", "--anonymous-outputs"},  # issue 21: DICOM SEG / SR outputs
     "calibrate": {"--bundle", "--manifest", "--out", "--split", "--tta"},
     "demo": {"--lesion-scale", "--no-patch-pretraining", "--patch-size", "--patches-per-lesion", "--patients"}
-    | {"--seed", "--size", "--test-patients", "--workdir", "--workers"},
+    | {"--intensity", "--seed", "--size", "--test-patients", "--workdir", "--workers"},
     "bundles": {"ACTION"},
     "bundles list": set(),
     "bundles copy": {"folder", "name"},
