@@ -1,12 +1,12 @@
 """The generalisation number, on synthetic data: the demo's whole-image model, trained on site A only (the
 generator's own look), judged on A's held-out test split and on site B (another vendor: ``synth
 --site-profile B``, darker 12-bit films with more noise, lesions of lower contrast and smaller size), raw and
-with the site-aware calibration (``mammo-monai calibrate`` on A's validation split, then on B's). Two more
-"sites" split B's shift in two: its intensity profile only, and its lesion look only.
+with the site-aware calibration (``mammo-monai calibrate`` on A's validation split, then on B's). Three more
+"sites" split B's shift in three: its intensity curve, its noise and 12-bit levels, and its lesion look.
 
 The same steps as with real datasets (site A: ``mammo-monai demo``'s own data and bundles):
 
-    mammo-monai demo --out demo                                   # site A: synthesise, prepare, train
+    mammo-monai demo --workdir demo                               # site A: synthesise, prepare, train
     mammo-monai synth --out B --patients 150 --size 576 448 --lesion-scale 2 --seed 1 --site-profile B
     mammo-monai prepare --dataset cbis-ddsm --root B --out mB --size 576 448 --test-fraction 0.5 --val-fraction 0.99
     mammo-monai calibrate --bundle demo/bundles/whole_image_classifier --manifest demo/manifest --out at-A
@@ -48,10 +48,12 @@ from mammo_monai.synthetic.ceiling import attainable_auc
 from mammo_monai.synthetic.site import SiteProfile
 
 B = SITE_PROFILES["B"]
-#: the sites judged besides A: B, and B's shift split in its intensity profile and its lesion look
+#: the sites judged besides A: B, and B's shift split in three: its intensity curve, its detector's noise and
+#: 12-bit levels, and its lesion look
 OTHER_SITES = {
     "B": B,
-    "B intensity only": dataclasses.replace(B, lesion_contrast=1.0, lesion_size=1.0),
+    "B curve only": SiteProfile(gamma=B.gamma, scale=B.scale, offset=B.offset),
+    "B noise and 12-bit only": SiteProfile(noise=B.noise, bits=B.bits),
     "B lesions only": SiteProfile(lesion_contrast=B.lesion_contrast, lesion_size=B.lesion_size),
 }
 

@@ -79,8 +79,8 @@ def test_two_sites_bench_judges_the_demo_model_on_the_other_sites(tiny_demo, mon
     runpy.run_path(str(BENCH), run_name="__main__")
     printed = capsys.readouterr().out
     rows = [line for line in printed.splitlines() if line.startswith("| ") and "test site" not in line]
-    assert len(rows) == 9  # 4 sites raw, 4 calibrated on A's validation split, B calibrated on its own
+    assert len(rows) == 11  # 5 sites raw, 5 calibrated on A's validation split, B calibrated on its own
     assert "intensity percentile" in printed
-    for name in ("B", "B-intensity-only", "B-lesions-only"):
+    for name in ("B", "B-curve-only", "B-noise-and-12-bit-only", "B-lesions-only"):
         assert json.loads((out / f"manifest-{name}" / "cache.json").read_text())["intensity"] == "percentile"
     assert (out / "at-B" / "models" / "calibration.json").is_file()
