@@ -75,12 +75,14 @@ def _site_a(args: argparse.Namespace, work: Path) -> tuple[SiteData, Path, tuple
     scaling) of its cache, lesion scale."""
     demo = Path(args.demo).resolve() if args.demo else work / "demo"
     if not args.demo:
-        run_demo(demo, seed=args.seed, workers=args.workers, intensity=args.intensity)
+        run_demo(demo, seed=args.seed, workers=args.workers, intensity=args.intensity or "bit_depth")
     summary_path, cache_path = demo / "summary.json", demo / "manifest" / "cache.json"
     for path in (summary_path, cache_path):
         if not path.is_file():
             sys.exit(f"{path}: missing; --demo must name the work folder of a finished `mammo-monai demo`")
     summary, cache = json.loads(summary_path.read_text()), json.loads(cache_path.read_text())
+    if args.intensity and args.intensity != cache["intensity"]:
+        sys.exit(f"{cache_path}: the demo's cache is scaled {cache['intensity']!r}, not {args.intensity!r}")
     bundle = demo / "bundles" / "whole_image_classifier"
     cached = (tuple(cache["size"]), cache["intensity"])
     return SiteData(demo / "cbis-ddsm", demo / "manifest"), bundle, cached, summary["lesion_scale"]
@@ -147,8 +149,9 @@ def main() -> None:
     parser.add_argument(
         "--intensity",
         choices=["bit_depth", "percentile"],
-        default="bit_depth",
-        help="the demo's intensity scaling (prepare --intensity); the other sites are prepared as --demo's cache was",
+        default=None,
+        help="the demo's intensity scaling (prepare --intensity; default bit_depth); with --demo, its cache's "
+        "(the other sites are prepared as it was; a different one named here is refused)",
     )
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--work", default=None, help="work folder (default: a temporary one)")

@@ -84,3 +84,11 @@ def test_two_sites_bench_judges_the_demo_model_on_the_other_sites(tiny_demo, mon
     for name in ("B", "B-curve-only", "B-noise-and-12-bit-only", "B-lesions-only"):
         assert json.loads((out / f"manifest-{name}" / "cache.json").read_text())["intensity"] == "percentile"
     assert (out / "at-B" / "models" / "calibration.json").is_file()
+
+
+def test_two_sites_bench_refuses_another_scaling_than_the_demos_cache(tiny_demo, monkeypatch, tmp_path):
+    work, _ = tiny_demo
+    argv = [str(BENCH), "--demo", str(work / "demo"), "--intensity", "bit_depth", "--work", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit, match="cache is scaled 'percentile', not 'bit_depth'"):
+        runpy.run_path(str(BENCH), run_name="__main__")

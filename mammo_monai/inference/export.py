@@ -155,7 +155,8 @@ def _onnx_export(net: torch.nn.Module, example: torch.Tensor, onnx_path: Path, n
         }
     except Exception as err:  # noqa: BLE001 - ONNX is an extra: model.ts stays the bundle's network
         onnx_path.unlink(missing_ok=True)
-        record = {"file": None, "reason": f"{type(err).__name__}: {str(err).splitlines()[0][:300]}"}
+        first = (str(err).splitlines() or [""])[0]  # an exception may carry no message at all
+        record = {"file": None, "reason": f"{type(err).__name__}: {first[:300]}".rstrip(": ")}
         logger.warning("%s: no models/model.onnx in the export: %s", name, record["reason"])
         return record
 

@@ -118,10 +118,14 @@ def test_a_polygon_with_unequal_point_lists_is_reported_and_the_rest_kept(tree, 
     path = root / "CDD-CESM" / "Radiology_hand_drawn_segmentations_v2.csv"
     table = pd.read_csv(path, dtype=str, keep_default_na=False)
     broken = {"name": "polygon", "all_points_x": [10, 20, 30], "all_points_y": [10, 20]}
-    extra = table.iloc[[0]].assign(region_shape_attributes=json.dumps(broken), **{"#filename": "P1_L_DM_CC.jpg"})
+    extra = table.iloc[[0, 0]].assign(**{"#filename": "P1_L_DM_CC.jpg"})
+    extra["region_shape_attributes"] = [json.dumps(broken), "[]"]  # the second: JSON, but no shape object
     pd.concat([table, extra]).to_csv(path, index=False)
     found = load_cdd_cesm(root)
-    assert [e["reason"] for e in found.errors] == ["unreadable shape (3 x and 2 y points); skipped"]
+    assert [e["reason"] for e in found.errors] == [
+        "unreadable shape (3 x and 2 y points); skipped",
+        "unreadable shape (not a VIA shape object but list); skipped",
+    ]
     assert f"row {len(table) + 2} (P1_L_DM_CC)" in found.errors[0]["file"]
     assert len(found.images) == 12 and len(found.lesions) == len(load_cdd_cesm(tree[0]).lesions)
 

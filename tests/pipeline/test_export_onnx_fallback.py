@@ -22,3 +22,12 @@ def test_a_refused_onnx_export_is_recorded_with_its_reason_and_leaves_no_file(tm
     assert record["file"] is None and "no ONNX for this network" in record["reason"]
     assert "second line" not in record["reason"] and not onnx_path.exists()
     assert "tiny: no models/model.onnx in the export" in caplog.text
+
+
+def test_an_export_error_without_a_message_is_recorded_not_raised(tmp_path, monkeypatch):
+    def silent(*args, **kwargs):
+        raise AssertionError  # no message: the reason is the exception's name alone
+
+    monkeypatch.setattr("mammo_monai.inference.export.export_onnx", silent)
+    record = _onnx_export(torch.nn.Identity(), torch.rand(1, 1, 8, 8), tmp_path / "model.onnx", "tiny")
+    assert record == {"file": None, "reason": "AssertionError"}

@@ -63,8 +63,10 @@ def shape_geometry(shape: dict) -> dict[str, float] | None:
     every other shape an outline of pixels; None for a shape type not known here.
 
     Raises:
-        ValueError: a polygon or polyline with more x than y points or the reverse (or none).
+        ValueError: not a JSON object, or a polygon or polyline with more x than y points or the reverse.
     """
+    if not isinstance(shape, dict):
+        raise ValueError(f"not a VIA shape object but {type(shape).__name__}")
     if str(shape.get("name", "")).lower() == "rect":
         x, y, w, h = (float(shape[k]) for k in ("x", "y", "width", "height"))
         return sized_box_geometry(top=y, left=x, height=h, width=w)

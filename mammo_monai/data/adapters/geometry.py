@@ -8,7 +8,8 @@ once in :mod:`mammo_monai.data.manifest`), in the ORIGINAL image's pixels, rows 
   point from its centre), so a lesion disk covers the whole finding; never below :data:`MIN_RADIUS`;
 * ``box_row0``, ``box_col0``, ``box_row1``, ``box_col1``: the box, HALF-OPEN like numpy slicing
   (``image[box_row0:box_row1, box_col0:box_col1]`` is the box, ``row1 = top + height``), so
-  ``row0 < row1`` and ``col0 < col1``. Datasets give their boxes in three forms, and each has its
+  ``row0 <= row1`` and ``col0 <= col1``; equal (an empty box) only where the dataset gave a box of no
+  width or one that clipping to the image leaves empty (VinDr boxes wholly outside the image). Datasets give their boxes in three forms, and each has its
   function, which converts to that one convention:
 
   - edges, end exclusive (:func:`box_geometry`, :func:`sized_box_geometry`): BCS-DBT (``X, Y, Width,
@@ -82,7 +83,7 @@ def sized_box_geometry(*, top: float, left: float, height: float, width: float) 
 
 def pixel_box_geometry(*, row0: float, col0: float, row1: float, col1: float) -> dict[str, float]:
     """Manifest geometry of a box given by the pixels at two opposite corners, both inside the box (the
-    end inclusive, as OMI-DB's ``X2, Y2``), in either order: the box written ends one past the last pixel.
+    end inclusive, as OMI-DB's corners), in either order: the box written ends one past the last pixel.
 
     Args:
         row0: row of one corner pixel (original pixels, from the top).

@@ -120,12 +120,13 @@ def load_omi_db(root: str | os.PathLike, presentation_only: bool = True) -> Adap
     (benign ``OB``, normal, or an episode without such events; interval-cancer episodes follow the same
     rule). An opinion outside OB/OM/ON/OS/OU is an unknown label: the image is reported and skipped.
     Lesions: one per mark that is a ``Mass`` (mass) or has calcifications (calc), its box from the
-    corner pixels ``X1, Y1, X2, Y2`` (columns, rows from the top; either order; ``X2, Y2`` the last pixel,
-    so the manifest's half-open box ends at ``X2 + 1, Y2 + 1``), pathology = the
+    corner pixels ``X1, Y1, X2, Y2`` (columns, rows from the top; either order; the larger of ``X1, X2``
+    and of ``Y1, Y2`` the last pixel inside, so the manifest's half-open box ends one past it), pathology = the
     breast's label; marks of other findings are left out. Patient: the client folder name. OMI-DB has no
     split. With ``presentation_only`` "FOR PROCESSING" images are left out (counted in one line).
 
-    Not verified without the real files: that ``Y`` counts rows from the top (the ``omidb`` package calls
+    Not verified without the real files: that the corners are pixels inside the box (read so: a box
+    can then be one pixel too large, never too small), that ``Y`` counts rows from the top (the ``omidb`` package calls
     the corners lower-left and upper-right), and the image JSON's exact keys (read: the DICOM JSON model's
     tag keys, as ``omidb``'s example reads ``00080070``).
 
