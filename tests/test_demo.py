@@ -90,5 +90,6 @@ def test_two_sites_bench_refuses_another_scaling_than_the_demos_cache(tiny_demo,
     work, _ = tiny_demo
     argv = [str(BENCH), "--demo", str(work / "demo"), "--intensity", "bit_depth", "--work", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)
+    use_mlflow_store(monkeypatch, tmp_path)  # else the bench's setdefault would leave its store to later tests
     with pytest.raises(SystemExit, match="cache is scaled 'percentile', not 'bit_depth'"):
         runpy.run_path(str(BENCH), run_name="__main__")
