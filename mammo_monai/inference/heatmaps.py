@@ -54,10 +54,11 @@ def sliding_window_probabilities(
     image: torch.Tensor,
     breast: torch.Tensor | None,
     patch: int,
-    stride: int,
+    stride: int | None = None,
     batch_size: int = HEATMAP_BATCH,
 ) -> torch.Tensor:
-    """Class probabilities (C, H, W) of the patch classifier for windows centred every ``stride`` px.
+    """Class probabilities (C, H, W) of the patch classifier for windows centred every ``stride`` px
+    (None or 0: a quarter of the patch, at least 1).
 
     The image (1, H, W) is zero-padded by half a patch so that the window of MONAI's
     ``SlidingWindowSplitter`` at padded location (r, c) is centred on pixel (r, c); windows whose
@@ -70,6 +71,7 @@ def sliding_window_probabilities(
     Raises:
         ValueError: ``stride`` is not between 1 and ``patch``, or no window centre lies in the breast.
     """
+    stride = stride or max(1, patch // 4)
     if not 1 <= stride <= patch:
         raise ValueError(f"heatmap stride {stride} must be between 1 and the patch size {patch}")
     _, h, w = image.shape

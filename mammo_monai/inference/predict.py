@@ -292,7 +292,7 @@ class _Scorer:
                 d["image"].as_tensor().float(),
                 d["mask"],
                 self.patch_size,
-                self.stride or max(1, self.patch_size // 4),
+                self.stride,
             )
             self.original_maps[name] = save_on_original_grid(
                 self.heatmaps, name, d["image"].meta, maps.numpy(), self.class_names, d["image"][0].numpy()

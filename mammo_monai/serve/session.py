@@ -155,6 +155,6 @@ class ModelSession:
             d["image"].as_tensor().float(),
             d["mask"],
             self.patch_size,
-            self.stride or max(1, self.patch_size // 4),
+            self.stride,
         )
         return maps[self.malignant].sum(0)

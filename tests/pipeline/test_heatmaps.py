@@ -84,6 +84,15 @@ def test_heatmap_refuses_an_empty_breast_and_a_stride_over_the_patch():
     assert sliding_window_probabilities(SumOfWindow(), image, None, 3, 3).shape == (2, 6, 6)
 
 
+def test_heatmap_stride_defaults_to_a_quarter_of_the_patch():
+    image, breast = torch.rand(1, 9, 9), torch.ones(1, 9, 9, dtype=torch.bool)
+    quarter = sliding_window_probabilities(SumOfWindow(), image, breast, 8, 2)
+    torch.testing.assert_close(sliding_window_probabilities(SumOfWindow(), image, breast, 8), quarter)
+    assert not torch.allclose(sliding_window_probabilities(SumOfWindow(), image, breast, 8, 1), quarter)
+    one = sliding_window_probabilities(SumOfWindow(), image, breast, 3, 1)  # 3 // 4 is 0: at least 1
+    torch.testing.assert_close(sliding_window_probabilities(SumOfWindow(), image, breast, 3, None), one)
+
+
 def tiny_patch_network(seed: int = 0) -> torch.nn.Module:
     """A five-class ResNet patch classifier at test size, its logits spread so that differences show."""
     torch.manual_seed(seed)
